@@ -1,0 +1,91 @@
+package tensor
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
+// op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n; lda, ldb, ldc are
+// the row strides of A, B, C as stored. With beta == 0, C need not be
+// initialised (NaNs in C are overwritten).
+//
+// It runs on OpenBLAS through cgo by default and on the pure-Go kernel under
+// the build tag "noblas" or with CGO_ENABLED=0 (see Backend).
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		shapePanic("Sgemm", "negative size m=%d n=%d k=%d", m, n, k)
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	need := func(name string, rows, cols, ld, have int) {
+		if rows == 0 || cols == 0 {
+			return
+		}
+		if ld < cols {
+			shapePanic("Sgemm", "%s: leading dimension %d < %d columns", name, ld, cols)
+		}
+		if have < (rows-1)*ld+cols {
+			shapePanic("Sgemm", "%s: len %d too short for %d×%d with stride %d", name, have, rows, cols, ld)
+		}
+	}
+	need("A", ar, ac, lda, len(a))
+	need("B", br, bc, ldb, len(b))
+	need("C", m, n, ldc, len(c))
+}
+
+// SgemmNaive is the reference triple loop (float64 accumulation), kept to
+// test the fast kernels against.
+func SgemmNaive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			old := float32(0)
+			if beta != 0 {
+				old = beta * c[i*ldc+j]
+			}
+			c[i*ldc+j] = alpha*float32(s) + old
+		}
+	}
+}

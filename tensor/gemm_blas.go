@@ -1,0 +1,33 @@
+//go:build cgo && !noblas
+
+package tensor
+
+/*
+#cgo LDFLAGS: -lopenblas
+#include <cblas.h>
+extern void openblas_set_num_threads(int);
+*/
+import "C"
+
+import "unsafe"
+
+// Backend names the GEMM implementation compiled in.
+const Backend = "openblas"
+
+func setBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+
+func init() { setBLASThreads(Threads()) }
+
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if transA {
+		ta = C.CblasTrans
+	}
+	if transB {
+		tb = C.CblasTrans
+	}
+	C.cblas_sgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k), C.float(alpha),
+		(*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),
+		(*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb), C.float(beta),
+		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}

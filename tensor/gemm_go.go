@@ -1,0 +1,46 @@
+//go:build !cgo || noblas
+
+package tensor
+
+// Backend names the GEMM implementation compiled in.
+const Backend = "go"
+
+func setBLASThreads(int) {}
+
+// sgemm is the pure-Go kernel: rows of C are split across goroutines; each
+// computes C[i,:] += alpha·A[i,p]·B[p,:] with B accessed by rows (op(B) is
+// first packed row-major when transposed).
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	scaleC(m, n, beta, c, ldc)
+	bb, ldbb := b, ldb
+	if transB {
+		bb = make([]float32, k*n)
+		for j := 0; j < n; j++ {
+			for p := 0; p < k; p++ {
+				bb[p*n+j] = b[j*ldb+p]
+			}
+		}
+		ldbb = n
+	}
+	ParallelFor(m, max(1, 16384/max(n*k/64, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			crow := c[i*ldc : i*ldc+n]
+			for p := 0; p < k; p++ {
+				var av float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if av == 0 {
+					continue
+				}
+				av *= alpha
+				brow := bb[p*ldbb : p*ldbb+n]
+				for j, bv := range brow {
+					crow[j] += av * bv
+				}
+			}
+		}
+	})
+}
