@@ -14,11 +14,14 @@ import "unsafe"
 // Backend names the GEMM implementation compiled in.
 const Backend = "openblas"
 
-func setBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+// OpenBLAS always runs single-threaded: dptrain parallelises at the Go level
+// (over examples, or by splitting large products in Sgemm), which composes
+// with per-example work and never oversubscribes the cores.
+func setBLASThreads(int) { C.openblas_set_num_threads(1) }
 
-func init() { setBLASThreads(Threads()) }
+func init() { setBLASThreads(1) }
 
-func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
 	if transA {
 		ta = C.CblasTrans

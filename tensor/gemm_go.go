@@ -7,10 +7,9 @@ const Backend = "go"
 
 func setBLASThreads(int) {}
 
-// sgemm is the pure-Go kernel: rows of C are split across goroutines; each
-// computes C[i,:] += alpha·A[i,p]·B[p,:] with B accessed by rows (op(B) is
+// sgemmSerial is the pure-Go kernel on the calling goroutine: it computes C[i,:] += alpha·A[i,p]·B[p,:] with B accessed by rows (op(B) is
 // first packed row-major when transposed).
-func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	scaleC(m, n, beta, c, ldc)
 	bb, ldbb := b, ldb
 	if transB {
@@ -22,8 +21,8 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		}
 		ldbb = n
 	}
-	ParallelFor(m, max(1, 16384/max(n*k/64, 1)), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
+	{
+		for i := 0; i < m; i++ {
 			crow := c[i*ldc : i*ldc+n]
 			for p := 0; p < k; p++ {
 				var av float32
@@ -42,5 +41,5 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 				}
 			}
 		}
-	})
+	}
 }

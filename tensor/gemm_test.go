@@ -16,7 +16,7 @@ func randSlice(r *rand.Rand, n int) []float32 {
 
 func TestSgemmMatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 31, 128}, {5, 200, 3}} {
+	for _, tc := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 31, 128}, {5, 200, 3}, {70, 90, 60}, {30, 200, 50}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
 				lda, ldb := tc.k+1, tc.n+2

@@ -53,3 +53,38 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// ParallelEach runs fn(worker, i) for every i in [0,n) on up to Threads()
+// goroutines that take indices dynamically (good balance when items differ
+// in cost). worker is in [0, Workers(n)) and identifies the goroutine, so fn
+// may use per-worker scratch buffers without locks.
+func ParallelEach(n int, fn func(worker, i int)) {
+	p := Workers(n)
+	if p <= 1 {
+		for i := 0; i < n; i++ {
+			fn(0, i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < p; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(w, i)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+// Workers returns how many goroutines ParallelEach uses for n items.
+func Workers(n int) int {
+	return max(1, min(n, Threads()))
+}
