@@ -1,0 +1,275 @@
+package data
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// folderSource is an ImageFolder tree (<root>/<class>/<image>) found in a
+// directory or a tar archive: its sorted classes and its images in order
+// (sorted paths for a directory, archive order for a tar).
+type folderSource struct {
+	path    string
+	isTar   bool
+	classes []string
+	items   []folderItem
+	skipped []BadImage // found while scanning (non-image members)
+}
+
+type folderItem struct {
+	name   string // file path (directory) or member name (tar)
+	member int    // index among the tar's regular-file members
+	class  int32
+}
+
+func (s *folderSource) bad(name string, err error) BadImage {
+	if s.isTar {
+		return BadImage{File: s.path, Member: name, Err: err}
+	}
+	return BadImage{File: name, Err: err}
+}
+
+func (s *folderSource) badErr(name string, err error) error {
+	if s.isTar {
+		return &FormatError{File: s.path, Member: name, Offset: -1, Msg: "bad image", Err: err}
+	}
+	return &FormatError{File: name, Offset: -1, Msg: "bad image", Err: err}
+}
+
+// scanFolder lists an ImageFolder directory or tar archive without decoding.
+func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("image folder: %w", err)
+	}
+	s := &folderSource{path: root, isTar: !st.IsDir()}
+	classFiles := map[string][]string{} // class -> image names
+	var order []string                  // all names in source order
+	memberIdx := map[string]int{}
+	addFile := func(rel, name string, member int) error {
+		parts := strings.Split(rel, "/")
+		if len(parts) < 2 || parts[0] == "" {
+			err := fmt.Errorf("file at the top level: expected <root>/<class>/<image>")
+			if !opts.SkipBadImages {
+				return s.badErr(name, err)
+			}
+			s.skipped = append(s.skipped, s.bad(name, err))
+			return nil
+		}
+		if _, ok := classFiles[parts[0]]; !ok {
+			classFiles[parts[0]] = nil
+		}
+		if !isImageName(rel) {
+			if !opts.SkipBadImages {
+				return s.badErr(name, errNotImage)
+			}
+			s.skipped = append(s.skipped, s.bad(name, errNotImage))
+			return nil
+		}
+		classFiles[parts[0]] = append(classFiles[parts[0]], name)
+		order = append(order, name)
+		memberIdx[name] = member
+		return nil
+	}
+	if s.isTar {
+		f, err := os.Open(root)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		tr := tar.NewReader(f)
+		member := 0
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				off, _ := f.Seek(0, io.SeekCurrent)
+				return nil, &FormatError{File: root, Offset: off, Msg: "reading tar archive (after " + lastName(order) + ")", Err: err}
+			}
+			rel := cleanMember(h.Name)
+			switch h.Typeflag {
+			case tar.TypeDir:
+				if c, _, _ := strings.Cut(rel, "/"); c != "" {
+					if _, ok := classFiles[c]; !ok {
+						classFiles[c] = nil
+					}
+				}
+				continue
+			case tar.TypeReg:
+			default:
+				err := fmt.Errorf("tar member of type %q: expected a regular image file", h.Typeflag)
+				if !opts.SkipBadImages {
+					return nil, s.badErr(h.Name, err)
+				}
+				s.skipped = append(s.skipped, s.bad(h.Name, err))
+				continue
+			}
+			if _, dup := memberIdx[h.Name]; dup {
+				return nil, s.badErr(h.Name, errors.New("duplicate tar member"))
+			}
+			if err := addFile(rel, h.Name, member); err != nil {
+				return nil, err
+			}
+			member++
+		}
+	} else {
+		ents, err := os.ReadDir(root)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			if !e.IsDir() {
+				if err := addFile(e.Name(), filepath.Join(root, e.Name()), -1); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			classFiles[e.Name()] = nil
+			err := filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+					return nil
+				}
+				rel, _ := filepath.Rel(root, p)
+				return addFile(filepath.ToSlash(rel), p, -1)
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		sort.Strings(order) // WalkDir is already lexical per folder; keep it explicit
+	}
+	for c := range classFiles {
+		s.classes = append(s.classes, c)
+	}
+	sort.Strings(s.classes)
+	for _, c := range s.classes {
+		if len(classFiles[c]) == 0 {
+			return nil, &FormatError{File: root, Member: c, Offset: -1, Msg: "empty class folder: expected at least one .jpg/.jpeg/.png image"}
+		}
+	}
+	if len(s.classes) == 0 {
+		return nil, &FormatError{File: root, Offset: -1, Msg: "no class folders: expected <root>/<class>/<image>"}
+	}
+	if opts.Classes != nil {
+		if err := checkClasses(root, s.classes, opts.Classes); err != nil {
+			return nil, err
+		}
+	}
+	classIdx := map[string]int32{}
+	for i, c := range s.classes {
+		classIdx[c] = int32(i)
+	}
+	s.items = make([]folderItem, len(order))
+	for i, name := range order {
+		rel := name
+		if !s.isTar {
+			rel, _ = filepath.Rel(root, name)
+			rel = filepath.ToSlash(rel)
+		} else {
+			rel = cleanMember(name)
+		}
+		c, _, _ := strings.Cut(rel, "/")
+		s.items[i] = folderItem{name: name, member: memberIdx[name], class: classIdx[c]}
+	}
+	return s, nil
+}
+
+func lastName(order []string) string {
+	if len(order) == 0 {
+		return "the start"
+	}
+	return order[len(order)-1]
+}
+
+// cleanMember turns "./cat/1.jpg" or "/cat/1.jpg" into "cat/1.jpg".
+func cleanMember(name string) string {
+	p := path.Clean("/" + name)
+	return strings.TrimPrefix(p, "/")
+}
+
+func checkClasses(root string, have, want []string) error {
+	hs := map[string]bool{}
+	for _, c := range have {
+		hs[c] = true
+	}
+	ws := map[string]bool{}
+	for _, c := range want {
+		ws[c] = true
+		if !hs[c] {
+			return &FormatError{File: root, Member: c, Offset: -1, Msg: fmt.Sprintf("missing class folder: expected classes %v", want)}
+		}
+	}
+	for _, c := range have {
+		if !ws[c] {
+			return &FormatError{File: root, Member: c, Offset: -1, Msg: fmt.Sprintf("unexpected class folder: expected classes %v", want)}
+		}
+	}
+	return nil
+}
+
+// readItems calls fn(i, bytes) for each item in order, reading files or tar
+// members. An error from fn stops the walk.
+func (s *folderSource) readItems(fn func(i int, b []byte) error) error {
+	if !s.isTar {
+		for i, it := range s.items {
+			b, err := os.ReadFile(it.name)
+			if err != nil {
+				return &FormatError{File: it.name, Offset: -1, Msg: "reading image", Err: err}
+			}
+			if err := fn(i, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	member, next := 0, 0
+	for next < len(s.items) {
+		h, err := tr.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			off, _ := f.Seek(0, io.SeekCurrent)
+			return &FormatError{File: s.path, Offset: off, Msg: "reading tar archive (it changed since it was listed?)", Err: err}
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if member != s.items[next].member {
+			member++
+			continue
+		}
+		member++
+		b := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
+			off, _ := f.Seek(0, io.SeekCurrent)
+			return &FormatError{File: s.path, Member: h.Name, Offset: off, Msg: fmt.Sprintf("truncated tar member: expected %d bytes", h.Size), Err: err}
+		}
+		if err := fn(next, b); err != nil {
+			return err
+		}
+		next++
+	}
+	return nil
+}

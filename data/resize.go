@@ -1,0 +1,141 @@
+package data
+
+import "math"
+
+// resampler resizes CHW uint8 regions with a separable triangle filter whose
+// support widens when downscaling (antialiased bilinear, as PIL's BILINEAR
+// resize). Its scratch buffers are reused; one resampler per goroutine.
+type resampler struct {
+	xw, yw filterWeights
+	tmp    []float32
+}
+
+type filterWeights struct {
+	start []int32   // first source index of each output sample
+	n     []int32   // number of taps of each output sample
+	w     []float32 // taps, maxTaps per output sample
+	taps  int
+}
+
+// compute fills f for resampling the source interval [x0, x0+len) of a
+// dimension of size size to out samples.
+func (f *filterWeights) compute(x0, length float64, size, out int) {
+	scale := length / float64(out)
+	support := max(scale, 1.0)
+	f.taps = int(math.Ceil(support))*2 + 1
+	f.start = grow(f.start, out)
+	f.n = grow(f.n, out)
+	f.w = grow(f.w, out*f.taps)
+	for o := range out {
+		center := x0 + (float64(o)+0.5)*scale
+		lo := max(int(math.Floor(center-support)), 0)
+		hi := min(int(math.Ceil(center+support)), size)
+		w := f.w[o*f.taps : (o+1)*f.taps]
+		var sum float64
+		n := 0
+		for j := lo; j < hi && n < f.taps; j++ {
+			t := 1 - math.Abs(float64(j)+0.5-center)/support
+			if t <= 0 {
+				if n == 0 {
+					lo = j + 1
+				}
+				continue
+			}
+			w[n] = float32(t)
+			sum += t
+			n++
+		}
+		if n == 0 { // degenerate: nearest pixel
+			lo = min(max(int(center), 0), size-1)
+			w[0], sum, n = 1, 1, 1
+		}
+		for k := range n {
+			w[k] = float32(float64(w[k]) / sum)
+		}
+		f.start[o], f.n[o] = int32(lo), int32(n)
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// region resamples the source rectangle (x0, y0, rw, rh) (in pixels, may be
+// fractional) of the c×sh×sw CHW image src to c×dh×dw; out is called with
+// channel, row and the row's dw values to store.
+func (r *resampler) region(src []uint8, c, sh, sw int, x0, y0, rw, rh float64, dh, dw int, store func(ch, y int, row []float32)) {
+	r.xw.compute(x0, rw, sw, dw)
+	r.yw.compute(y0, rh, sh, dh)
+	// Rows of the source that the vertical pass needs.
+	ylo := int(r.yw.start[0])
+	yhi := int(r.yw.start[dh-1] + r.yw.n[dh-1])
+	rows := yhi - ylo
+	r.tmp = grow(r.tmp, rows*dw+dw)
+	tmp, out := r.tmp[:rows*dw], r.tmp[rows*dw:]
+	xt := r.xw.taps
+	yt := r.yw.taps
+	for ch := range c {
+		plane := src[ch*sh*sw : (ch+1)*sh*sw]
+		for y := ylo; y < yhi; y++ {
+			srow := plane[y*sw : (y+1)*sw]
+			trow := tmp[(y-ylo)*dw : (y-ylo+1)*dw]
+			for o := range dw {
+				s := int(r.xw.start[o])
+				w := r.xw.w[o*xt : o*xt+int(r.xw.n[o])]
+				var acc float32
+				for k, wk := range w {
+					acc += wk * float32(srow[s+k])
+				}
+				trow[o] = acc
+			}
+		}
+		for y := range dh {
+			s := int(r.yw.start[y]) - ylo
+			w := r.yw.w[y*yt : y*yt+int(r.yw.n[y])]
+			for o := range dw {
+				out[o] = 0
+			}
+			for k, wk := range w {
+				trow := tmp[(s+k)*dw : (s+k+1)*dw]
+				for o, v := range trow {
+					out[o] += wk * v
+				}
+			}
+			store(ch, y, out)
+		}
+	}
+}
+
+// resizeSquare brings a c×sh×sw image to c×size×size uint8 in dst, by mode.
+func (r *resampler) resizeSquare(src []uint8, c, sh, sw int, mode ResizeMode, size int, dst []uint8) {
+	if sh == size && sw == size {
+		copy(dst, src[:c*size*size])
+		return
+	}
+	x0, y0, rw, rh := 0.0, 0.0, float64(sw), float64(sh)
+	if mode == ResizeShorterCenter {
+		side := float64(min(sh, sw))
+		x0, y0 = (rw-side)/2, (rh-side)/2
+		rw, rh = side, side
+	}
+	r.region(src, c, sh, sw, x0, y0, rw, rh, size, size, func(ch, y int, row []float32) {
+		d := dst[(ch*size+y)*size : (ch*size+y+1)*size]
+		for i, v := range row {
+			d[i] = clampU8(v)
+		}
+	})
+}
+
+func clampU8(v float32) uint8 {
+	v += 0.5
+	if v <= 0 {
+		return 0
+	}
+	if v >= 255 {
+		return 255
+	}
+	return uint8(v)
+}
