@@ -1,0 +1,167 @@
+package accounting
+
+import (
+	"fmt"
+	"math"
+)
+
+// DefaultDiscretizationInterval is dp_accounting's default PLD interval.
+const DefaultDiscretizationInterval = 1e-4
+
+// DefaultPLDMaxSize bounds the number of points (and FFT length) of any PLD
+// array: 1<<23 points are 128 MiB of complex FFT buffer.
+const DefaultPLDMaxSize = 1 << 23
+
+// PLDOptions configures a [PLD] accountant.
+type PLDOptions struct {
+	// DiscretizationInterval is the spacing of the privacy-loss grid; ε is
+	// pessimistic (an upper bound) and, for a single event, tight to within
+	// about this much. Smaller is tighter, slower and bigger. 0 means
+	// DefaultDiscretizationInterval (1e-4, as dp_accounting).
+	DiscretizationInterval float64
+	// MaxSize bounds the length of any array (and FFT) the accountant
+	// builds; beyond it Compose returns an error wrapping [ErrTooLarge].
+	// 0 means DefaultPLDMaxSize.
+	MaxSize int
+}
+
+// PLD is a privacy-loss-distribution accountant for add-or-remove-one
+// adjacency (see the package documentation). It keeps the discretised PLDs
+// of both adjacency directions and reports the worse of the two.
+type PLD struct {
+	d       float64
+	maxSize int
+	remove  *pmf // nil: identity
+	add     *pmf
+}
+
+// NewPLD returns an empty PLD accountant. It panics with a
+// *[DiscretizationError] if the interval is negative or not finite.
+func NewPLD(opts PLDOptions) *PLD {
+	d := opts.DiscretizationInterval
+	if d == 0 {
+		d = DefaultDiscretizationInterval
+	}
+	if !(d > 0) || math.IsInf(d, 1) {
+		panic(&DiscretizationError{Interval: opts.DiscretizationInterval})
+	}
+	m := opts.MaxSize
+	if m <= 0 {
+		m = DefaultPLDMaxSize
+	}
+	return &PLD{d: d, maxSize: m}
+}
+
+// DiscretizationInterval returns the accountant's loss-grid spacing.
+func (a *PLD) DiscretizationInterval() float64 { return a.d }
+
+// Supports implements [Accountant].
+func (a *PLD) Supports(e Event) bool { return e != nil && supportsGaussianFamily(e) }
+
+// Compose implements [Accountant]. Besides invalid and unsupported events
+// it fails (leaving the state unchanged) when the PLD would exceed
+// MaxSize points.
+func (a *PLD) Compose(e Event) error {
+	if err := check(e, a.Supports, "PLD"); err != nil {
+		return err
+	}
+	rem, add, err := a.eventPMFs(e, 1)
+	if err != nil {
+		return err
+	}
+	newRem, err := composePMF(a.remove, rem, a.maxSize)
+	if err != nil {
+		return err
+	}
+	newAdd := newRem
+	if a.add != a.remove || add != rem {
+		if newAdd, err = composePMF(a.add, add, a.maxSize); err != nil {
+			return err
+		}
+	}
+	a.remove, a.add = newRem, newAdd
+	return nil
+}
+
+// eventPMFs returns the (remove, add) PLDs of e composed count times. For
+// symmetric results the two pointers are equal.
+func (a *PLD) eventPMFs(e Event, count int) (rem, add *pmf, err error) {
+	if count == 0 {
+		return nil, nil, nil
+	}
+	switch x := e.(type) {
+	case Gaussian:
+		// n Gaussians with σ compose exactly to one with σ/√n.
+		g := subsampledGaussian{sigma: x.NoiseMultiplier / math.Sqrt(float64(count)), q: 1}
+		p, err := g.pmf(a.d, a.maxSize)
+		return p, p, err
+	case PoissonSampled:
+		sigma := x.Event.(Gaussian).NoiseMultiplier
+		g := subsampledGaussian{sigma: sigma, q: x.SamplingRate}
+		p, err := g.pmf(a.d, a.maxSize)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rem, err = p.selfCompose(count, a.maxSize); err != nil {
+			return nil, nil, err
+		}
+		if x.SamplingRate == 1 {
+			return rem, rem, nil
+		}
+		g.add = true
+		if p, err = g.pmf(a.d, a.maxSize); err != nil {
+			return nil, nil, err
+		}
+		add, err = p.selfCompose(count, a.maxSize)
+		return rem, add, err
+	case SelfComposed:
+		n := count * x.Count
+		if x.Count != 0 && n/x.Count != count {
+			return nil, nil, fmt.Errorf("%w: composition count %d × %d overflows", ErrTooLarge, count, x.Count)
+		}
+		return a.eventPMFs(x.Event, n)
+	case Composed:
+		for _, s := range x.Events {
+			r, ad, err := a.eventPMFs(s, count)
+			if err != nil {
+				return nil, nil, err
+			}
+			symmetric := rem == add && r == ad
+			if rem, err = composePMF(rem, r, a.maxSize); err != nil {
+				return nil, nil, err
+			}
+			if symmetric {
+				add = rem
+			} else if add, err = composePMF(add, ad, a.maxSize); err != nil {
+				return nil, nil, err
+			}
+		}
+		return rem, add, nil
+	}
+	return nil, nil, fmt.Errorf("%w: %v", ErrUnsupported, e) // unreachable after check
+}
+
+// Epsilon implements [Accountant]: the larger ε of the two adjacency
+// directions, +Inf if the mass at infinite loss exceeds δ.
+func (a *PLD) Epsilon(delta float64) (float64, error) {
+	if err := validateDelta(delta); err != nil {
+		return 0, err
+	}
+	eps := a.remove.epsilonForDelta(a.d, delta)
+	if a.add != a.remove {
+		eps = math.Max(eps, a.add.epsilonForDelta(a.d, delta))
+	}
+	return eps, nil
+}
+
+// Delta implements [Accountant].
+func (a *PLD) Delta(epsilon float64) (float64, error) {
+	if err := validateEpsilon(epsilon); err != nil {
+		return 0, err
+	}
+	d := a.remove.deltaForEpsilon(a.d, epsilon)
+	if a.add != a.remove {
+		d = math.Max(d, a.add.deltaForEpsilon(a.d, epsilon))
+	}
+	return d, nil
+}
