@@ -1,0 +1,273 @@
+package dpsgd
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// NoiseSource adds independent Gaussian noise to vectors. A source is not
+// safe for concurrent use; one call may itself run on several goroutines.
+type NoiseSource interface {
+	// AddGaussian adds i.i.d. 𝒩(0, std²) to every element of dst. std must
+	// be finite and ≥ 0 (std = 0 leaves dst unchanged); otherwise it panics
+	// with a *UsageError.
+	AddGaussian(dst []float32, std float64)
+	// Mode names the source for the run record: "seeded" or "secure".
+	Mode() string
+	// MarshalBinary saves the position in the noise stream, so that a
+	// source restored with UnmarshalBinary draws exactly the noise an
+	// uninterrupted one would have drawn (seeded mode).
+	MarshalBinary() ([]byte, error)
+	// UnmarshalBinary restores a state written by MarshalBinary of a
+	// source of the same mode.
+	UnmarshalBinary(data []byte) error
+}
+
+// Noise modes, as recorded with a run.
+const (
+	ModeSeeded = "seeded"
+	ModeSecure = "secure"
+)
+
+// NewNoise returns the source for a configured mode: "seeded" (seed used)
+// or "secure" (seed ignored). Any other mode is an error naming the field.
+func NewNoise(mode string, seed uint64) (NoiseSource, error) {
+	switch mode {
+	case ModeSeeded:
+		return NewSeededNoise(seed), nil
+	case ModeSecure:
+		return NewSecureNoise(), nil
+	}
+	return nil, fmt.Errorf("dpsgd: noise mode: want %q or %q, got %q", ModeSeeded, ModeSecure, mode)
+}
+
+// RestoreNoise rebuilds a source from a state written by MarshalBinary of
+// either mode (as stored in a checkpoint).
+func RestoreNoise(state []byte) (NoiseSource, error) {
+	var s NoiseSource
+	switch {
+	case len(state) >= len(seededMagic) && string(state[:len(seededMagic)]) == seededMagic:
+		s = NewSeededNoise(0)
+	case len(state) >= len(secureMagic) && string(state[:len(secureMagic)]) == secureMagic:
+		s = NewSecureNoise()
+	default:
+		return nil, errors.New("dpsgd: noise state: unrecognised header (not written by a dpsgd noise source)")
+	}
+	if err := s.UnmarshalBinary(state); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// noiseChunk is the number of elements drawn from one derived stream. It is
+// part of the seeded stream's definition: changing it changes the noise.
+const noiseChunk = 1 << 16
+
+// SeededNoise is the reproducible source (mode "seeded"). Call k (counting
+// from 0) of AddGaussian fills chunk j (elements [j·65536, (j+1)·65536)) of
+// its dst from a PCG generator seeded by a hash of (seed, k, j), so the
+// noise depends only on the seed and the sequence of calls, never on the
+// number of goroutines, and the state is the pair (seed, k). The normal
+// variates come from math/rand/v2's NormFloat64 (a ziggurat), so a stream
+// is reproducible for a given Go release.
+//
+// Seeded noise is for experiments and reproducibility: anyone who knows the
+// seed can subtract the noise, so a model trained with it has no privacy
+// guarantee against someone who knows the seed. Use SecureNoise for a
+// release.
+type SeededNoise struct {
+	seed  uint64
+	calls uint64
+	job   seededJob
+	local worker
+}
+
+type seededJob struct {
+	dst  []float32
+	std  float64
+	k0   uint64 // hash of (seed, call)
+	ndst int
+}
+
+// NewSeededNoise returns a reproducible source for seed.
+func NewSeededNoise(seed uint64) *SeededNoise {
+	return &SeededNoise{seed: seed}
+}
+
+// Mode returns "seeded".
+func (s *SeededNoise) Mode() string { return ModeSeeded }
+
+// Calls returns how many AddGaussian calls the source has served.
+func (s *SeededNoise) Calls() uint64 { return s.calls }
+
+// AddGaussian adds 𝒩(0, std²) to every element of dst.
+func (s *SeededNoise) AddGaussian(dst []float32, std float64) {
+	checkStd("SeededNoise.AddGaussian", std)
+	call := s.calls
+	s.calls++
+	if std == 0 || len(dst) == 0 {
+		return
+	}
+	s.job = seededJob{dst: dst, std: std, k0: mix64(s.seed ^ mix64(call+0x9e3779b97f4a7c15)), ndst: len(dst)}
+	chunks := (len(dst) + noiseChunk - 1) / noiseChunk
+	parallelFor(chunks, 1, &s.job, &s.local)
+	s.job.dst = nil
+}
+
+func (j *seededJob) run(lo, hi int, w *worker) {
+	for c := lo; c < hi; c++ {
+		a := mix64(j.k0 ^ mix64(uint64(c)+0x632be59bd9b4e019))
+		b := mix64(a ^ 0xd1b54a32d192ed03)
+		w.pcg.Seed(a, b)
+		r := w.pcgRand()
+		d := j.dst[c*noiseChunk : min((c+1)*noiseChunk, j.ndst)]
+		std := j.std
+		for i := range d {
+			d[i] = float32(float64(d[i]) + std*r.NormFloat64())
+		}
+	}
+}
+
+const seededMagic = "dpsgd.noise.seeded.v1\x00"
+
+// MarshalBinary writes the seed and the number of calls served.
+func (s *SeededNoise) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, len(seededMagic)+16)
+	b = append(b, seededMagic...)
+	b = binary.LittleEndian.AppendUint64(b, s.seed)
+	b = binary.LittleEndian.AppendUint64(b, s.calls)
+	return b, nil
+}
+
+// UnmarshalBinary restores a seeded state; the next call continues the
+// stream exactly where the saved source stopped.
+func (s *SeededNoise) UnmarshalBinary(data []byte) error {
+	if len(data) >= len(secureMagic) && string(data[:len(secureMagic)]) == secureMagic {
+		return errors.New("dpsgd: noise state: saved by a secure source, cannot restore into a seeded one (the run's noise mode changed)")
+	}
+	if len(data) != len(seededMagic)+16 || string(data[:len(seededMagic)]) != seededMagic {
+		return fmt.Errorf("dpsgd: noise state: want %d bytes starting %q, got %d bytes", len(seededMagic)+16, seededMagic[:len(seededMagic)-1], len(data))
+	}
+	s.seed = binary.LittleEndian.Uint64(data[len(seededMagic):])
+	s.calls = binary.LittleEndian.Uint64(data[len(seededMagic)+8:])
+	return nil
+}
+
+// mix64 is the SplitMix64 / MurmurHash3 finaliser: a bijection on uint64
+// whose outputs for consecutive inputs are statistically unrelated.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func checkStd(op string, std float64) {
+	if !(std >= 0) || math.IsInf(std, 1) {
+		panic(&UsageError{Op: op, Msg: fmt.Sprintf("std must be finite and >= 0, got %v", std)})
+	}
+}
+
+// UsageError is the panic value for misuse of the package's API (lengths
+// that do not match, invalid arguments a caller should have validated).
+type UsageError struct {
+	Op, Msg string
+}
+
+func (e *UsageError) Error() string { return "dpsgd: " + e.Op + ": " + e.Msg }
+
+func usagef(op, format string, args ...any) {
+	panic(&UsageError{Op: op, Msg: fmt.Sprintf(format, args...)})
+}
+
+// worker is per-goroutine scratch: generators that are reseeded per chunk
+// in place, so that the hot path allocates nothing.
+type worker struct {
+	pcg rand.PCG
+	rnd *rand.Rand
+	cha rand.ChaCha8
+	wg  sync.WaitGroup // used by parallelFor when this worker is the caller's
+}
+
+func (w *worker) pcgRand() *rand.Rand {
+	if w.rnd == nil {
+		w.rnd = rand.New(&w.pcg)
+	}
+	return w.rnd
+}
+
+// The package runs its elementwise loops on a small pool of goroutines that
+// lives for the life of the process (started on first use), so that a call
+// hands work out without allocating: jobs are plain values on a channel.
+
+var threads atomic.Int32
+
+func init() { threads.Store(int32(runtime.GOMAXPROCS(0))) }
+
+// SetThreads sets how many goroutines (≥ 1) the package's loops use, the
+// caller's included, and returns the old value. Results do not depend on it.
+func SetThreads(n int) int {
+	return int(threads.Swap(int32(max(n, 1))))
+}
+
+// Threads returns how many goroutines the package's loops use.
+func Threads() int { return int(threads.Load()) }
+
+type task interface {
+	run(lo, hi int, w *worker)
+}
+
+type job struct {
+	t      task
+	lo, hi int
+	wg     *sync.WaitGroup
+}
+
+var pool struct {
+	once sync.Once
+	jobs chan job
+}
+
+func startPool() {
+	n := max(runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	pool.jobs = make(chan job, 4*n)
+	for range n {
+		go func() {
+			w := new(worker)
+			for j := range pool.jobs {
+				j.t.run(j.lo, j.hi, w)
+				j.wg.Done()
+			}
+		}()
+	}
+}
+
+// parallelFor runs t.run on contiguous parts of [0, n), at most Threads()
+// of them and none under grain items (except the last), and returns when all
+// are done. The first part runs on the calling goroutine with local.
+func parallelFor(n, grain int, t task, local *worker) {
+	if n <= 0 {
+		return
+	}
+	p := min(Threads(), (n+max(grain, 1)-1)/max(grain, 1))
+	if p <= 1 {
+		t.run(0, n, local)
+		return
+	}
+	pool.once.Do(startPool)
+	part := (n + p - 1) / p
+	for lo := part; lo < n; lo += part {
+		local.wg.Add(1)
+		pool.jobs <- job{t: t, lo: lo, hi: min(lo+part, n), wg: &local.wg}
+	}
+	t.run(0, part, local)
+	local.wg.Wait()
+}

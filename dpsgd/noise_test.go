@@ -1,0 +1,313 @@
+package dpsgd
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// zCrit is the two-sided critical value of a standard normal test with
+// false-alarm probability 1e-6: P(|Z| > 4.8916) = 1e-6.
+const zCrit = 4.8916
+
+// ksCrit is the critical value of √N·D_N (Kolmogorov–Smirnov) with
+// false-alarm probability about 1e-6: P(K > t) ≈ 2·exp(−2t²) = 1e-6 at
+// t = 2.6935 (the first term of the Kolmogorov series; the rest is < 1e-20).
+const ksCrit = 2.6935
+
+func normCDF(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
+
+// normalStats checks that z holds i.i.d. standard normal samples: mean and
+// variance z-tests, the two-sided 3σ tail frequency, lag-1 correlation and
+// a Kolmogorov–Smirnov test against Φ. Each test has a false-alarm
+// probability of 1e-6 (1e-6 for the KS test too), so for a correct sampler
+// the whole check fails with probability below 5e-6.
+func normalStats(t *testing.T, name string, z []float64) {
+	t.Helper()
+	n := float64(len(z))
+	var sum, sumSq, lag float64
+	tail := 0
+	for i, v := range z {
+		sum += v
+		sumSq += v * v
+		if math.Abs(v) > 3 {
+			tail++
+		}
+		if i > 0 {
+			lag += v * z[i-1]
+		}
+	}
+	mean := sum / n
+	variance := sumSq/n - mean*mean
+	// mean of N standard normals has sd 1/√N.
+	if zm := mean * math.Sqrt(n); math.Abs(zm) > zCrit {
+		t.Errorf("%s: mean %.3g, z = %.2f (critical %.2f)", name, mean, zm, zCrit)
+	}
+	// sample variance has sd √(2/N) for normal data.
+	if zv := (variance - 1) / math.Sqrt(2/n); math.Abs(zv) > zCrit {
+		t.Errorf("%s: variance %.6f, z = %.2f (critical %.2f)", name, variance, zv, zCrit)
+	}
+	// P(|Z| > 3) = erfc(3/√2); the count is binomial.
+	p3 := math.Erfc(3 / math.Sqrt2)
+	if zt := (float64(tail) - n*p3) / math.Sqrt(n*p3*(1-p3)); math.Abs(zt) > zCrit {
+		t.Errorf("%s: %d samples beyond 3σ, want about %.0f (z = %.2f)", name, tail, n*p3, zt)
+	}
+	// lag-1 products of independent standard normals have mean 0, sd 1.
+	if zl := lag / math.Sqrt(n-1); math.Abs(zl) > zCrit {
+		t.Errorf("%s: lag-1 correlation z = %.2f (critical %.2f)", name, zl, zCrit)
+	}
+	s := slices.Clone(z)
+	slices.Sort(s)
+	d := 0.0
+	for i, v := range s {
+		f := normCDF(v)
+		d = max(d, float64(i+1)/n-f, f-float64(i)/n)
+	}
+	if k := d * math.Sqrt(n); k > ksCrit {
+		t.Errorf("%s: Kolmogorov–Smirnov √N·D = %.3f > %.3f", name, k, ksCrit)
+	}
+}
+
+func TestNoiseStatistics(t *testing.T) {
+	const n = 1 << 20 // 16 chunks: the test also covers the chunk streams
+	for _, tc := range []struct {
+		name string
+		src  NoiseSource
+		base float32 // value the noise is added to
+		std  float64
+	}{
+		{"seeded/zero", NewSeededNoise(1), 0, 1},
+		{"seeded/offset", NewSeededNoise(2), 3.25, 2.5},
+		{"seeded/small", NewSeededNoise(3), -0.5, 1e-3},
+		{"secure/zero", NewSecureNoise(), 0, 1},
+		{"secure/offset", NewSecureNoise(), 3.25, 2.5},
+		{"secure/small", NewSecureNoise(), -0.5, 1e-3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := make([]float32, n)
+			for i := range dst {
+				dst[i] = tc.base
+			}
+			tc.src.AddGaussian(dst, tc.std)
+			z := make([]float64, n)
+			for i, v := range dst {
+				z[i] = (float64(v) - float64(tc.base)) / tc.std
+			}
+			normalStats(t, tc.name, z)
+		})
+	}
+}
+
+// TestNoiseCallsIndependent checks that consecutive calls (and sources with
+// different seeds) do not repeat or correlate: the correlation of two
+// independent standard normal vectors times √N is standard normal.
+func TestNoiseCallsIndependent(t *testing.T) {
+	const n = 1 << 18
+	corr := func(a, b []float32) float64 {
+		s := 0.0
+		for i := range a {
+			s += float64(a[i]) * float64(b[i])
+		}
+		return s / math.Sqrt(float64(len(a)))
+	}
+	for _, mk := range []func() NoiseSource{
+		func() NoiseSource { return NewSeededNoise(7) },
+		func() NoiseSource { return NewSecureNoise() },
+	} {
+		src := mk()
+		a, b := make([]float32, n), make([]float32, n)
+		src.AddGaussian(a, 1)
+		src.AddGaussian(b, 1)
+		if c := corr(a, b); math.Abs(c) > zCrit {
+			t.Errorf("%s: consecutive calls correlate: z = %.2f", src.Mode(), c)
+		}
+		// Chunk 0 against chunk 1 of one call.
+		if c := corr(a[:noiseChunk], a[noiseChunk:2*noiseChunk]); math.Abs(c) > zCrit {
+			t.Errorf("%s: chunks 0 and 1 correlate: z = %.2f", src.Mode(), c)
+		}
+	}
+	a, b := make([]float32, n), make([]float32, n)
+	NewSeededNoise(1).AddGaussian(a, 1)
+	NewSeededNoise(2).AddGaussian(b, 1)
+	if c := corr(a, b); math.Abs(c) > zCrit {
+		t.Errorf("seeds 1 and 2 correlate: z = %.2f", c)
+	}
+}
+
+func TestSeededReproducible(t *testing.T) {
+	const n = 3*noiseChunk + 123
+	draw := func(threads int, seed uint64) []float32 {
+		old := SetThreads(threads)
+		defer SetThreads(old)
+		s := NewSeededNoise(seed)
+		out := make([]float32, 0, 3*n)
+		for range 3 {
+			d := make([]float32, n)
+			s.AddGaussian(d, 1.5)
+			out = append(out, d...)
+		}
+		return out
+	}
+	ref := draw(1, 42)
+	for _, th := range []int{2, 3, 8} {
+		if got := draw(th, 42); !slices.Equal(got, ref) {
+			t.Errorf("threads %d: noise differs from the 1-thread stream", th)
+		}
+	}
+	if slices.Equal(draw(1, 43), ref) {
+		t.Error("seeds 42 and 43 gave the same noise")
+	}
+}
+
+func TestSeededSaveRestore(t *testing.T) {
+	sizes := []int{10, noiseChunk + 5, 1}
+	// Uninterrupted run: five calls.
+	a := NewSeededNoise(99)
+	var want [][]float32
+	for i := range 5 {
+		d := make([]float32, sizes[i%len(sizes)])
+		a.AddGaussian(d, 1)
+		want = append(want, d)
+	}
+	// Interrupted after two calls, restored into a fresh source.
+	b := NewSeededNoise(99)
+	for i := range 2 {
+		b.AddGaussian(make([]float32, sizes[i%len(sizes)]), 1)
+	}
+	state, err := b.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := RestoreNoise(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode() != ModeSeeded {
+		t.Fatalf("restored mode %q", c.Mode())
+	}
+	for i := 2; i < 5; i++ {
+		d := make([]float32, sizes[i%len(sizes)])
+		c.AddGaussian(d, 1)
+		if !slices.Equal(d, want[i]) {
+			t.Fatalf("call %d after restore differs from the uninterrupted run", i)
+		}
+	}
+}
+
+func TestNoiseStateErrors(t *testing.T) {
+	seededState, _ := NewSeededNoise(1).MarshalBinary()
+	secureState, _ := NewSecureNoise().MarshalBinary()
+	for _, tc := range []struct {
+		name string
+		dst  NoiseSource
+		data []byte
+		want string
+	}{
+		{"secure-into-seeded", NewSeededNoise(0), secureState, "saved by a secure source"},
+		{"seeded-into-secure", NewSecureNoise(), seededState, "saved by a seeded source"},
+		{"truncated", NewSeededNoise(0), seededState[:len(seededState)-1], "want 38 bytes"},
+		{"garbage", NewSecureNoise(), []byte("hello"), "want 30 bytes"},
+	} {
+		err := tc.dst.UnmarshalBinary(tc.data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := RestoreNoise([]byte("nope")); err == nil {
+		t.Error("RestoreNoise accepted garbage")
+	}
+	s, err := RestoreNoise(secureState)
+	if err != nil || s.Mode() != ModeSecure {
+		t.Errorf("RestoreNoise(secure state) = %v, %v", s, err)
+	}
+	if _, err := NewNoise("fast", 1); err == nil || !strings.Contains(err.Error(), "noise mode") {
+		t.Errorf("NewNoise(fast): error %v", err)
+	}
+}
+
+func TestNoiseStdZeroAndPanics(t *testing.T) {
+	for _, src := range []NoiseSource{NewSeededNoise(1), NewSecureNoise()} {
+		d := []float32{1, 2, 3}
+		src.AddGaussian(d, 0)
+		if !slices.Equal(d, []float32{1, 2, 3}) {
+			t.Errorf("%s: std 0 changed dst to %v", src.Mode(), d)
+		}
+		for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+			func() {
+				defer func() {
+					if _, ok := recover().(*UsageError); !ok {
+						t.Errorf("%s: std %v did not panic with *UsageError", src.Mode(), bad)
+					}
+				}()
+				src.AddGaussian(d, bad)
+			}()
+		}
+	}
+}
+
+// TestSecureGrid checks the hardening property: every output is a multiple
+// of the grid g whatever the low bits of the input, so the set of possible
+// outputs does not depend on them; inputs that differ below g give output
+// distributions that are mean-shifted by the difference, not distinguishable
+// by their bits.
+func TestSecureGrid(t *testing.T) {
+	s := NewSecureNoise()
+	for _, std := range []float64{1, 2.5, 1e-3, 4096} {
+		g := s.Grid(std)
+		if r := std / g; r < 0x1p30 || r >= 0x1p31 {
+			t.Errorf("std %g: grid %g is std/%g, want within [2^30, 2^31)", std, g, r)
+		}
+		d := make([]float32, 1<<14)
+		for i := range d {
+			// Inputs with low bits set far below g, and exact zeros.
+			d[i] = float32(i%7-3) * float32(math.Nextafter32(1, 2)-1) * float32(std)
+		}
+		s.AddGaussian(d, std)
+		for i, v := range d {
+			if q := float64(v) / g; q != math.Trunc(q) {
+				t.Fatalf("std %g: output %d = %g is not a multiple of the grid %g", std, i, v, g)
+			}
+		}
+	}
+	// Two secure sources never repeat each other.
+	a, b := make([]float32, 64), make([]float32, 64)
+	NewSecureNoise().AddGaussian(a, 1)
+	NewSecureNoise().AddGaussian(b, 1)
+	if slices.Equal(a, b) {
+		t.Error("two secure sources gave identical noise")
+	}
+}
+
+func TestUniformOpenRange(t *testing.T) {
+	var w worker
+	w.cha.Seed([32]byte{1})
+	lo, hi := 1.0, 0.0
+	for range 1 << 16 {
+		u := w.uniformOpen()
+		if !(u > 0 && u <= 1) {
+			t.Fatalf("uniformOpen = %v outside (0, 1]", u)
+		}
+		lo, hi = min(lo, u), max(hi, u)
+	}
+	// 65536 draws: the extremes are within 1e-3 of the ends with
+	// probability 1 − 2·(1 − 1e-3)^65536 ≈ 1 − 1e-28.
+	if lo > 1e-3 || hi < 1-1e-3 {
+		t.Errorf("uniformOpen range [%v, %v] too narrow", lo, hi)
+	}
+}
+
+func TestNoiseAllocs(t *testing.T) {
+	d := make([]float32, 4*noiseChunk)
+	for _, src := range []NoiseSource{NewSeededNoise(1), NewSecureNoise()} {
+		src.AddGaussian(d, 1) // first call may allocate (pool, buffers)
+		if a := testing.AllocsPerRun(5, func() { src.AddGaussian(d, 1) }); a != 0 {
+			t.Errorf("%s: %v allocations per AddGaussian", src.Mode(), a)
+		}
+	}
+	st, _ := NewSeededNoise(1).MarshalBinary()
+	if !bytes.HasPrefix(st, []byte("dpsgd.noise.seeded")) {
+		t.Errorf("seeded state header %q", st)
+	}
+}
