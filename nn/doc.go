@@ -1,0 +1,27 @@
+// Package nn holds dptrain's layers and models: forward and backward passes,
+// and the per-example gradient rules that DP-SGD needs.
+//
+// A training step over one physical batch is
+//
+//	y := model.Forward(x, true)
+//	loss.Forward(y, labels) ; dy := loss.Backward(weights)
+//	model.Backward(dy, mode)
+//
+// With mode Accumulate (non-private training) every trainable layer adds its
+// gradient to Param.Grad during the backward pass. With mode PerExample
+// (DP-SGD) the backward pass only computes each layer's contribution to the
+// per-example squared gradient norms ‖g_i‖² (ghost norms, or per-example
+// gradients materialised where that is cheaper: mixed ghost clipping), and
+// keeps what it needs; the caller then turns norms into clip factors c_i and
+// calls AccumulateClipped(c), which adds Σ_i c_i g_i to Param.Grad with one
+// weighted product per layer (book-keeping). Per-example gradients of the
+// whole model never exist in memory.
+//
+// Examples may be grouped: with augmentation multiplicity K, rows
+// j·K … j·K+K−1 of the batch are K augmentations of one example, and its
+// gradient is the sum over the group (the loss weights carry the 1/K).
+//
+// Layout is NCHW. Layers own their output and input-gradient buffers and
+// reuse them across steps; Backward never modifies its argument. Misuse of
+// shapes panics with a *tensor.ShapeError.
+package nn

@@ -1,0 +1,173 @@
+package nn
+
+import (
+	"fmt"
+
+	"dptrain/tensor"
+)
+
+// Model is a named network: a sequence of layers from an image batch
+// [B, C, H, W] to logits [B, NumClasses].
+type Model struct {
+	Name       string
+	InputShape [3]int // C, H, W
+	NumClasses int
+	Layers     []Layer
+
+	params []*Param
+	ctx    BackwardContext
+}
+
+// Params returns every parameter in forward order (cached).
+func (m *Model) Params() []*Param {
+	if m.params == nil {
+		m.params = collectParams(m.Layers)
+	}
+	return m.params
+}
+
+// NumParams counts all parameter values (frozen included).
+func (m *Model) NumParams() int {
+	n := 0
+	for _, p := range m.Params() {
+		n += len(p.Value)
+	}
+	return n
+}
+
+// NumTrainable counts parameter values that are not frozen.
+func (m *Model) NumTrainable() int {
+	n := 0
+	for _, p := range m.Params() {
+		if !p.Frozen {
+			n += len(p.Value)
+		}
+	}
+	return n
+}
+
+// Forward computes the logits. The result is owned by the model.
+func (m *Model) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	if len(x.Shape) != 4 || x.Shape[1] != m.InputShape[0] {
+		shapePanic("Model.Forward", "%s: input %v, want [B %d H W]", m.Name, x.Shape, m.InputShape[0])
+	}
+	return forwardSeq(m.Layers, x, train)
+}
+
+// ZeroGrad sets every parameter gradient to 0.
+func (m *Model) ZeroGrad() {
+	for _, p := range m.Params() {
+		clear(p.Grad)
+	}
+}
+
+// Backward adds the gradient of the loss whose logits-gradient is dy to
+// Param.Grad (non-private training). It stops below the lowest trainable
+// layer.
+func (m *Model) Backward(dy *tensor.Tensor) {
+	m.ctx = BackwardContext{Mode: Accumulate}
+	backwardSeq(m.Layers, dy, &m.ctx)
+}
+
+// PerExampleOptions configures BackwardPerExample.
+type PerExampleOptions struct {
+	Group             int  // rows per example (augmentation multiplicity K)
+	PerLayer          bool // keep per-layer norms (per-layer clipping)
+	MaterializeBudget int  // floats per layer for stored per-example gradients (≤0: default)
+}
+
+// PerExampleResult describes the per-example norms of one backward pass.
+type PerExampleResult struct {
+	SqNorms    []float64   // ‖g_j‖² over all trainable parameters, one per example
+	Layers     []GradLayer // trainable leaves, in backward order
+	LayerNorms [][]float64 // per layer ‖g_j^(l)‖² (only with PerLayer)
+}
+
+// BackwardPerExample runs the backward pass in PerExample mode and returns
+// per-example squared gradient norms; no parameter gradient is touched until
+// AccumulateClipped. The result is owned by the model and valid until the
+// next call.
+func (m *Model) BackwardPerExample(dy *tensor.Tensor, opt PerExampleOptions) *PerExampleResult {
+	k := max(opt.Group, 1)
+	b := dy.Shape[0]
+	if b%k != 0 {
+		shapePanic("Model.BackwardPerExample", "batch %d not a multiple of group %d", b, k)
+	}
+	ctx := &m.ctx
+	ctx.Mode, ctx.Group, ctx.NeedDX, ctx.MaterializeBudget = PerExample, k, false, opt.MaterializeBudget
+	ctx.SqNorms = growF64(ctx.SqNorms, b/k)
+	ctx.Layers = ctx.Layers[:0]
+	if ctx.Layers == nil {
+		ctx.Layers = make([]GradLayer, 0, 64)
+	}
+	if opt.PerLayer {
+		ctx.LayerNorms = ctx.LayerNorms[:0]
+		if ctx.LayerNorms == nil {
+			ctx.LayerNorms = make([][]float64, 0, 64)
+		}
+	} else {
+		ctx.LayerNorms = nil
+	}
+	backwardSeq(m.Layers, dy, ctx)
+	return &PerExampleResult{SqNorms: ctx.SqNorms, Layers: ctx.Layers, LayerNorms: ctx.LayerNorms}
+}
+
+// AccumulateClipped adds Σ_j coef[j]·g_j to Param.Grad for the layers of the
+// last BackwardPerExample (flat clipping: one coefficient per example).
+func (m *Model) AccumulateClipped(coef []float32) {
+	for _, l := range m.ctx.Layers {
+		l.AccumulateClipped(coef)
+	}
+}
+
+// GradLayers lists the trainable leaf layers in forward order.
+func (m *Model) GradLayers() []GradLayer {
+	var out []GradLayer
+	var walk func(ls []Layer)
+	walk = func(ls []Layer) {
+		for _, l := range ls {
+			switch v := l.(type) {
+			case *Sequential:
+				walk(v.Layers)
+			case *Residual:
+				walk(v.Pre)
+				walk(v.Main)
+				walk(v.Shortcut)
+			case GradLayer:
+				if len(v.Params()) > 0 {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	walk(m.Layers)
+	return out
+}
+
+// FreezeLayers freezes the parameters of the first n parameterised leaf
+// layers in forward order (convolutions, normalisations, linear layers each
+// count one), as in the paper's transfer-learning runs. n larger than the
+// number of such layers is an error.
+func (m *Model) FreezeLayers(n int) error {
+	ls := m.GradLayers()
+	if n < 0 || n > len(ls) {
+		return fmt.Errorf("freeze-layers %d: model %s has %d parameterised layers", n, m.Name, len(ls))
+	}
+	for i, l := range ls {
+		for _, p := range l.Params() {
+			p.Frozen = i < n
+		}
+	}
+	return nil
+}
+
+// TrainLastLayerOnly freezes everything but the final linear layer.
+func (m *Model) TrainLastLayerOnly() error {
+	ls := m.GradLayers()
+	return m.FreezeLayers(len(ls) - 1)
+}
+
+// Describe lists the layers.
+func (m *Model) Describe() string {
+	return fmt.Sprintf("%s %v→%d: %s", m.Name, m.InputShape, m.NumClasses, (&Sequential{m.Layers}).Describe())
+}

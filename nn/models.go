@@ -1,0 +1,227 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+)
+
+// ModelConfig selects and sizes a model.
+type ModelConfig struct {
+	Name       string // see ModelNames
+	NumClasses int
+	InputShape [3]int // C, H, W
+	// Stem for ResNets: "imagenet" (7×7 s2 + maxpool), "cifar" (3×3 s1, no
+	// maxpool) or "" (cifar for inputs ≤ 64×64, else imagenet).
+	Stem string
+	// WS enables weight standardisation on every convolution (always on for
+	// wrn-16-4, as in De et al. 2022).
+	WS   bool
+	Seed uint64
+}
+
+type modelBuilder func(cfg ModelConfig, r *rand.Rand) ([]Layer, error)
+
+var builders = map[string]modelBuilder{
+	"cnn-mnist": buildCNNMNIST,
+	"cnn-cifar": buildCNNCIFAR,
+	"wrn-16-4":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildWRN(c, r, 16, 4) },
+	"resnet18":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, false, [4]int{2, 2, 2, 2}) },
+	"resnet34":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, false, [4]int{3, 4, 6, 3}) },
+	"resnet50":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, true, [4]int{3, 4, 6, 3}) },
+}
+
+// ModelNames lists the models NewModel builds.
+func ModelNames() []string {
+	names := make([]string, 0, len(builders))
+	for n := range builders {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// NewModel builds a model with freshly initialised weights from cfg.Seed.
+func NewModel(cfg ModelConfig) (*Model, error) {
+	b, ok := builders[cfg.Name]
+	if !ok {
+		return nil, fmt.Errorf("model %q: unknown (known: %s)", cfg.Name, strings.Join(ModelNames(), ", "))
+	}
+	if cfg.NumClasses < 2 {
+		return nil, fmt.Errorf("model %s: num classes %d, want ≥ 2", cfg.Name, cfg.NumClasses)
+	}
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	if c < 1 || h < 1 || w < 1 {
+		return nil, fmt.Errorf("model %s: input shape %v must be positive C, H, W", cfg.Name, cfg.InputShape)
+	}
+	r := rand.New(rand.NewPCG(cfg.Seed, 0x6d6f64656c))
+	layers, err := b(cfg, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Name: cfg.Name, InputShape: cfg.InputShape, NumClasses: cfg.NumClasses, Layers: layers}, nil
+}
+
+// torchDefault re-initialises a convolution as PyTorch's default does for the
+// small tanh CNNs: weights and bias U(±1/√fan_in).
+func torchDefault(c *Conv2d, r *rand.Rand) *Conv2d {
+	b := 1 / math.Sqrt(float64(c.d()))
+	uniformInit(r, c.W.Value, b)
+	if c.B != nil {
+		uniformInit(r, c.B.Value, b)
+	}
+	return c
+}
+
+// cnn-mnist: the MNIST CNN of the TF Privacy and Opacus examples (26,010
+// parameters for 28×28×1 inputs and 10 classes).
+func buildCNNMNIST(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	h1, w1 := (h+6-8)/2+1-1, (w+6-8)/2+1-1 // conv k8 s2 p3, then maxpool 2 s1
+	h2, w2 := (h1-4)/2+1-1, (w1-4)/2+1-1   // conv k4 s2, then maxpool 2 s1
+	if h2 < 1 || w2 < 1 {
+		return nil, fmt.Errorf("model cnn-mnist: input %dx%d too small (want ≥ 28×28)", h, w)
+	}
+	return []Layer{
+		torchDefault(NewConv2d("conv1", c, 16, 8, 2, 3, true, cfg.WS, r), r), &Tanh{}, NewMaxPool(2, 1, 0),
+		torchDefault(NewConv2d("conv2", 16, 32, 4, 2, 0, true, cfg.WS, r), r), &Tanh{}, NewMaxPool(2, 1, 0),
+		&Flatten{},
+		NewLinear("fc1", 32*h2*w2, 32, true, r), &Tanh{},
+		NewLinear("fc2", 32, cfg.NumClasses, true, r),
+	}, nil
+}
+
+// cnn-cifar: the tanh CNN of Papernot et al. 2021 / Tramèr & Boneh 2021
+// (550,570 parameters for 32×32×3 inputs and 10 classes).
+func buildCNNCIFAR(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	if h%8 != 0 || w%8 != 0 {
+		return nil, fmt.Errorf("model cnn-cifar: input %dx%d must be a multiple of 8 (e.g. 32×32)", h, w)
+	}
+	var ls []Layer
+	in := c
+	for i, width := range []int{32, 64, 128} {
+		ls = append(ls,
+			torchDefault(NewConv2d(fmt.Sprintf("conv%d", 2*i+1), in, width, 3, 1, 1, true, cfg.WS, r), r), &Tanh{},
+			torchDefault(NewConv2d(fmt.Sprintf("conv%d", 2*i+2), width, width, 3, 1, 1, true, cfg.WS, r), r), &Tanh{},
+			NewMaxPool(2, 2, 0))
+		in = width
+	}
+	ls = append(ls, &Flatten{},
+		NewLinear("fc1", 128*(h/8)*(w/8), 128, true, r), &Tanh{},
+		NewLinear("fc2", 128, cfg.NumClasses, true, r))
+	return ls, nil
+}
+
+func gn(name string, c int) *GroupNorm { return NewGroupNorm(name, min(32, c), c, true) }
+
+// ResNets in torchvision's layout (v1.5: stride on the 3×3 convolution of
+// bottlenecks) with every BatchNorm replaced by GroupNorm(min(32, C), C).
+func buildResNet(cfg ModelConfig, r *rand.Rand, bottleneck bool, blocks [4]int) ([]Layer, error) {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	stem := cfg.Stem
+	if stem == "" {
+		stem = "imagenet"
+		if h <= 64 && w <= 64 {
+			stem = "cifar"
+		}
+	}
+	var ls []Layer
+	switch stem {
+	case "imagenet":
+		if h < 32 || w < 32 {
+			return nil, fmt.Errorf("model %s: imagenet stem needs inputs ≥ 32×32, got %dx%d", cfg.Name, h, w)
+		}
+		ls = append(ls, NewConv2d("conv1", c, 64, 7, 2, 3, false, cfg.WS, r), gn("bn1", 64), &ReLU{}, NewMaxPool(3, 2, 1))
+	case "cifar":
+		if h < 8 || w < 8 {
+			return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
+		}
+		ls = append(ls, NewConv2d("conv1", c, 64, 3, 1, 1, false, cfg.WS, r), gn("bn1", 64), &ReLU{})
+	default:
+		return nil, fmt.Errorf("model %s: stem %q, want imagenet or cifar", cfg.Name, cfg.Stem)
+	}
+	exp := 1
+	if bottleneck {
+		exp = 4
+	}
+	in := 64
+	for stage, n := range blocks {
+		width := 64 << stage
+		for bi := 0; bi < n; bi++ {
+			stride := 1
+			if stage > 0 && bi == 0 {
+				stride = 2
+			}
+			name := fmt.Sprintf("layer%d.%d", stage+1, bi)
+			blk := &Residual{PostReLU: true}
+			if bottleneck {
+				blk.Main = []Layer{
+					NewConv2d(name+".conv1", in, width, 1, 1, 0, false, cfg.WS, r), gn(name+".bn1", width), &ReLU{},
+					NewConv2d(name+".conv2", width, width, 3, stride, 1, false, cfg.WS, r), gn(name+".bn2", width), &ReLU{},
+					NewConv2d(name+".conv3", width, width*exp, 1, 1, 0, false, cfg.WS, r), gn(name+".bn3", width*exp),
+				}
+			} else {
+				blk.Main = []Layer{
+					NewConv2d(name+".conv1", in, width, 3, stride, 1, false, cfg.WS, r), gn(name+".bn1", width), &ReLU{},
+					NewConv2d(name+".conv2", width, width, 3, 1, 1, false, cfg.WS, r), gn(name+".bn2", width),
+				}
+			}
+			if stride != 1 || in != width*exp {
+				blk.Shortcut = []Layer{
+					NewConv2d(name+".downsample.0", in, width*exp, 1, stride, 0, false, cfg.WS, r),
+					gn(name+".downsample.1", width*exp),
+				}
+			}
+			ls = append(ls, blk)
+			in = width * exp
+		}
+	}
+	ls = append(ls, &GlobalAvgPool{}, NewLinear("fc", in, cfg.NumClasses, true, r))
+	return ls, nil
+}
+
+// Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016) with pre-activation
+// blocks, GroupNorm(16 groups) and weight standardisation, as in De et al.
+// 2022: conv 3×3 (16) → 3 stages of (depth−4)/6 blocks of width 16k, 32k, 64k
+// → GN → ReLU → global average pool → linear.
+func buildWRN(cfg ModelConfig, r *rand.Rand, depth, k int) ([]Layer, error) {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	if h < 8 || w < 8 {
+		return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
+	}
+	n := (depth - 4) / 6
+	ws := true
+	groups := 16
+	ls := []Layer{NewConv2d("conv1", c, 16, 3, 1, 1, false, ws, r)}
+	in := 16
+	for stage := 0; stage < 3; stage++ {
+		width := 16 * k << stage
+		for bi := 0; bi < n; bi++ {
+			stride := 1
+			if stage > 0 && bi == 0 {
+				stride = 2
+			}
+			name := fmt.Sprintf("block%d.%d", stage+1, bi)
+			blk := &Residual{
+				Pre: []Layer{NewGroupNorm(name+".gn1", min(groups, in), in, true), &ReLU{}},
+				Main: []Layer{
+					NewConv2d(name+".conv1", in, width, 3, stride, 1, false, ws, r),
+					NewGroupNorm(name+".gn2", groups, width, true), &ReLU{},
+					NewConv2d(name+".conv2", width, width, 3, 1, 1, false, ws, r),
+				},
+			}
+			if in != width || stride != 1 {
+				blk.Shortcut = []Layer{NewConv2d(name+".shortcut", in, width, 1, stride, 0, false, ws, r)}
+				blk.ShortcutOnPre = true
+			}
+			ls = append(ls, blk)
+			in = width
+		}
+	}
+	ls = append(ls, NewGroupNorm("gn_final", groups, in, true), &ReLU{}, &GlobalAvgPool{},
+		NewLinear("fc", in, cfg.NumClasses, true, r))
+	return ls, nil
+}

@@ -1,0 +1,217 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"dptrain/tensor"
+)
+
+// MaxPool is 2-d max pooling with a square window (padding counts as −∞).
+type MaxPool struct {
+	K, Stride, Pad int
+
+	inShape []int
+	y, dx   *tensor.Tensor
+	arg     []int32 // flat input index (within the channel plane) of each output's max
+}
+
+func NewMaxPool(k, stride, pad int) *MaxPool { return &MaxPool{K: k, Stride: stride, Pad: pad} }
+
+func (p *MaxPool) Describe() string {
+	return fmt.Sprintf("maxpool k%d s%d p%d", p.K, p.Stride, p.Pad)
+}
+func (*MaxPool) Params() []*Param { return nil }
+
+func (p *MaxPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	if len(x.Shape) != 4 {
+		shapePanic("MaxPool.Forward", "input %v, want [B,C,H,W]", x.Shape)
+	}
+	b, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	oh, ow := tensor.ConvOut(h, p.K, p.Stride, p.Pad), tensor.ConvOut(w, p.K, p.Stride, p.Pad)
+	p.inShape = append(p.inShape[:0], x.Shape...)
+	p.y = tensor.Ensure(p.y, b, c, oh, ow)
+	if cap(p.arg) < len(p.y.Data) {
+		p.arg = make([]int32, len(p.y.Data))
+	}
+	p.arg = p.arg[:len(p.y.Data)]
+	tensor.ParallelFor(b*c, 4, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			in := x.Data[pl*h*w : (pl+1)*h*w]
+			out := p.y.Data[pl*oh*ow : (pl+1)*oh*ow]
+			arg := p.arg[pl*oh*ow : (pl+1)*oh*ow]
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					best, bi := float32(math.Inf(-1)), int32(-1)
+					for ki := 0; ki < p.K; ki++ {
+						iy := oy*p.Stride + ki - p.Pad
+						if iy < 0 || iy >= h {
+							continue
+						}
+						for kj := 0; kj < p.K; kj++ {
+							ix := ox*p.Stride + kj - p.Pad
+							if ix < 0 || ix >= w {
+								continue
+							}
+							if v := in[iy*w+ix]; v > best || bi < 0 {
+								best, bi = v, int32(iy*w+ix)
+							}
+						}
+					}
+					out[oy*ow+ox], arg[oy*ow+ox] = best, bi
+				}
+			}
+		}
+	})
+	return p.y
+}
+
+func (p *MaxPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
+	if !ctx.NeedDX {
+		return nil
+	}
+	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	hw := p.inShape[2] * p.inShape[3]
+	ohw := dy.Shape[2] * dy.Shape[3]
+	tensor.ParallelFor(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dx := p.dx.Data[pl*hw : (pl+1)*hw]
+			clear(dx)
+			for o, g := range dy.Data[pl*ohw : (pl+1)*ohw] {
+				dx[p.arg[pl*ohw+o]] += g
+			}
+		}
+	})
+	return p.dx
+}
+
+// AvgPool is 2-d average pooling with a square window; padded positions
+// count in the divisor (PyTorch's count_include_pad=True).
+type AvgPool struct {
+	K, Stride, Pad int
+
+	inShape []int
+	y, dx   *tensor.Tensor
+}
+
+func NewAvgPool(k, stride, pad int) *AvgPool { return &AvgPool{K: k, Stride: stride, Pad: pad} }
+
+func (p *AvgPool) Describe() string {
+	return fmt.Sprintf("avgpool k%d s%d p%d", p.K, p.Stride, p.Pad)
+}
+func (*AvgPool) Params() []*Param { return nil }
+
+func (p *AvgPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	if len(x.Shape) != 4 {
+		shapePanic("AvgPool.Forward", "input %v, want [B,C,H,W]", x.Shape)
+	}
+	b, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	oh, ow := tensor.ConvOut(h, p.K, p.Stride, p.Pad), tensor.ConvOut(w, p.K, p.Stride, p.Pad)
+	p.inShape = append(p.inShape[:0], x.Shape...)
+	p.y = tensor.Ensure(p.y, b, c, oh, ow)
+	inv := 1 / float32(p.K*p.K)
+	tensor.ParallelFor(b*c, 4, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			in := x.Data[pl*h*w : (pl+1)*h*w]
+			out := p.y.Data[pl*oh*ow : (pl+1)*oh*ow]
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					var s float32
+					for ki := 0; ki < p.K; ki++ {
+						iy := oy*p.Stride + ki - p.Pad
+						if iy < 0 || iy >= h {
+							continue
+						}
+						for kj := 0; kj < p.K; kj++ {
+							ix := ox*p.Stride + kj - p.Pad
+							if ix >= 0 && ix < w {
+								s += in[iy*w+ix]
+							}
+						}
+					}
+					out[oy*ow+ox] = s * inv
+				}
+			}
+		}
+	})
+	return p.y
+}
+
+func (p *AvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
+	if !ctx.NeedDX {
+		return nil
+	}
+	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	h, w := p.inShape[2], p.inShape[3]
+	oh, ow := dy.Shape[2], dy.Shape[3]
+	inv := 1 / float32(p.K*p.K)
+	tensor.ParallelFor(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dx := p.dx.Data[pl*h*w : (pl+1)*h*w]
+			clear(dx)
+			g := dy.Data[pl*oh*ow : (pl+1)*oh*ow]
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					v := g[oy*ow+ox] * inv
+					for ki := 0; ki < p.K; ki++ {
+						iy := oy*p.Stride + ki - p.Pad
+						if iy < 0 || iy >= h {
+							continue
+						}
+						for kj := 0; kj < p.K; kj++ {
+							ix := ox*p.Stride + kj - p.Pad
+							if ix >= 0 && ix < w {
+								dx[iy*w+ix] += v
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+	return p.dx
+}
+
+// GlobalAvgPool averages each channel plane: [B,C,H,W] → [B,C].
+type GlobalAvgPool struct {
+	inShape []int
+	y, dx   *tensor.Tensor
+}
+
+func (*GlobalAvgPool) Describe() string { return "global avgpool" }
+func (*GlobalAvgPool) Params() []*Param { return nil }
+
+func (p *GlobalAvgPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	if len(x.Shape) != 4 {
+		shapePanic("GlobalAvgPool.Forward", "input %v, want [B,C,H,W]", x.Shape)
+	}
+	p.inShape = append(p.inShape[:0], x.Shape...)
+	b, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
+	p.y = tensor.Ensure(p.y, b, c)
+	inv := 1 / float32(hw)
+	for pl := 0; pl < b*c; pl++ {
+		var s float32
+		for _, v := range x.Data[pl*hw : (pl+1)*hw] {
+			s += v
+		}
+		p.y.Data[pl] = s * inv
+	}
+	return p.y
+}
+
+func (p *GlobalAvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
+	if !ctx.NeedDX {
+		return nil
+	}
+	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	hw := p.inShape[2] * p.inShape[3]
+	inv := 1 / float32(hw)
+	for pl, g := range dy.Data {
+		v := g * inv
+		d := p.dx.Data[pl*hw : (pl+1)*hw]
+		for i := range d {
+			d[i] = v
+		}
+	}
+	return p.dx
+}

@@ -1,0 +1,242 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"dptrain/tensor"
+)
+
+// This file holds the naive float64 reference forward passes that the layer
+// tests check the fast float32 kernels against, and differentiate by central
+// finite differences. They share no code with the layers: direct loops over
+// the definitions.
+
+type refParams map[*Param][]float64
+
+func newRefParams(ps []*Param) refParams {
+	r := refParams{}
+	for _, p := range ps {
+		v := make([]float64, len(p.Value))
+		for i, x := range p.Value {
+			v[i] = float64(x)
+		}
+		r[p] = v
+	}
+	return r
+}
+
+type ref struct {
+	x     []float64
+	shape []int
+}
+
+func refForward(l Layer, in ref, ps refParams) ref {
+	switch v := l.(type) {
+	case *Sequential:
+		return refSeq(v.Layers, in, ps)
+	case *Residual:
+		a := refSeq(v.Pre, in, ps)
+		m := refSeq(v.Main, a, ps)
+		src := in
+		if v.ShortcutOnPre {
+			src = a
+		}
+		s := refSeq(v.Shortcut, src, ps)
+		out := make([]float64, len(m.x))
+		for i := range out {
+			out[i] = m.x[i] + s.x[i]
+			if v.PostReLU && out[i] < 0 {
+				out[i] = 0
+			}
+		}
+		return ref{out, m.shape}
+	case *Linear:
+		b := in.shape[0]
+		w := ps[v.W]
+		out := make([]float64, b*v.Out)
+		for i := 0; i < b; i++ {
+			for o := 0; o < v.Out; o++ {
+				s := 0.0
+				if v.B != nil {
+					s = ps[v.B][o]
+				}
+				for j := 0; j < v.In; j++ {
+					s += w[o*v.In+j] * in.x[i*v.In+j]
+				}
+				out[i*v.Out+o] = s
+			}
+		}
+		return ref{out, []int{b, v.Out}}
+	case *Conv2d:
+		return refConv(v, in, ps)
+	case *GroupNorm:
+		b, c, hw := in.shape[0], in.shape[1], in.shape[2]*in.shape[3]
+		cg := c / v.Groups
+		out := make([]float64, len(in.x))
+		for i := 0; i < b; i++ {
+			for g := 0; g < v.Groups; g++ {
+				var mu, va float64
+				n := float64(cg * hw)
+				for ch := g * cg; ch < (g+1)*cg; ch++ {
+					for q := 0; q < hw; q++ {
+						mu += in.x[(i*c+ch)*hw+q]
+					}
+				}
+				mu /= n
+				for ch := g * cg; ch < (g+1)*cg; ch++ {
+					for q := 0; q < hw; q++ {
+						d := in.x[(i*c+ch)*hw+q] - mu
+						va += d * d
+					}
+				}
+				va /= n
+				for ch := g * cg; ch < (g+1)*cg; ch++ {
+					ga, be := 1.0, 0.0
+					if v.Gamma != nil {
+						ga, be = ps[v.Gamma][ch], ps[v.Beta][ch]
+					}
+					for q := 0; q < hw; q++ {
+						idx := (i*c+ch)*hw + q
+						out[idx] = ga*(in.x[idx]-mu)/math.Sqrt(va+float64(v.Eps)) + be
+					}
+				}
+			}
+		}
+		return ref{out, in.shape}
+	case *ReLU:
+		out := make([]float64, len(in.x))
+		for i, x := range in.x {
+			out[i] = math.Max(x, 0)
+		}
+		return ref{out, in.shape}
+	case *Tanh:
+		out := make([]float64, len(in.x))
+		for i, x := range in.x {
+			out[i] = math.Tanh(x)
+		}
+		return ref{out, in.shape}
+	case *MaxPool:
+		return refPool(in, v.K, v.Stride, v.Pad, true)
+	case *AvgPool:
+		return refPool(in, v.K, v.Stride, v.Pad, false)
+	case *GlobalAvgPool:
+		b, c, hw := in.shape[0], in.shape[1], in.shape[2]*in.shape[3]
+		out := make([]float64, b*c)
+		for i := range out {
+			for q := 0; q < hw; q++ {
+				out[i] += in.x[i*hw+q] / float64(hw)
+			}
+		}
+		return ref{out, []int{b, c}}
+	case *Flatten:
+		return ref{in.x, []int{in.shape[0], len(in.x) / in.shape[0]}}
+	}
+	panic(fmt.Sprintf("no reference for %T", l))
+}
+
+func refSeq(ls []Layer, in ref, ps refParams) ref {
+	for _, l := range ls {
+		in = refForward(l, in, ps)
+	}
+	return in
+}
+
+func refConv(v *Conv2d, in ref, ps refParams) ref {
+	b, cin, h, w := in.shape[0], in.shape[1], in.shape[2], in.shape[3]
+	oh, ow := (h+2*v.Pad-v.K)/v.Stride+1, (w+2*v.Pad-v.K)/v.Stride+1
+	wt := ps[v.W]
+	d := cin * v.K * v.K
+	if v.WS {
+		std := make([]float64, len(wt))
+		for o := 0; o < v.Cout; o++ {
+			var mu, va float64
+			for j := 0; j < d; j++ {
+				mu += wt[o*d+j]
+			}
+			mu /= float64(d)
+			for j := 0; j < d; j++ {
+				va += (wt[o*d+j] - mu) * (wt[o*d+j] - mu)
+			}
+			va /= float64(d)
+			for j := 0; j < d; j++ {
+				std[o*d+j] = (wt[o*d+j] - mu) / math.Sqrt(va+WSEpsilon)
+			}
+		}
+		wt = std
+	}
+	out := make([]float64, b*v.Cout*oh*ow)
+	for i := 0; i < b; i++ {
+		for o := 0; o < v.Cout; o++ {
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					s := 0.0
+					if v.B != nil {
+						s = ps[v.B][o]
+					}
+					for ci := 0; ci < cin; ci++ {
+						for ki := 0; ki < v.K; ki++ {
+							for kj := 0; kj < v.K; kj++ {
+								iy, ix := oy*v.Stride+ki-v.Pad, ox*v.Stride+kj-v.Pad
+								if iy < 0 || iy >= h || ix < 0 || ix >= w {
+									continue
+								}
+								s += wt[((o*cin+ci)*v.K+ki)*v.K+kj] * in.x[((i*cin+ci)*h+iy)*w+ix]
+							}
+						}
+					}
+					out[((i*v.Cout+o)*oh+oy)*ow+ox] = s
+				}
+			}
+		}
+	}
+	return ref{out, []int{b, v.Cout, oh, ow}}
+}
+
+func refPool(in ref, k, s, p int, isMax bool) ref {
+	b, c, h, w := in.shape[0], in.shape[1], in.shape[2], in.shape[3]
+	oh, ow := (h+2*p-k)/s+1, (w+2*p-k)/s+1
+	out := make([]float64, b*c*oh*ow)
+	for pl := 0; pl < b*c; pl++ {
+		for oy := 0; oy < oh; oy++ {
+			for ox := 0; ox < ow; ox++ {
+				acc := math.Inf(-1)
+				if !isMax {
+					acc = 0
+				}
+				for ki := 0; ki < k; ki++ {
+					for kj := 0; kj < k; kj++ {
+						iy, ix := oy*s+ki-p, ox*s+kj-p
+						if iy < 0 || iy >= h || ix < 0 || ix >= w {
+							continue
+						}
+						x := in.x[(pl*h+iy)*w+ix]
+						if isMax {
+							acc = math.Max(acc, x)
+						} else {
+							acc += x / float64(k*k)
+						}
+					}
+				}
+				out[(pl*oh+oy)*ow+ox] = acc
+			}
+		}
+	}
+	return ref{out, []int{b, c, oh, ow}}
+}
+
+func toF64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func tensorOf(x []float64, shape ...int) *tensor.Tensor {
+	t := tensor.New(shape...)
+	for i, v := range x {
+		t.Data[i] = float32(v)
+	}
+	return t
+}

@@ -1,0 +1,163 @@
+package nn
+
+import (
+	"strings"
+
+	"dptrain/tensor"
+)
+
+// Residual is a residual block:
+//
+//	a   = Pre(x)                       (identity when Pre is empty)
+//	out = Main(a) + S, S = Shortcut(a or x) (identity when Shortcut is empty)
+//	out = relu(out) when PostReLU
+//
+// ResNet's basic and bottleneck blocks are Pre = ∅, shortcut on x, PostReLU;
+// the pre-activation blocks of wide ResNets are Pre = [GN, ReLU], with a
+// projection shortcut (when present) on a.
+type Residual struct {
+	Pre, Main, Shortcut []Layer
+	ShortcutOnPre       bool
+	PostReLU            bool
+
+	x, a, out, dsum, dx *tensor.Tensor
+}
+
+func (r *Residual) Describe() string {
+	var b strings.Builder
+	b.WriteString("residual{")
+	if len(r.Pre) > 0 {
+		b.WriteString("pre " + (&Sequential{r.Pre}).Describe() + " ")
+	}
+	b.WriteString("main " + (&Sequential{r.Main}).Describe())
+	if len(r.Shortcut) > 0 {
+		b.WriteString(" shortcut " + (&Sequential{r.Shortcut}).Describe())
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func (r *Residual) Params() []*Param {
+	return collectParams(append(append(append([]Layer(nil), r.Pre...), r.Main...), r.Shortcut...))
+}
+
+func (r *Residual) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	r.x = x
+	a := forwardSeq(r.Pre, x, train)
+	r.a = a
+	m := forwardSeq(r.Main, a, train)
+	in := x
+	if r.ShortcutOnPre {
+		in = a
+	}
+	s := forwardSeq(r.Shortcut, in, train)
+	if len(m.Data) != len(s.Data) {
+		shapePanic("Residual.Forward", "main output %v and shortcut %v differ", m.Shape, s.Shape)
+	}
+	r.out = tensor.Ensure(r.out, m.Shape...)
+	o, md, sd, relu := r.out.Data, m.Data, s.Data, r.PostReLU
+	tensor.ParallelFor(len(o), 1<<15, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := md[i] + sd[i]
+			if relu && v < 0 {
+				v = 0
+			}
+			o[i] = v
+		}
+	})
+	return r.out
+}
+
+func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
+	need := ctx.NeedDX
+	g := dy
+	if r.PostReLU {
+		r.dsum = tensor.Ensure(r.dsum, dy.Shape...)
+		o, d, s := r.out.Data, dy.Data, r.dsum.Data
+		tensor.ParallelFor(len(d), 1<<15, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				if o[i] > 0 {
+					s[i] = d[i]
+				} else {
+					s[i] = 0
+				}
+			}
+		})
+		g = r.dsum
+	}
+	preTrain := anyTrainableLayers(r.Pre)
+	// Gradient w.r.t. a is needed if Pre has trainable layers or the caller needs dx.
+	needA := need || preTrain
+	ctx.NeedDX = needA
+	da := backwardSeq(r.Main, g, ctx)
+	var dShort *tensor.Tensor
+	shortNeed := need
+	if r.ShortcutOnPre {
+		shortNeed = needA
+	}
+	if len(r.Shortcut) == 0 {
+		if shortNeed {
+			dShort = g
+		}
+	} else {
+		ctx.NeedDX = shortNeed
+		dShort = backwardSeq(r.Shortcut, g, ctx)
+	}
+	ctx.NeedDX = need
+	if r.ShortcutOnPre && dShort != nil {
+		da = addInto(&r.dx, da, dShort)
+		dShort = nil
+	}
+	var dx *tensor.Tensor
+	if len(r.Pre) == 0 {
+		dx = da
+	} else if needA {
+		ctx.NeedDX = need
+		dx = backwardSeq(r.Pre, da, ctx)
+		ctx.NeedDX = need
+	}
+	if !need {
+		return nil
+	}
+	if dShort != nil {
+		dx = addInto(&r.dx, dx, dShort)
+	}
+	return dx
+}
+
+// addInto returns a+b in *buf (allocated once), without modifying a or b.
+func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	if *buf == a || *buf == b {
+		// accumulate in place only into our own buffer
+		dst := *buf
+		other := b
+		if *buf == b {
+			other = a
+		}
+		for i, v := range other.Data {
+			dst.Data[i] += v
+		}
+		return dst
+	}
+	*buf = tensor.Ensure(*buf, a.Shape...)
+	d := (*buf).Data
+	for i := range d {
+		d[i] = a.Data[i] + b.Data[i]
+	}
+	return *buf
+}
+
+func anyTrainableLayers(ls []Layer) bool {
+	for _, l := range ls {
+		if hasTrainable(l) {
+			return true
+		}
+	}
+	return false
+}
