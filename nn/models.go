@@ -28,9 +28,13 @@ var builders = map[string]modelBuilder{
 	"cnn-mnist": buildCNNMNIST,
 	"cnn-cifar": buildCNNCIFAR,
 	"wrn-16-4":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildWRN(c, r, 16, 4) },
-	"resnet18":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, false, [4]int{2, 2, 2, 2}) },
-	"resnet34":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, false, [4]int{3, 4, 6, 3}) },
-	"resnet50":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, true, [4]int{3, 4, 6, 3}) },
+	"resnet18": func(c ModelConfig, r *rand.Rand) ([]Layer, error) {
+		return buildResNet(c, r, false, [4]int{2, 2, 2, 2})
+	},
+	"resnet34": func(c ModelConfig, r *rand.Rand) ([]Layer, error) {
+		return buildResNet(c, r, false, [4]int{3, 4, 6, 3})
+	},
+	"resnet50": func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, true, [4]int{3, 4, 6, 3}) },
 }
 
 // ModelNames lists the models NewModel builds.
