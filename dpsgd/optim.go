@@ -91,18 +91,19 @@ type Optimizer interface {
 	Config() OptimizerConfig
 	// State exports the state for a checkpoint. Its tensors alias the
 	// optimizer's buffers: save them before the next Step, do not modify.
-	State() OptimizerState
+	State() State
 	// Restore loads a state saved by State (copying the tensors). The kind,
 	// hyperparameters and tensor sizes must match; otherwise it returns an
 	// error naming what differs and leaves the optimizer unchanged.
-	Restore(s OptimizerState) error
+	Restore(s State) error
 }
 
-// OptimizerState is an optimizer's checkpointable state. Tensors are named
-// "momentum/i" (momentum, nesterov) and "adam_m/i", "adam_v/i" (adam) for
-// parameter tensor i; Scalars hold the hyperparameters ("momentum",
-// "beta1", "beta2", "eps", "weight_decay").
-type OptimizerState struct {
+// State is the checkpointable state of an Optimizer or an EMA: a kind,
+// a step count, scalar hyperparameters and named float32 tensors.
+// Optimizer tensors are named "momentum/i" (momentum, nesterov) and
+// "adam_m/i", "adam_v/i" (adam) for parameter tensor i, with scalars
+// "momentum", "beta1", "beta2", "eps", "weight_decay"; see EMA for its own.
+type State struct {
 	Kind    string
 	Steps   int64
 	Scalars map[string]float64
@@ -264,8 +265,8 @@ func (o *optimizer) scalars() map[string]float64 {
 	return map[string]float64{"momentum": c.Momentum, "beta1": c.Beta1, "beta2": c.Beta2, "eps": c.Eps, "weight_decay": c.WeightDecay}
 }
 
-func (o *optimizer) State() OptimizerState {
-	s := OptimizerState{Kind: o.cfg.Kind, Steps: o.steps, Scalars: o.scalars(), Tensors: map[string][]float32{}}
+func (o *optimizer) State() State {
+	s := State{Kind: o.cfg.Kind, Steps: o.steps, Scalars: o.scalars(), Tensors: map[string][]float32{}}
 	for b, name := range o.bufNames() {
 		for i := range o.sizes {
 			s.Tensors[name+"/"+strconv.Itoa(i)] = o.bufs[b][i]
@@ -274,7 +275,7 @@ func (o *optimizer) State() OptimizerState {
 	return s
 }
 
-func (o *optimizer) Restore(s OptimizerState) error {
+func (o *optimizer) Restore(s State) error {
 	if s.Kind != o.cfg.Kind {
 		return fmt.Errorf("dpsgd: optimizer state: kind %q saved, %q configured", s.Kind, o.cfg.Kind)
 	}

@@ -204,7 +204,7 @@ func TestOptimizerSaveRestore(t *testing.T) {
 		}
 		st := b.State()
 		// A checkpoint copies the tensors before the optimizer moves on.
-		saved := OptimizerState{Kind: st.Kind, Steps: st.Steps, Scalars: st.Scalars, Tensors: map[string][]float32{}}
+		saved := State{Kind: st.Kind, Steps: st.Steps, Scalars: st.Scalars, Tensors: map[string][]float32{}}
 		for k, v := range st.Tensors {
 			saved.Tensors[k] = slices.Clone(v)
 		}
@@ -231,17 +231,17 @@ func TestOptimizerRestoreErrors(t *testing.T) {
 	good := mustOpt(t, cfg, []int{4, 2}, nil).State()
 	for _, tc := range []struct {
 		name string
-		edit func(s *OptimizerState)
+		edit func(s *State)
 		want string
 	}{
-		{"kind", func(s *OptimizerState) { s.Kind = KindSGD }, `kind "sgd" saved`},
-		{"beta1", func(s *OptimizerState) { s.Scalars["beta1"] = 0.8 }, "beta1 0.8 saved"},
-		{"missing", func(s *OptimizerState) { delete(s.Tensors, "adam_v/1"); s.Tensors["x"] = nil }, `"adam_v/1" missing`},
-		{"size", func(s *OptimizerState) { s.Tensors["adam_m/0"] = make([]float32, 5) }, `"adam_m/0" has 5 elements, want 4`},
-		{"count", func(s *OptimizerState) { s.Tensors["extra"] = nil }, "5 tensors saved, want 4"},
-		{"steps", func(s *OptimizerState) { s.Steps = -1 }, "steps -1"},
+		{"kind", func(s *State) { s.Kind = KindSGD }, `kind "sgd" saved`},
+		{"beta1", func(s *State) { s.Scalars["beta1"] = 0.8 }, "beta1 0.8 saved"},
+		{"missing", func(s *State) { delete(s.Tensors, "adam_v/1"); s.Tensors["x"] = nil }, `"adam_v/1" missing`},
+		{"size", func(s *State) { s.Tensors["adam_m/0"] = make([]float32, 5) }, `"adam_m/0" has 5 elements, want 4`},
+		{"count", func(s *State) { s.Tensors["extra"] = nil }, "5 tensors saved, want 4"},
+		{"steps", func(s *State) { s.Steps = -1 }, "steps -1"},
 	} {
-		s := OptimizerState{Kind: good.Kind, Steps: good.Steps, Scalars: map[string]float64{}, Tensors: map[string][]float32{}}
+		s := State{Kind: good.Kind, Steps: good.Steps, Scalars: map[string]float64{}, Tensors: map[string][]float32{}}
 		for k, v := range good.Scalars {
 			s.Scalars[k] = v
 		}
