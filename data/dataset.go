@@ -148,12 +148,12 @@ type memDataset struct {
 	skipped []BadImage
 }
 
-func (d *memDataset) Len() int                 { return len(d.labels) }
-func (d *memDataset) NumClasses() int          { return len(d.classes) }
-func (d *memDataset) Classes() []string        { return d.classes }
-func (d *memDataset) Shape() (c, h, w int)     { return d.c, d.h, d.w }
-func (d *memDataset) Label(i int) int          { return int(d.labels[i]) }
-func (d *memDataset) Skipped() []BadImage      { return d.skipped }
+func (d *memDataset) Len() int             { return len(d.labels) }
+func (d *memDataset) NumClasses() int      { return len(d.classes) }
+func (d *memDataset) Classes() []string    { return d.classes }
+func (d *memDataset) Shape() (c, h, w int) { return d.c, d.h, d.w }
+func (d *memDataset) Label(i int) int      { return int(d.labels[i]) }
+func (d *memDataset) Skipped() []BadImage  { return d.skipped }
 func (d *memDataset) Image(i int, dst []uint8) error {
 	n := d.c * d.h * d.w
 	checkImageArgs(i, len(d.labels), len(dst), n)

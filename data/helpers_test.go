@@ -1,6 +1,7 @@
 package data
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,3 +23,5 @@ func cifarTar(tb testing.TB, split string) string {
 	}
 	return p
 }
+
+func sqrtF(x float64) float64 { return math.Sqrt(x) }

@@ -71,7 +71,7 @@ func parseIDX(r io.Reader, name, where string) (*IDX, error) {
 	for i := range dims {
 		d := int64(binary.BigEndian.Uint32(dimBytes[4*i:]))
 		dims[i] = int(d)
-		if d > maxIDXBytes || total*d > maxIDXBytes {
+		if d > maxIDXBytes || (d > 0 && total > maxIDXBytes/d) {
 			return nil, formatErr(name, int64(4+4*i), "idx dimensions %v claim more than %d bytes%s", dims[:i+1], int64(maxIDXBytes), where)
 		}
 		total *= d
