@@ -25,16 +25,6 @@ func corrupt(path string, kind error, format string, args ...any) error {
 // ErrUnsupportedVersion, ErrMissingFile, ErrChecksum, ErrSafetensors and name
 // the file and what was expected.
 func Load(path string) (*Checkpoint, error) {
-	return load(path, true)
-}
-
-// Verify does Load's checks without decoding or keeping the contents.
-func Verify(path string) error {
-	_, err := load(path, false)
-	return err
-}
-
-func load(path string, decode bool) (*Checkpoint, error) {
 	m, err := readManifest(path)
 	if err != nil {
 		return nil, err
@@ -45,12 +35,9 @@ func load(path string, decode bool) (*Checkpoint, error) {
 	}
 	for _, name := range sortedKeys(m.Files) {
 		fp := filepath.Join(path, name)
-		data, err := readChecked(fp, m.Files[name], decode)
+		data, err := readChecked(fp, m.Files[name])
 		if err != nil {
 			return nil, err
-		}
-		if !decode {
-			continue
 		}
 		if group, ok := strings.CutSuffix(name, TensorExt); ok {
 			raws, _, err := DecodeSafetensorsRaw(data)
@@ -155,9 +142,15 @@ func readManifest(path string) (*manifest, error) {
 	return m, nil
 }
 
-// readChecked checks the size and SHA-256 of the file at fp, returning its
-// contents when keep is true.
-func readChecked(fp string, want fileInfo, keep bool) ([]byte, error) {
+// Verify does all of Load's checks (contents included) and keeps nothing.
+func Verify(path string) error {
+	_, err := Load(path)
+	return err
+}
+
+// readChecked returns the contents of the file at fp after checking its size
+// and SHA-256.
+func readChecked(fp string, want fileInfo) ([]byte, error) {
 	f, err := os.Open(fp)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, corrupt(fp, ErrMissingFile, "listed in the manifest but absent")
@@ -173,18 +166,12 @@ func readChecked(fp string, want fileInfo, keep bool) ([]byte, error) {
 	if st.Size() != want.Size {
 		return nil, corrupt(fp, ErrChecksum, "size %d bytes (manifest says %d)", st.Size(), want.Size)
 	}
-	h := sha256.New()
-	var data []byte
-	if keep {
-		data = make([]byte, want.Size)
-		if _, err := io.ReadFull(f, data); err != nil {
-			return nil, fmt.Errorf("checkpoint: reading %s: %w", fp, err)
-		}
-		h.Write(data)
-	} else if _, err := io.Copy(h, f); err != nil {
+	data := make([]byte, want.Size)
+	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("checkpoint: reading %s: %w", fp, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want.SHA256) {
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, want.SHA256) {
 		return nil, corrupt(fp, ErrChecksum, "SHA-256 %s (manifest says %s)", got, want.SHA256)
 	}
 	return data, nil
