@@ -74,10 +74,10 @@ func TestCrashResume(t *testing.T) {
 	prev := int64(-1)
 	leftovers := 0
 	for r := range rounds {
-		var out bytes.Buffer
+		var out, errOut bytes.Buffer // stdout lines (read by us), stderr
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriter$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-		cmd.Stderr = &out
+		cmd.Stderr = &errOut
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +109,7 @@ func TestCrashResume(t *testing.T) {
 		err = cmd.Wait()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: writer ended by %v, not by SIGKILL:\n%s", r, err, out.String())
+			t.Fatalf("round %d: writer ended by %v, not by SIGKILL:\n%s%s", r, err, out.String(), errOut.String())
 		}
 		des, err := os.ReadDir(dir)
 		if err != nil {
