@@ -1,0 +1,68 @@
+package dpsgd
+
+import (
+	"fmt"
+	"math"
+)
+
+// ClipEpsilon is the stabiliser in the clip factor min(1, C/(‖g‖+ε)).
+const ClipEpsilon = 1e-6
+
+// ClipFactors writes c_i = min(1, C/(‖g_i‖+1e-6)) into dst for squared norms
+// sq (flat clipping, DESIGN §2 step 4), and returns how many examples were
+// clipped (c_i < 1).
+func ClipFactors(dst []float32, sq []float64, clipNorm float64) int {
+	if len(dst) != len(sq) {
+		usagef("ClipFactors", "dst has %d entries for %d norms", len(dst), len(sq))
+	}
+	clipped := 0
+	for i, s := range sq {
+		c := clipNorm / (math.Sqrt(s) + ClipEpsilon)
+		if c < 1 {
+			clipped++
+		} else {
+			c = 1
+		}
+		dst[i] = float32(c)
+	}
+	return clipped
+}
+
+// PerLayerClipNorms splits a total clip norm C over L layers as C_l = C/√L,
+// so that the clipped per-example gradient's total norm is at most
+// √(Σ C_l²) = C: per-layer clipping has the same sensitivity as flat
+// clipping with C.
+func PerLayerClipNorms(total float64, layers int) []float64 {
+	out := make([]float64, layers)
+	for i := range out {
+		out[i] = total / math.Sqrt(float64(layers))
+	}
+	return out
+}
+
+// PrivacyConfig is the part of the configuration that changes what DP-SGD
+// releases. Every field is checked by Validate.
+type PrivacyConfig struct {
+	ClipNorm          float64 // C > 0
+	NoiseMultiplier   float64 // σ ≥ 0 (0 only when explicitly non-private)
+	ExpectedBatchSize float64 // B = q·N > 0: the divisor of the noisy sum
+	PerLayerClipping  bool
+	// AugMultiplicity K ≥ 1: rows per example; the example's gradient is the
+	// mean over its K augmentations.
+	AugMultiplicity int
+}
+
+// Validate returns an error naming the first field that is out of range.
+func (c PrivacyConfig) Validate() error {
+	switch {
+	case !(c.ClipNorm > 0) || math.IsInf(c.ClipNorm, 0):
+		return fmt.Errorf("clip norm C=%g must be positive and finite", c.ClipNorm)
+	case !(c.NoiseMultiplier >= 0) || math.IsInf(c.NoiseMultiplier, 0):
+		return fmt.Errorf("noise multiplier σ=%g must be ≥ 0 and finite", c.NoiseMultiplier)
+	case !(c.ExpectedBatchSize > 0) || math.IsInf(c.ExpectedBatchSize, 0):
+		return fmt.Errorf("expected batch size %g must be positive", c.ExpectedBatchSize)
+	case c.AugMultiplicity < 1:
+		return fmt.Errorf("augmentation multiplicity K=%d must be ≥ 1", c.AugMultiplicity)
+	}
+	return nil
+}

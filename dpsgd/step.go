@@ -1,0 +1,184 @@
+package dpsgd
+
+import (
+	"math"
+
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+// PrivateStep runs the private half of one logical DP-SGD step on a model:
+// physical batches are added with Accumulate (per-example clipping without
+// per-example gradients), then Finish adds the Gaussian noise once and
+// divides by the expected batch size. The result is in the trainable
+// parameters' Grad, ready for the optimizer.
+type PrivateStep struct {
+	Model  *nn.Model
+	Config PrivacyConfig
+	Noise  NoiseSource
+	// MaterializeBudget is passed to nn (floats per layer; ≤0: default).
+	MaterializeBudget int
+
+	loss    nn.SoftmaxCrossEntropy
+	weights []float32
+	coef    []float32
+	stats   StepStats
+}
+
+// StepStats summarises one logical step.
+type StepStats struct {
+	Examples int     // examples in the logical batch (Poisson: varies)
+	Clipped  int     // examples whose gradient was scaled down
+	LossSum  float64 // Σ over rows of the per-row loss
+	Rows     int     // rows seen (examples × K)
+	NormSum  float64 // Σ ‖g_i‖ before clipping
+	MaxNorm  float64
+	NoiseStd float64 // σ·C of the noise added to the sum
+	Physical int     // physical batches
+}
+
+// MeanLoss is the mean per-row training loss of the step.
+func (s StepStats) MeanLoss() float64 {
+	if s.Rows == 0 {
+		return math.NaN()
+	}
+	return s.LossSum / float64(s.Rows)
+}
+
+// Begin zeroes the gradients and statistics for a new logical batch.
+func (p *PrivateStep) Begin() {
+	p.Model.ZeroGrad()
+	p.stats = StepStats{}
+}
+
+// Accumulate adds the clipped per-example gradients of one physical batch:
+// x holds n·K rows (K = AugMultiplicity consecutive rows per example),
+// labels one per row. It returns the per-row losses (owned by the step).
+func (p *PrivateStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
+	k := p.Config.AugMultiplicity
+	rows := x.Shape[0]
+	if rows == 0 {
+		return nil
+	}
+	if rows%k != 0 || len(labels) != rows {
+		usagef("PrivateStep.Accumulate", "%d rows, %d labels, multiplicity %d", rows, len(labels), k)
+	}
+	n := rows / k
+	losses := p.loss.Forward(p.Model.Forward(x, true), labels)
+	p.weights = growF32(p.weights, 1)
+	p.weights[0] = 1 / float32(k) // the example's loss is the mean over its K augmentations
+	res := p.Model.BackwardPerExample(p.loss.Backward(p.weights), nn.PerExampleOptions{
+		Group: k, PerLayer: p.Config.PerLayerClipping, MaterializeBudget: p.MaterializeBudget})
+	p.coef = growF32(p.coef, n)
+	if p.Config.PerLayerClipping {
+		norms := PerLayerClipNorms(p.Config.ClipNorm, len(res.Layers))
+		clipped := make(map[int]bool)
+		for l, layer := range res.Layers {
+			ClipFactors(p.coef, res.LayerNorms[l], norms[l])
+			for i, c := range p.coef {
+				if c < 1 {
+					clipped[i] = true
+				}
+			}
+			layer.AccumulateClipped(p.coef)
+		}
+		p.stats.Clipped += len(clipped)
+	} else {
+		p.stats.Clipped += ClipFactors(p.coef, res.SqNorms, p.Config.ClipNorm)
+		p.Model.AccumulateClipped(p.coef)
+	}
+	for _, s := range res.SqNorms {
+		nrm := math.Sqrt(s)
+		p.stats.NormSum += nrm
+		p.stats.MaxNorm = max(p.stats.MaxNorm, nrm)
+	}
+	for _, l := range losses {
+		p.stats.LossSum += float64(l)
+	}
+	p.stats.Examples += n
+	p.stats.Rows += rows
+	p.stats.Physical++
+	return losses
+}
+
+// Finish adds 𝒩(0, σ²C²) to the clipped sum of every trainable parameter
+// once per logical batch and divides by the expected batch size B (never by
+// the realised size, which would leak it). It returns the step's statistics.
+func (p *PrivateStep) Finish() StepStats {
+	std := p.Config.NoiseMultiplier * p.Config.ClipNorm
+	inv := float32(1 / p.Config.ExpectedBatchSize)
+	for _, prm := range p.Model.Params() {
+		if prm.Frozen {
+			continue
+		}
+		if std > 0 {
+			p.Noise.AddGaussian(prm.Grad, std)
+		}
+		for i := range prm.Grad {
+			prm.Grad[i] *= inv
+		}
+	}
+	p.stats.NoiseStd = std
+	return p.stats
+}
+
+// PublicStep is the non-private counterpart (pre-training on public data,
+// and the baseline of `dptrain bench`): the mean gradient of the batch with
+// one ordinary backward pass.
+type PublicStep struct {
+	Model           *nn.Model
+	AugMultiplicity int
+
+	loss    nn.SoftmaxCrossEntropy
+	weights []float32
+	stats   StepStats
+}
+
+// Begin zeroes the gradients for a new logical batch.
+func (p *PublicStep) Begin() {
+	p.Model.ZeroGrad()
+	p.stats = StepStats{}
+}
+
+// Accumulate adds the gradient of the summed loss of one physical batch
+// (rows weighted 1/K).
+func (p *PublicStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
+	rows := x.Shape[0]
+	if rows == 0 {
+		return nil
+	}
+	k := max(p.AugMultiplicity, 1)
+	losses := p.loss.Forward(p.Model.Forward(x, true), labels)
+	p.weights = growF32(p.weights, 1)
+	p.weights[0] = 1 / float32(k)
+	p.Model.Backward(p.loss.Backward(p.weights))
+	for _, l := range losses {
+		p.stats.LossSum += float64(l)
+	}
+	p.stats.Examples += rows / k
+	p.stats.Rows += rows
+	p.stats.Physical++
+	return losses
+}
+
+// Finish divides the summed gradient by the number of examples seen.
+func (p *PublicStep) Finish() StepStats {
+	if p.stats.Examples > 0 {
+		inv := float32(1 / float64(p.stats.Examples))
+		for _, prm := range p.Model.Params() {
+			if !prm.Frozen {
+				for i := range prm.Grad {
+					prm.Grad[i] *= inv
+				}
+			}
+		}
+	}
+	return p.stats
+}
+
+func growF32(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
