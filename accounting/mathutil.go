@@ -1,6 +1,9 @@
 package accounting
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // logAdd returns log(exp(a) + exp(b)) without overflow.
 func logAdd(a, b float64) float64 {
@@ -78,3 +81,5 @@ func logFactorial(n int) float64 {
 	lg, _ := math.Lgamma(float64(n) + 1)
 	return lg
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

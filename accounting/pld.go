@@ -1,6 +1,7 @@
 package accounting
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -97,23 +98,28 @@ func (a *PLD) eventPMFs(e Event, count int) (rem, add *pmf, err error) {
 		return p, p, err
 	case PoissonSampled:
 		sigma := x.Event.(Gaussian).NoiseMultiplier
-		g := subsampledGaussian{sigma: sigma, q: x.SamplingRate}
-		p, err := g.pmf(a.d, a.maxSize)
-		if err != nil {
-			return nil, nil, err
-		}
-		if rem, err = p.selfCompose(count, a.maxSize); err != nil {
-			return nil, nil, err
+		build := func(add bool) (*pmf, error) {
+			g := subsampledGaussian{sigma: sigma, q: x.SamplingRate, add: add}
+			p, err := g.pmf(a.d, a.maxSize)
+			if err != nil {
+				return nil, err
+			}
+			return p.selfCompose(count, a.maxSize)
 		}
 		if x.SamplingRate == 1 {
-			return rem, rem, nil
+			rem, err = build(false)
+			return rem, rem, err
 		}
-		g.add = true
-		if p, err = g.pmf(a.d, a.maxSize); err != nil {
-			return nil, nil, err
-		}
-		add, err = p.selfCompose(count, a.maxSize)
-		return rem, add, err
+		// The two directions are independent: build them concurrently.
+		var errAdd error
+		done := make(chan struct{})
+		go func() {
+			add, errAdd = build(true)
+			close(done)
+		}()
+		rem, err = build(false)
+		<-done
+		return rem, add, errors.Join(err, errAdd)
 	case SelfComposed:
 		n := count * x.Count
 		if x.Count != 0 && n/x.Count != count {
@@ -164,4 +170,56 @@ func (a *PLD) Delta(epsilon float64) (float64, error) {
 		d = math.Max(d, a.add.deltaForEpsilon(a.d, epsilon))
 	}
 	return d, nil
+}
+
+// stepPLD holds the single-step PLDs of one (q, σ), so that ε after n steps
+// can be asked for many n without rebuilding them.
+type stepPLD struct {
+	acc       *PLD
+	rem, add  *pmf
+	symmetric bool
+}
+
+func newStepPLD(q, sigma float64, opts PLDOptions) (*stepPLD, error) {
+	a := NewPLD(opts)
+	g := subsampledGaussian{sigma: sigma, q: q}
+	rem, err := g.pmf(a.d, a.maxSize)
+	if err != nil {
+		return nil, err
+	}
+	s := &stepPLD{acc: a, rem: rem, add: rem, symmetric: q == 1}
+	if q < 1 {
+		g.add = true
+		if s.add, err = g.pmf(a.d, a.maxSize); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// epsilon returns ε(δ) after n steps.
+func (s *stepPLD) epsilon(n int, delta float64) (float64, error) {
+	one := func(p *pmf) (float64, error) {
+		c, err := p.selfCompose(n, s.acc.maxSize)
+		if err != nil {
+			return 0, err
+		}
+		return c.epsilonForDelta(s.acc.d, delta), nil
+	}
+	if s.symmetric {
+		return one(s.rem)
+	}
+	var epsAdd float64
+	var errAdd error
+	done := make(chan struct{})
+	go func() {
+		epsAdd, errAdd = one(s.add)
+		close(done)
+	}()
+	eps, err := one(s.rem)
+	<-done
+	if err = errors.Join(err, errAdd); err != nil {
+		return 0, err
+	}
+	return math.Max(eps, epsAdd), nil
 }

@@ -7,28 +7,18 @@ import (
 )
 
 func TestScratch(t *testing.T) {
-	r := loadRef(t)
-	mx := 0.0
-	for _, c := range r.Epsilon {
-		if c.Accountant != KindRDP {
-			continue
+	for _, k := range []string{"rdp", "pld"} {
+		for _, c := range [][3]float64{{1, 4096.0 / 1281167, 3127}, {4, 4096.0 / 1281167, 3127}, {8, 4096.0 / 1281167, 3127}, {10, 4096.0 / 1281167, 3127}, {3, 256.0 / 60000, 60 * 60000 / 256}, {1, 0.01, 10000}, {50, 0.5, 100}} {
+			n := 0
+			f := func(s float64) (float64, error) { n++; return ComputeEpsilon(k, 1e-5, c[1], s, int(c[2])) }
+			g, st, tol := 1.0, 2.0, RDPCalibrationTolerance
+			if k == "pld" {
+				g, _ = CalibrateNoise("rdp", c[0], 1e-5, c[1], int(c[2]))
+				st, tol = 1.25, PLDCalibrationTolerance
+			}
+			t0 := time.Now()
+			s, e, err := bisectSigma(f, c[0], g, st, tol)
+			fmt.Println(k, c, s, e, err, time.Since(t0), n)
 		}
-		a := NewRDP(nil)
-		a.Compose(Steps(c.SamplingRate, c.NoiseMultiplier, c.Steps))
-		eps, _, _ := a.EpsilonAndOrder(c.Delta)
-		if e := relErr(eps, c.Epsilon); e > mx {
-			mx = e
-		}
-	}
-	fmt.Println("max rel err", mx)
-	a := NewRDP(nil)
-	a.Compose(Steps(65536.0/1281167, 1.3127, 1369))
-	fmt.Println(a.EpsilonAndOrder(1e-6))
-	for _, p := range [][2]float64{{0.01, 1}, {0.001, 1}, {0.1, 0.5}, {0.01, 0.5}, {0.004, 2}, {0.05, 1.3}} {
-		t0 := time.Now()
-		a := NewRDP(nil)
-		a.Compose(Steps(p[0], p[1], 1000000))
-		e, o, _ := a.EpsilonAndOrder(1e-5)
-		fmt.Println(p, e, o, time.Since(t0))
 	}
 }
