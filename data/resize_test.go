@@ -1,0 +1,120 @@
+package data
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// refResize is a direct 2-D evaluation of the antialiased triangle filter
+// over the region (x0,y0,rw,rh) (float64, no separability or reuse).
+func refResize(src []uint8, sh, sw int, x0, y0, rw, rh float64, dh, dw int) []float64 {
+	out := make([]float64, dh*dw)
+	sx, sy := rw/float64(dw), rh/float64(dh)
+	supx, supy := math.Max(sx, 1), math.Max(sy, 1)
+	for oy := range dh {
+		cy := y0 + (float64(oy)+0.5)*sy
+		for ox := range dw {
+			cx := x0 + (float64(ox)+0.5)*sx
+			var num, den float64
+			for i := range sh {
+				wy := 1 - math.Abs(float64(i)+0.5-cy)/supy
+				if wy <= 0 {
+					continue
+				}
+				for j := range sw {
+					wx := 1 - math.Abs(float64(j)+0.5-cx)/supx
+					if wx <= 0 {
+						continue
+					}
+					num += wy * wx * float64(src[i*sw+j])
+					den += wy * wx
+				}
+			}
+			out[oy*dw+ox] = num / den
+		}
+	}
+	return out
+}
+
+func TestResampleAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	var rs resampler
+	for _, tt := range []struct{ sh, sw, dh, dw int }{
+		{8, 8, 4, 4}, {32, 24, 7, 11}, {5, 9, 13, 6}, {100, 3, 10, 3}, {6, 6, 6, 6}, {1, 1, 3, 2},
+	} {
+		src := make([]uint8, tt.sh*tt.sw)
+		for i := range src {
+			src[i] = uint8(r.Uint32())
+		}
+		for _, reg := range [][4]float64{{0, 0, float64(tt.sw), float64(tt.sh)}, {0.5, 0.25, float64(tt.sw) * 0.6, float64(tt.sh) * 0.7}} {
+			ref := refResize(src, tt.sh, tt.sw, reg[0], reg[1], reg[2], reg[3], tt.dh, tt.dw)
+			rs.region(src, 1, tt.sh, tt.sw, reg[0], reg[1], reg[2], reg[3], tt.dh, tt.dw, func(ch, y int, row []float32) {
+				for x, v := range row {
+					if d := math.Abs(float64(v) - ref[y*tt.dw+x]); d > 1e-3 {
+						t.Fatalf("%v region %v: (%d,%d) got %v want %v", tt, reg, y, x, v, ref[y*tt.dw+x])
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestResizeSquareProperties(t *testing.T) {
+	var rs resampler
+	// Identity at the same size.
+	_, src := testImage(6, 6, 1)
+	dst := make([]uint8, len(src))
+	rs.resizeSquare(src, 3, 6, 6, ResizeShorterCenter, 6, dst)
+	if !bytes.Equal(src, dst) {
+		t.Fatal("same-size resize changed pixels")
+	}
+	// Shorter side already at the size: the centre square, unchanged.
+	_, wide := testImage(6, 10, 2)
+	rs.resizeSquare(wide, 3, 6, 10, ResizeShorterCenter, 6, dst)
+	for ch := range 3 {
+		for y := range 6 {
+			want := wide[(ch*6+y)*10+2 : (ch*6+y)*10+8]
+			if got := dst[(ch*6+y)*6 : (ch*6+y+1)*6]; !bytes.Equal(got, want) {
+				t.Fatalf("channel %d row %d: %v want %v", ch, y, got, want)
+			}
+		}
+	}
+	// Constants stay constant, whatever the mode and scale.
+	flat := bytes.Repeat([]uint8{77}, 3*37*23)
+	for _, mode := range []ResizeMode{ResizeShorterCenter, ResizeFit} {
+		for _, size := range []int{1, 5, 64} {
+			out := make([]uint8, 3*size*size)
+			rs.resizeSquare(flat, 3, 37, 23, mode, size, out)
+			for _, v := range out {
+				if v != 77 {
+					t.Fatalf("mode %v size %d: %d", mode, size, v)
+				}
+			}
+		}
+	}
+	// Fit keeps the whole picture: a left-dark/right-bright image stays so.
+	half := make([]uint8, 20*40)
+	for y := range 20 {
+		for x := 20; x < 40; x++ {
+			half[y*40+x] = 200
+		}
+	}
+	out := make([]uint8, 16)
+	rs.resizeSquare(half, 1, 20, 40, ResizeFit, 4, out)
+	if out[0] != 0 || out[1] >= 100 || out[2] <= 100 || out[3] != 200 {
+		t.Fatalf("fit row %v", out[:4])
+	}
+}
+
+func TestParseResizeMode(t *testing.T) {
+	for s, want := range map[string]ResizeMode{"": ResizeShorterCenter, "shorter-center": ResizeShorterCenter, "fit": ResizeFit} {
+		if m, err := ParseResizeMode(s); err != nil || m != want {
+			t.Errorf("%q: %v %v", s, m, err)
+		}
+	}
+	if _, err := ParseResizeMode("stretch"); err == nil {
+		t.Error("bad mode accepted")
+	}
+}
