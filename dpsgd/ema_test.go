@@ -169,3 +169,15 @@ func TestEMAErrorsAndAllocs(t *testing.T) {
 		t.Errorf("%v allocations per Update", a)
 	}
 }
+
+// BenchmarkEMAUpdate averages 11.7M parameters (ResNet-18).
+func BenchmarkEMAUpdate(b *testing.B) {
+	p := [][]float32{make([]float32, resnet18Params)}
+	e := mustEMA(b, p, 0.999, true)
+	e.Update(p)
+	b.SetBytes(4 * resnet18Params)
+	b.ResetTimer()
+	for range b.N {
+		e.Update(p)
+	}
+}
