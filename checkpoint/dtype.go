@@ -59,6 +59,10 @@ func toFloat32(dst []float32, d DType, src []byte) {
 	le := binary.LittleEndian
 	switch d {
 	case F32:
+		if nativeLittle {
+			copy(f32Bytes(dst), src)
+			return
+		}
 		for i := range dst {
 			dst[i] = math.Float32frombits(le.Uint32(src[4*i:]))
 		}

@@ -316,3 +316,37 @@ func TestDecodeSafetensorsLenient(t *testing.T) {
 		t.Errorf("got %v %v", got, meta)
 	}
 }
+
+func TestPortableF32Path(t *testing.T) {
+	// The element-by-element path used on big-endian hosts gives the same
+	// bytes and values as the block copy.
+	ts := map[string]Tensor{"a": makeTensor(rand.New(rand.NewPCG(5, 5)), 300, 301), "b": {Shape: []int{1}, Data: []float32{float32(math.NaN())}}}
+	encode := func() []byte {
+		var buf bytes.Buffer
+		if _, err := EncodeSafetensors(&buf, ts, nil); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	fast := encode()
+	fastTs, _, err := DecodeSafetensors(fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := nativeLittle
+	nativeLittle = false
+	defer func() { nativeLittle = saved }()
+	slow := encode()
+	if !bytes.Equal(fast, slow) {
+		t.Fatal("portable encoder wrote different bytes")
+	}
+	slowTs, _, err := DecodeSafetensors(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []map[string]Tensor{fastTs, slowTs} {
+		if what, ok := tensorsEqual(got, ts); !ok {
+			t.Fatalf("decoded tensors differ: %s", what)
+		}
+	}
+}

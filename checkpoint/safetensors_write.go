@@ -29,15 +29,20 @@ type Raw struct {
 // metadataKey is the reserved header key for string metadata.
 const metadataKey = "__metadata__"
 
-// numel returns the product of shape, panicking (op) on a negative dimension
-// or an overflow.
+// numel returns the product of shape (0 when a dimension is 0, whatever the
+// others), panicking (op) on a negative dimension or an overflow.
 func numel(op, name string, shape []int) int {
-	n := 1
 	for _, d := range shape {
 		if d < 0 {
 			usagePanic(op, "tensor %q: negative dimension in shape %v", name, shape)
 		}
-		if d != 0 && n > math.MaxInt/d {
+		if d == 0 {
+			return 0
+		}
+	}
+	n := 1
+	for _, d := range shape {
+		if n > math.MaxInt/d {
 			usagePanic(op, "tensor %q: shape %v overflows", name, shape)
 		}
 		n *= d
@@ -205,6 +210,10 @@ func writeJSONString(b *bytes.Buffer, s string) {
 
 // writeF32 writes data little-endian through buf (len a multiple of 4).
 func writeF32(w io.Writer, buf []byte, data []float32) error {
+	if nativeLittle {
+		_, err := w.Write(f32Bytes(data)) // io.Writer may neither modify nor keep it
+		return err
+	}
 	per := len(buf) / 4
 	for len(data) > 0 {
 		k := min(per, len(data))
