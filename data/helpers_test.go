@@ -25,3 +25,11 @@ func cifarTar(tb testing.TB, split string) string {
 }
 
 func sqrtF(x float64) float64 { return math.Sqrt(x) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}

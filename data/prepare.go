@@ -49,9 +49,6 @@ func Prepare(opts PrepareOptions) (*PrepareReport, error) {
 	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
 		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)
 	}
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
 	oo := OpenOptions{ImageSize: opts.ImageSize, Resize: opts.Resize, SkipBadImages: opts.SkipBadImages,
 		Classes: opts.Classes, Workers: opts.Workers}
 	shardBytes := opts.ShardBytes
@@ -73,6 +70,9 @@ func Prepare(opts PrepareOptions) (*PrepareReport, error) {
 		if cl, ok := ds.(interface{ Close() error }); ok {
 			defer cl.Close()
 		}
+		if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
 		if err := prepareDataset(ds, opts, m, setShape); err != nil {
 			return nil, err
 		}
@@ -81,6 +81,9 @@ func Prepare(opts PrepareOptions) (*PrepareReport, error) {
 	s, err := scanFolder(opts.Src, oo)
 	if err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	m.Classes = s.classes
 	m.Resize = opts.Resize.String()
