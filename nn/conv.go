@@ -60,8 +60,25 @@ type Conv2d struct {
 const WSEpsilon = 1e-5
 
 type convScratch struct {
-	col, dcol, acc, gw, gramA, gramG, dys []float32
-	accB                                  []float32
+	col, dyc, yc, dcol, dys     []float32 // chunk matrices: d×nT, p×nT, p×nT, d×nT, p×nT
+	acc, accB, gw, gramA, gramG []float32
+	colsum                      []float64
+}
+
+// chunkCols is the target number of columns (examples × positions) of one
+// chunk's GEMMs: late layers with few positions per example batch several
+// examples into one product instead of many skinny ones.
+const chunkCols = 512
+
+// chunkSize returns how many batch rows one chunk holds: enough for about
+// chunkCols columns, few enough to keep every worker busy, and a multiple of
+// the example group k.
+func chunkSize(b, t, k int) int {
+	cs := (chunkCols + t - 1) / t
+	per := (b + tensor.Workers(b) - 1) / tensor.Workers(b)
+	cs = min(cs, per)
+	cs = max(k, cs/k*k)
+	return cs
 }
 
 // NewConv2d returns a convolution with Kaiming-normal (fan-out) weights, as
@@ -109,16 +126,59 @@ func (c *Conv2d) scr(w int) *convScratch {
 	return &c.scratch[w]
 }
 
-// colOf returns the d×T patch matrix of example i (in scratch buf unless the
-// convolution is 1×1 with stride 1 and no padding, where it is x_i itself).
-func (c *Conv2d) colOf(buf []float32, i int) []float32 {
+// cols returns the patch matrix of batch rows [r0, r0+n): d × n·T with
+// row stride ld = n·T, example a in columns [a·T, (a+1)·T). A single row of a
+// 1×1, stride-1, unpadded convolution is x itself (no copy).
+func (c *Conv2d) cols(sc *convScratch, r0, n, t int) ([]float32, int) {
 	h, w := c.x.Shape[2], c.x.Shape[3]
-	xi := c.x.Data[i*c.Cin*h*w : (i+1)*c.Cin*h*w]
-	if c.direct() {
-		return xi
+	d := c.d()
+	plane := c.Cin * h * w
+	if c.direct() && n == 1 {
+		return c.x.Data[r0*plane : (r0+1)*plane], t
 	}
-	Im2colInto(buf, xi, c.Cin, h, w, c.K, c.Stride, c.Pad)
-	return buf
+	ld := n * t
+	sc.col = tensor.EnsureSlice(sc.col, d*ld)
+	for a := 0; a < n; a++ {
+		xi := c.x.Data[(r0+a)*plane : (r0+a+1)*plane]
+		if c.direct() {
+			for r := 0; r < d; r++ {
+				copy(sc.col[r*ld+a*t:r*ld+(a+1)*t], xi[r*t:(r+1)*t])
+			}
+			continue
+		}
+		tensor.Im2colStrided(sc.col[a*t:], ld, xi, c.Cin, h, w, c.K, c.K, c.Stride, c.Pad)
+	}
+	return sc.col, ld
+}
+
+// gatherDY returns the output gradients of rows [r0, r0+n) as a p × n·T
+// matrix (row stride ld), each row r scaled by scale(r) when scale is not nil.
+func (c *Conv2d) gatherDY(buf *[]float32, dy []float32, r0, n, t int, scale func(r int) float32) ([]float32, int) {
+	p := c.Cout
+	if n == 1 && scale == nil {
+		return dy[r0*p*t : (r0+1)*p*t], t
+	}
+	ld := n * t
+	*buf = tensor.EnsureSlice(*buf, p*ld)
+	out := *buf
+	for a := 0; a < n; a++ {
+		src := dy[(r0+a)*p*t : (r0+a+1)*p*t]
+		s := float32(1)
+		if scale != nil {
+			s = scale(r0 + a)
+		}
+		for o := 0; o < p; o++ {
+			dst := out[o*ld+a*t : o*ld+(a+1)*t]
+			if s == 1 {
+				copy(dst, src[o*t:(o+1)*t])
+				continue
+			}
+			for q, v := range src[o*t : (o+1)*t] {
+				dst[q] = v * s
+			}
+		}
+	}
+	return out, ld
 }
 
 // Im2colInto is tensor.Im2col with a square kernel.
@@ -193,21 +253,35 @@ func (c *Conv2d) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	c.x = x
 	c.standardize()
 	c.y = tensor.Ensure(c.y, b, c.Cout, oh, ow)
-	d, t := c.d(), oh*ow
-	c.ensureWorkers(b)
-	tensor.ParallelEach(b, func(wk, i int) {
+	d, t, p := c.d(), oh*ow, c.Cout
+	cs := chunkSize(b, t, 1)
+	nch := (b + cs - 1) / cs
+	c.ensureWorkers(nch)
+	tensor.ParallelEach(nch, func(wk, ch int) {
 		sc := &c.scratch[wk]
-		if !c.direct() {
-			sc.col = tensor.EnsureSlice(sc.col, d*t)
+		r0 := ch * cs
+		n := min(cs, b-r0)
+		col, ld := c.cols(sc, r0, n, t)
+		if n == 1 {
+			tensor.SgemmSerial(false, false, p, t, d, 1, c.wEff, d, col, ld, 0, c.y.Data[r0*p*t:(r0+1)*p*t], t)
+		} else {
+			sc.yc = tensor.EnsureSlice(sc.yc, p*ld)
+			tensor.SgemmSerial(false, false, p, ld, d, 1, c.wEff, d, col, ld, 0, sc.yc, ld)
+			for a := 0; a < n; a++ {
+				yi := c.y.Data[(r0+a)*p*t : (r0+a+1)*p*t]
+				for o := 0; o < p; o++ {
+					copy(yi[o*t:(o+1)*t], sc.yc[o*ld+a*t:o*ld+(a+1)*t])
+				}
+			}
 		}
-		col := c.colOf(sc.col, i)
-		yi := c.y.Data[i*c.Cout*t : (i+1)*c.Cout*t]
-		tensor.SgemmSerial(false, false, c.Cout, t, d, 1, c.wEff, d, col, t, 0, yi, t)
 		if c.B != nil {
-			for o, bv := range c.B.Value {
-				row := yi[o*t : (o+1)*t]
-				for j := range row {
-					row[j] += bv
+			yc := c.y.Data[r0*p*t : (r0+n)*p*t]
+			for a := 0; a < n; a++ {
+				for o, bv := range c.B.Value {
+					row := yc[(a*p+o)*t : (a*p+o+1)*t]
+					for j := range row {
+						row[j] += bv
+					}
 				}
 			}
 		}
@@ -231,9 +305,18 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	if needDX {
 		c.dx = tensor.Ensure(c.dx, c.x.Shape...)
 	}
-	c.ensureWorkers(b)
+	k := 1
+	if train && ctx.Mode == PerExample {
+		k = ctx.group()
+		if b%k != 0 {
+			shapePanic("Conv2d.Backward", "batch %d not a multiple of group %d", b, k)
+		}
+	}
+	cs := chunkSize(b, t, k)
+	nch := (b + cs - 1) / cs
+	c.ensureWorkers(nch)
+	nw := tensor.Workers(nch)
 	if !train || ctx.Mode == Accumulate {
-		nw := tensor.Workers(b)
 		if train {
 			for wk := 0; wk < nw; wk++ {
 				sc := &c.scratch[wk]
@@ -243,21 +326,20 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 				clear(sc.accB)
 			}
 		}
-		tensor.ParallelEach(b, func(wk, i int) {
+		tensor.ParallelEach(nch, func(wk, ch int) {
 			sc := &c.scratch[wk]
-			dyi := dy.Data[i*p*t : (i+1)*p*t]
+			r0 := ch * cs
+			n := min(cs, b-r0)
+			dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, r0, n, t, nil)
 			if needDX {
-				c.backwardDX(sc, dyi, i, h, w)
+				c.backwardDX(sc, dyc, ldy, r0, n, h, w)
 			}
 			if train {
-				if !c.direct() {
-					sc.col = tensor.EnsureSlice(sc.col, d*t)
-				}
-				col := c.colOf(sc.col, i)
-				tensor.SgemmSerial(false, true, p, d, t, 1, dyi, t, col, t, 1, sc.acc, d)
+				col, ld := c.cols(sc, r0, n, t)
+				tensor.SgemmSerial(false, true, p, d, ld, 1, dyc, ldy, col, ld, 1, sc.acc, d)
 				for o := 0; o < p; o++ {
 					var s float32
-					for _, v := range dyi[o*t : (o+1)*t] {
+					for _, v := range dyc[o*ldy : o*ldy+ldy] {
 						s += v
 					}
 					sc.accB[o] += s
@@ -273,10 +355,6 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		return nil
 	}
 	// PerExample mode.
-	k := ctx.group()
-	if b%k != 0 {
-		shapePanic("Conv2d.Backward", "batch %d not a multiple of group %d", b, k)
-	}
 	m := b / k
 	c.dy, c.group = dy, k
 	c.method = c.chooseMethod(m, k, t, ctx.MaterializeBudget)
@@ -286,40 +364,64 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	if c.method == "materialize-stored" && wTrain {
 		c.stored = tensor.EnsureSlice(c.stored, m*p*d)
 	}
-	tensor.ParallelEach(m, func(wk, j int) {
+	tensor.ParallelEach(nch, func(wk, ch int) {
 		sc := &c.scratch[wk]
+		r0 := ch * cs
+		n := min(cs, b-r0)
+		dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, r0, n, t, nil)
 		if needDX {
-			for r := j * k; r < (j+1)*k; r++ {
-				c.backwardDX(sc, dy.Data[r*p*t:(r+1)*p*t], r, h, w)
-			}
+			c.backwardDX(sc, dyc, ldy, r0, n, h, w)
 		}
-		// bias gradient of the example: Σ over its rows and positions.
-		bg := c.bgrad[j*p : (j+1)*p]
-		clear(bg)
-		for r := j * k; r < (j+1)*k; r++ {
-			dyr := dy.Data[r*p*t : (r+1)*p*t]
+		var col []float32
+		var ld int
+		if wTrain {
+			col, ld = c.cols(sc, r0, n, t)
+		}
+		var dys []float32
+		if wTrain && c.WS && c.method == "ghost" {
+			// output gradients with row o scaled by 1/s_o
+			sc.dys = tensor.EnsureSlice(sc.dys, p*ldy)
+			for o := 0; o < p; o++ {
+				s := c.wsInvStd[o]
+				for q, v := range dyc[o*ldy : o*ldy+ldy] {
+					sc.dys[o*ldy+q] = v * s
+				}
+			}
+			dys = sc.dys
+		}
+		for gj := 0; gj < n/k; gj++ {
+			j := r0/k + gj
+			lo := gj * k * t // first column of the example
+			bg := c.bgrad[j*p : (j+1)*p]
 			for o := 0; o < p; o++ {
 				var s float32
-				for _, v := range dyr[o*t : (o+1)*t] {
+				for _, v := range dyc[o*ldy+lo : o*ldy+lo+k*t] {
 					s += v
 				}
-				bg[o] += s
+				bg[o] = s
 			}
-		}
-		var sq float64
-		if c.B != nil && !c.B.Frozen {
-			for _, v := range bg {
-				sq += float64(v) * float64(v)
+			var sq float64
+			if c.B != nil && !c.B.Frozen {
+				for _, v := range bg {
+					sq += float64(v) * float64(v)
+				}
 			}
-		}
-		if wTrain {
-			if c.method == "ghost" {
-				sq += c.ghostSq(sc, dy.Data, j, k, d, t)
-			} else {
-				sq += c.materializeSq(sc, dy.Data, j, k, d, t)
+			if wTrain {
+				if c.method == "ghost" {
+					g, ldg := dyc, ldy
+					if dys != nil {
+						g = dys
+					}
+					sq += c.ghostSq(sc, col[lo:], ld, g[lo:], ldg, k*t)
+					if c.WS {
+						sq -= c.wsGhostCorrection(sc, col[lo:], ld, dy.Data, j, k, t)
+					}
+				} else {
+					sq += c.materializeSq(sc, col[lo:], ld, dyc[lo:], ldy, k*t, j)
+				}
 			}
+			c.sq[j] = sq
 		}
-		c.sq[j] = sq
 	})
 	ctx.register(c, c.sq)
 	if needDX {
@@ -328,18 +430,29 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	return nil
 }
 
-func (c *Conv2d) backwardDX(sc *convScratch, dyi []float32, i, h, w int) {
+// backwardDX computes the input gradients of rows [r0, r0+n) from their
+// output gradients dyc (p × n·T, stride ldy): dcol = Ŵᵀ·dyc, then col2im.
+func (c *Conv2d) backwardDX(sc *convScratch, dyc []float32, ldy, r0, n, h, w int) {
 	d, p := c.d(), c.Cout
-	t := len(dyi) / p
-	dxi := c.dx.Data[i*c.Cin*h*w : (i+1)*c.Cin*h*w]
-	if c.direct() {
-		tensor.SgemmSerial(true, false, d, t, p, 1, c.wEff, d, dyi, t, 0, dxi, t)
+	plane := c.Cin * h * w
+	t := ldy / n
+	if c.direct() && n == 1 {
+		tensor.SgemmSerial(true, false, d, t, p, 1, c.wEff, d, dyc, ldy, 0, c.dx.Data[r0*plane:(r0+1)*plane], t)
 		return
 	}
-	sc.dcol = tensor.EnsureSlice(sc.dcol, d*t)
-	tensor.SgemmSerial(true, false, d, t, p, 1, c.wEff, d, dyi, t, 0, sc.dcol, t)
-	clear(dxi)
-	tensor.Col2im(dxi, sc.dcol, c.Cin, h, w, c.K, c.K, c.Stride, c.Pad)
+	sc.dcol = tensor.EnsureSlice(sc.dcol, d*ldy)
+	tensor.SgemmSerial(true, false, d, ldy, p, 1, c.wEff, d, dyc, ldy, 0, sc.dcol, ldy)
+	for a := 0; a < n; a++ {
+		dxi := c.dx.Data[(r0+a)*plane : (r0+a+1)*plane]
+		if c.direct() {
+			for r := 0; r < d; r++ {
+				copy(dxi[r*t:(r+1)*t], sc.dcol[r*ldy+a*t:r*ldy+(a+1)*t])
+			}
+			continue
+		}
+		clear(dxi)
+		tensor.Col2imStrided(dxi, sc.dcol[a*t:], ldy, c.Cin, h, w, c.K, c.K, c.Stride, c.Pad)
+	}
 }
 
 // reduceInto sums the workers' accumulators and adds them (through the WS
@@ -350,8 +463,10 @@ func (c *Conv2d) reduceInto(nw, d int) {
 		for j, v := range c.scratch[wk].acc {
 			acc[j] += v
 		}
-		for j, v := range c.scratch[wk].accB {
-			c.scratch[0].accB[j] += v
+		if c.scratch[wk].accB != nil {
+			for j, v := range c.scratch[wk].accB {
+				c.scratch[0].accB[j] += v
+			}
 		}
 	}
 	if !c.W.Frozen {
@@ -363,7 +478,7 @@ func (c *Conv2d) reduceInto(nw, d int) {
 			}
 		}
 	}
-	if c.B != nil && !c.B.Frozen {
+	if c.B != nil && !c.B.Frozen && c.scratch[0].accB != nil {
 		for j, v := range c.scratch[0].accB {
 			c.B.Grad[j] += v
 		}
@@ -390,22 +505,13 @@ func (c *Conv2d) chooseMethod(m, k, t, budget int) string {
 	return "materialize"
 }
 
-// materializeSq forms ∇W_j (through WS when enabled), returns its squared
-// norm, and keeps it when the method is materialize-stored.
-func (c *Conv2d) materializeSq(sc *convScratch, dy []float32, j, k, d, t int) float64 {
-	p := c.Cout
+// materializeSq forms ∇W_j = dy_j·col_jᵀ over the example's kt columns
+// (through WS when enabled), returns its squared norm, and keeps it when the
+// method is materialize-stored.
+func (c *Conv2d) materializeSq(sc *convScratch, col []float32, ld int, dyc []float32, ldy, kt, j int) float64 {
+	p, d := c.Cout, c.d()
 	sc.gw = tensor.EnsureSlice(sc.gw, p*d)
-	if !c.direct() {
-		sc.col = tensor.EnsureSlice(sc.col, d*t)
-	}
-	for r := j * k; r < (j+1)*k; r++ {
-		col := c.colOf(sc.col, r)
-		beta := float32(1)
-		if r == j*k {
-			beta = 0
-		}
-		tensor.SgemmSerial(false, true, p, d, t, 1, dy[r*p*t:(r+1)*p*t], t, col, t, beta, sc.gw, d)
-	}
+	tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, sc.gw, d)
 	g := sc.gw
 	if c.WS {
 		sc.acc = tensor.EnsureSlice(sc.acc, p*d)
@@ -422,74 +528,40 @@ func (c *Conv2d) materializeSq(sc *convScratch, dy []float32, j, k, d, t int) fl
 	return s
 }
 
-// ghostSq returns ‖∇W_j‖² from Gram matrices of the patches and of the
-// output gradients over the K·T positions of example j.
-func (c *Conv2d) ghostSq(sc *convScratch, dy []float32, j, k, d, t int) float64 {
-	p := c.Cout
-	kt := k * t
+// ghostSq returns ‖G·Aᵀ‖²_F = ⟨AᵀA, GᵀG⟩ for the example's patches A (d×kt,
+// stride ld) and output gradients G (p×kt, stride ldg): two kt×kt Gram
+// matrices instead of the p×d gradient.
+func (c *Conv2d) ghostSq(sc *convScratch, col []float32, ld int, g []float32, ldg, kt int) float64 {
+	p, d := c.Cout, c.d()
 	sc.gramA = tensor.EnsureSlice(sc.gramA, kt*kt)
 	sc.gramG = tensor.EnsureSlice(sc.gramG, kt*kt)
-	cols := make([][]float32, k) // k small; the slices alias scratch
-	if !c.direct() {
-		sc.col = tensor.EnsureSlice(sc.col, k*d*t)
-	}
-	for a := 0; a < k; a++ {
-		var buf []float32
-		if !c.direct() {
-			buf = sc.col[a*d*t : (a+1)*d*t]
-		}
-		cols[a] = c.colOf(buf, j*k+a)
-	}
-	// dy rows, scaled by 1/s_o under WS.
-	dys := make([][]float32, k)
-	if c.WS {
-		sc.dys = tensor.EnsureSlice(sc.dys, k*p*t)
-	}
-	for a := 0; a < k; a++ {
-		src := dy[(j*k+a)*p*t : (j*k+a+1)*p*t]
-		if !c.WS {
-			dys[a] = src
-			continue
-		}
-		dst := sc.dys[a*p*t : (a+1)*p*t]
-		for o := 0; o < p; o++ {
-			s := c.wsInvStd[o]
-			for q, v := range src[o*t : (o+1)*t] {
-				dst[o*t+q] = v * s
-			}
-		}
-		dys[a] = dst
-	}
-	for a := 0; a < k; a++ {
-		for b := 0; b < k; b++ {
-			tensor.SgemmSerial(true, false, t, t, d, 1, cols[a], t, cols[b], t, 0, sc.gramA[a*t*kt+b*t:], kt)
-			tensor.SgemmSerial(true, false, t, t, p, 1, dys[a], t, dys[b], t, 0, sc.gramG[a*t*kt+b*t:], kt)
-		}
-	}
+	tensor.SgemmSerial(true, false, kt, kt, d, 1, col, ld, col, ld, 0, sc.gramA, kt)
+	tensor.SgemmSerial(true, false, kt, kt, p, 1, g, ldg, g, ldg, 0, sc.gramG, kt)
 	var s float64
 	for q, v := range sc.gramA {
 		s += float64(v) * float64(sc.gramG[q])
-	}
-	if c.WS {
-		s -= c.wsGhostCorrection(cols, dy, j, k, d, t)
 	}
 	return s
 }
 
 // wsGhostCorrection returns Σ_o ((Σg_o)²/n + (2/n − ‖ŵ_o‖²/n²)(g_o·ŵ_o)²)/s_o²
-// for example j (see the type comment).
-func (c *Conv2d) wsGhostCorrection(cols [][]float32, dy []float32, j, k, d, t int) float64 {
-	p := c.Cout
+// for example j (see the type comment); col is the example's d×kt patch
+// block with stride ld.
+func (c *Conv2d) wsGhostCorrection(sc *convScratch, col []float32, ld int, dy []float32, j, k, t int) float64 {
+	p, d := c.Cout, c.d()
 	n := float64(d)
-	var corr float64
-	colsum := make([]float64, k*t)
-	for a := 0; a < k; a++ {
-		for r := 0; r < d; r++ {
-			for q, v := range cols[a][r*t : (r+1)*t] {
-				colsum[a*t+q] += float64(v)
-			}
+	kt := k * t
+	if cap(sc.colsum) < kt {
+		sc.colsum = make([]float64, kt)
+	}
+	colsum := sc.colsum[:kt]
+	clear(colsum)
+	for r := 0; r < d; r++ {
+		for q, v := range col[r*ld : r*ld+kt] {
+			colsum[q] += float64(v)
 		}
 	}
+	var corr float64
 	for o := 0; o < p; o++ {
 		var sg, gw float64
 		var bias float64
@@ -548,23 +620,23 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	b := c.x.Shape[0]
 	k := c.group
 	t := c.dy.Shape[2] * c.dy.Shape[3]
-	nw := tensor.Workers(b)
+	cs := chunkSize(b, t, 1)
+	nch := (b + cs - 1) / cs
+	c.ensureWorkers(nch)
+	nw := tensor.Workers(nch)
 	for wk := 0; wk < nw; wk++ {
 		sc := &c.scratch[wk]
 		sc.acc = tensor.EnsureSlice(sc.acc, p*d)
 		clear(sc.acc)
 	}
-	tensor.ParallelEach(b, func(wk, i int) {
-		cj := coef[i/k]
-		if cj == 0 {
-			return
-		}
+	scale := func(r int) float32 { return coef[r/k] }
+	tensor.ParallelEach(nch, func(wk, ch int) {
 		sc := &c.scratch[wk]
-		if !c.direct() {
-			sc.col = tensor.EnsureSlice(sc.col, d*t)
-		}
-		col := c.colOf(sc.col, i)
-		tensor.SgemmSerial(false, true, p, d, t, cj, c.dy.Data[i*p*t:(i+1)*p*t], t, col, t, 1, sc.acc, d)
+		r0 := ch * cs
+		n := min(cs, b-r0)
+		dyc, ldy := c.gatherDY(&sc.dyc, c.dy.Data, r0, n, t, scale)
+		col, ld := c.cols(sc, r0, n, t)
+		tensor.SgemmSerial(false, true, p, d, ld, 1, dyc, ldy, col, ld, 1, sc.acc, d)
 	})
 	acc := c.scratch[0].acc
 	for wk := 1; wk < nw; wk++ {

@@ -12,14 +12,26 @@ func ConvOut(in, k, stride, pad int) int {
 // oy·ow+ox (0 outside the image).
 func Im2col(dst, x []float32, c, h, w, kh, kw, stride, pad int) {
 	oh, ow := ConvOut(h, kh, stride, pad), ConvOut(w, kw, stride, pad)
-	if len(x) != c*h*w || len(dst) != c*kh*kw*oh*ow {
-		shapePanic("Im2col", "x len %d (want %d), dst len %d (want %d)", len(x), c*h*w, len(dst), c*kh*kw*oh*ow)
+	if len(dst) != c*kh*kw*oh*ow {
+		shapePanic("Im2col", "dst len %d (want %d)", len(dst), c*kh*kw*oh*ow)
+	}
+	Im2colStrided(dst, oh*ow, x, c, h, w, kh, kw, stride, pad)
+}
+
+// Im2colStrided is Im2col into a matrix whose rows are ld ≥ oh·ow apart, so
+// that the patches of several examples can sit side by side (example a's in
+// columns [a·oh·ow, (a+1)·oh·ow) of a matrix with ld = n·oh·ow).
+func Im2colStrided(dst []float32, ld int, x []float32, c, h, w, kh, kw, stride, pad int) {
+	oh, ow := ConvOut(h, kh, stride, pad), ConvOut(w, kw, stride, pad)
+	rows := c * kh * kw
+	if len(x) != c*h*w || ld < oh*ow || len(dst) < (rows-1)*ld+oh*ow {
+		shapePanic("Im2colStrided", "x len %d (want %d), dst len %d too short for %d rows of %d with stride %d", len(x), c*h*w, len(dst), rows, oh*ow, ld)
 	}
 	for ci := 0; ci < c; ci++ {
 		xc := x[ci*h*w : (ci+1)*h*w]
 		for ki := 0; ki < kh; ki++ {
 			for kj := 0; kj < kw; kj++ {
-				row := dst[((ci*kh+ki)*kw+kj)*oh*ow:][:oh*ow]
+				row := dst[((ci*kh+ki)*kw+kj)*ld:][:oh*ow]
 				for oy := 0; oy < oh; oy++ {
 					iy := oy*stride + ki - pad
 					out := row[oy*ow : (oy+1)*ow]
@@ -61,14 +73,24 @@ func Im2col(dst, x []float32, c, h, w, kh, kw, stride, pad int) {
 // overwritten.
 func Col2im(dx, col []float32, c, h, w, kh, kw, stride, pad int) {
 	oh, ow := ConvOut(h, kh, stride, pad), ConvOut(w, kw, stride, pad)
-	if len(dx) != c*h*w || len(col) != c*kh*kw*oh*ow {
-		shapePanic("Col2im", "dx len %d (want %d), col len %d (want %d)", len(dx), c*h*w, len(col), c*kh*kw*oh*ow)
+	if len(col) != c*kh*kw*oh*ow {
+		shapePanic("Col2im", "col len %d (want %d)", len(col), c*kh*kw*oh*ow)
+	}
+	Col2imStrided(dx, col, oh*ow, c, h, w, kh, kw, stride, pad)
+}
+
+// Col2imStrided is Col2im from a patch matrix whose rows are ld apart.
+func Col2imStrided(dx, col []float32, ld int, c, h, w, kh, kw, stride, pad int) {
+	oh, ow := ConvOut(h, kh, stride, pad), ConvOut(w, kw, stride, pad)
+	rows := c * kh * kw
+	if len(dx) != c*h*w || ld < oh*ow || len(col) < (rows-1)*ld+oh*ow {
+		shapePanic("Col2imStrided", "dx len %d (want %d), col len %d too short for %d rows of %d with stride %d", len(dx), c*h*w, len(col), rows, oh*ow, ld)
 	}
 	for ci := 0; ci < c; ci++ {
 		xc := dx[ci*h*w : (ci+1)*h*w]
 		for ki := 0; ki < kh; ki++ {
 			for kj := 0; kj < kw; kj++ {
-				row := col[((ci*kh+ki)*kw+kj)*oh*ow:][:oh*ow]
+				row := col[((ci*kh+ki)*kw+kj)*ld:][:oh*ow]
 				for oy := 0; oy < oh; oy++ {
 					iy := oy*stride + ki - pad
 					if iy < 0 || iy >= h {
