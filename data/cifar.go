@@ -30,15 +30,16 @@ type CIFARFormat struct {
 	LabelBytes int // 1 for CIFAR-10, 2 for CIFAR-100 (coarse, fine)
 	LabelIndex int // which label byte is the label (CIFAR-100: 1 = fine)
 	NumClasses int
+	Pixels     int // bytes of pixels per record: 3·32·32 for both releases
 }
 
 var (
-	CIFAR10Format  = CIFARFormat{LabelBytes: 1, LabelIndex: 0, NumClasses: 10}
-	CIFAR100Format = CIFARFormat{LabelBytes: 2, LabelIndex: 1, NumClasses: 100}
+	CIFAR10Format  = CIFARFormat{LabelBytes: 1, LabelIndex: 0, NumClasses: 10, Pixels: cifarPixels}
+	CIFAR100Format = CIFARFormat{LabelBytes: 2, LabelIndex: 1, NumClasses: 100, Pixels: cifarPixels}
 )
 
 // RecordSize is the size of one record in bytes.
-func (f CIFARFormat) RecordSize() int { return f.LabelBytes + cifarPixels }
+func (f CIFARFormat) RecordSize() int { return f.LabelBytes + f.Pixels }
 
 // ParseCIFAR reads all records of one CIFAR binary file, appending labels
 // and CHW pixels to the given slices. name is used in errors.
@@ -80,7 +81,7 @@ func openCIFAR(files []string, f CIFARFormat, classes []string) (*memDataset, er
 		}
 		if st, err := fh.Stat(); err == nil && pix == nil {
 			n := int(st.Size()) / f.RecordSize() * len(files)
-			pix = make([]uint8, 0, n*cifarPixels)
+			pix = make([]uint8, 0, n*f.Pixels)
 			labels = make([]int32, 0, n)
 		}
 		labels, pix, err = ParseCIFAR(fh, p, f, labels, pix)

@@ -84,6 +84,7 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 			return nil, err
 		}
 		defer f.Close()
+		fileSize := st.Size()
 		tr := tar.NewReader(f)
 		member := 0
 		for {
@@ -112,6 +113,9 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 				}
 				s.skipped = append(s.skipped, s.bad(h.Name, err))
 				continue
+			}
+			if pos, _ := f.Seek(0, io.SeekCurrent); h.Size > fileSize-pos {
+				return nil, &FormatError{File: root, Member: h.Name, Offset: pos, Msg: fmt.Sprintf("tar member of %d bytes: only %d bytes left in the archive (truncated or corrupt)", h.Size, fileSize-pos)}
 			}
 			if _, dup := memberIdx[h.Name]; dup {
 				return nil, s.badErr(h.Name, errors.New("duplicate tar member"))
@@ -222,6 +226,8 @@ func checkClasses(root string, have, want []string) error {
 	return nil
 }
 
+const tarBlock = 512
+
 // readItems calls fn(i, bytes) for each item in order, reading files or tar
 // members. An error from fn stops the walk.
 func (s *folderSource) readItems(fn func(i int, b []byte) error) error {
@@ -242,6 +248,11 @@ func (s *folderSource) readItems(fn func(i int, b []byte) error) error {
 		return err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
 	tr := tar.NewReader(f)
 	member, next := 0, 0
 	for next < len(s.items) {
@@ -261,6 +272,11 @@ func (s *folderSource) readItems(fn func(i int, b []byte) error) error {
 			continue
 		}
 		member++
+		// A header may lie about the member's size: allocate no more than
+		// the archive can still hold.
+		if pos, _ := f.Seek(0, io.SeekCurrent); h.Size > size-pos+tarBlock {
+			return &FormatError{File: s.path, Member: h.Name, Offset: pos, Msg: fmt.Sprintf("tar member of %d bytes: only %d bytes left in the archive", h.Size, size-pos)}
+		}
 		b := make([]byte, h.Size)
 		if _, err := io.ReadFull(tr, b); err != nil {
 			off, _ := f.Seek(0, io.SeekCurrent)
