@@ -146,6 +146,6 @@ func growF64(buf []float64, n int) []float64 {
 	return make([]float64, n)
 }
 
-const defaultMaterializeBudget = 16 << 20 // floats (64 MiB) of stored per-example gradients per layer
+const defaultMaterializeBudget = 32 << 20 // floats (128 MiB) of stored per-example gradients per layer
 
 func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
