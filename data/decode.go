@@ -73,13 +73,21 @@ func toCHW(img image.Image, pix []uint8) {
 	R, G, B := pix[:hw], pix[hw:2*hw], pix[2*hw:3*hw]
 	switch m := img.(type) {
 	case *image.YCbCr:
+		var shift int // log2 of the horizontal chroma subsampling
+		switch m.SubsampleRatio {
+		case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+			shift = 1
+		case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+			shift = 2
+		}
+		x0 := r.Min.X
 		for y := range h {
-			yi := m.YOffset(r.Min.X, r.Min.Y+y)
-			for x := range w {
-				ci := m.COffset(r.Min.X+x, r.Min.Y+y)
-				rr, gg, bb := color.YCbCrToRGB(m.Y[yi+x], m.Cb[ci], m.Cr[ci])
-				o := y*w + x
-				R[o], G[o], B[o] = rr, gg, bb
+			yrow := m.Y[m.YOffset(x0, r.Min.Y+y):][:w]
+			ci0 := m.COffset(x0, r.Min.Y+y) - x0>>shift
+			o := y * w
+			for x, yv := range yrow {
+				ci := ci0 + (x0+x)>>shift
+				R[o+x], G[o+x], B[o+x] = ycbcrToRGB(yv, m.Cb[ci], m.Cr[ci])
 			}
 		}
 	case *image.Gray:
@@ -124,4 +132,23 @@ func unpremul(v, a uint8) uint8 {
 		return 0
 	}
 	return uint8((uint32(v)*0xff + uint32(a)/2) / uint32(a))
+}
+
+// ycbcrToRGB is JFIF's YCbCr→RGB in 16.16 fixed point, as image/color's
+// YCbCrToRGB (written out so that it inlines in the hot loop).
+func ycbcrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
+	yy := int32(y) * 0x10101
+	cb1 := int32(cb) - 128
+	cr1 := int32(cr) - 128
+	r := yy + 91881*cr1
+	g := yy - 22554*cb1 - 46802*cr1
+	b := yy + 116130*cb1
+	return clamp1616(r), clamp1616(g), clamp1616(b)
+}
+
+func clamp1616(v int32) uint8 {
+	if uint32(v)&0xff000000 == 0 {
+		return uint8(v >> 16)
+	}
+	return uint8(^(v >> 31))
 }

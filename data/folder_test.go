@@ -227,7 +227,21 @@ func TestToCHWFastPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 			imgs = append(imgs, d)
+			if sub, ok := d.(*image.YCbCr); ok { // odd origin: chroma offsets
+				imgs = append(imgs, sub.SubImage(image.Rect(1, 1, 12, 8)))
+			}
 		}
+	}
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
+		m := image.NewYCbCr(image.Rect(0, 0, 13, 9), ratio)
+		for i := range m.Y {
+			m.Y[i] = uint8(i * 37)
+		}
+		for i := range m.Cb {
+			m.Cb[i], m.Cr[i] = uint8(i*53), uint8(255-i*29)
+		}
+		imgs = append(imgs, m, m.SubImage(image.Rect(3, 1, 12, 9)))
 	}
 	imgs = append(imgs, gray, rgba, src, src.SubImage(image.Rect(2, 3, 11, 8)))
 	for k, im := range imgs {
@@ -528,5 +542,23 @@ func TestTarLyingSize(t *testing.T) {
 	_, err = OpenImageFolder(p, OpenOptions{})
 	if err == nil || !strings.Contains(err.Error(), "a/1.png") || !strings.Contains(err.Error(), "4294967296 bytes") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestYCbCrToRGBMatchesStdlib(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 3
+	}
+	for y := 0; y < 256; y += step {
+		for cb := range 256 {
+			for cr := range 256 {
+				r, g, b := ycbcrToRGB(uint8(y), uint8(cb), uint8(cr))
+				R, G, B := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
+				if r != R || g != G || b != B {
+					t.Fatalf("YCbCr(%d,%d,%d): %d,%d,%d want %d,%d,%d", y, cb, cr, r, g, b, R, G, B)
+				}
+			}
+		}
 	}
 }
