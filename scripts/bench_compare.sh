@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# dptrain against PyTorch 1.13 on this machine, back to back in one run
+# (BENCHMARKS.md; issues #2 and #4). Prints two markdown tables on stdout:
+#
+#  1. training throughput: for each configuration, dptrain non-private and
+#     private examples/s (one process, `dptrain bench`), PyTorch non-private
+#     examples/s with glibc malloc and with jemalloc (scripts/torch_bench.py,
+#     same architecture, parameter count checked), the ratio
+#     dptrain-private / best PyTorch, and the peak RSS of each process;
+#  2. conv layers: forward/backward GFLOP/s of single 3×3 convolutions at
+#     batch 32 (go test -bench ConvLayer) as a fraction of the conv-shaped
+#     SGEMM measured in the same run, with PyTorch's rate for the same layer.
+#
+# Usage: scripts/bench_compare.sh [--quick] [--no-convs] [--no-models] [--raw DIR]
+#   --quick      cnn-cifar and resnet18 32×32 only, fewer steps (a smoke run)
+#   --raw DIR    keep the raw JSON lines and go test output in DIR
+# Environment: THREADS (default 2: GOMAXPROCS for dptrain, torch.set_num_threads
+# for PyTorch), STEPS (timed steps per mode; default 5, 3 at 224×224),
+# MAXLOAD (default 2.5: wait up to 10 minutes for the 1-minute load to drop
+# below it before starting), TORCH_PY (default /usr/bin/python3, Debian's
+# interpreter with python3-torch).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+quick=0 convs=1 models=1 raw="" driver="-"
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--no-convs) convs=0 ;;
+	--no-models) models=0 ;;
+	--raw) raw="$2"; shift ;;
+	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+	*) echo "bench_compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+THREADS=${THREADS:-2}
+MAXLOAD=${MAXLOAD:-2.5}
+TORCH_PY=${TORCH_PY:-/usr/bin/python3}
+JEMALLOC=""
+for f in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2; do
+	[ -e "$f" ] && JEMALLOC=$f && break
+done
+if ! "$TORCH_PY" -c 'import torch' 2>/dev/null; then
+	echo "bench_compare: $TORCH_PY cannot import torch (apt-get install python3-torch, or set TORCH_PY)" >&2
+	exit 1
+fi
+[ -z "$JEMALLOC" ] && echo "bench_compare: libjemalloc2 not installed: PyTorch with glibc malloc only (apt-get install libjemalloc2)" >&2
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=${raw:-$work/raw}
+mkdir -p "$out"
+: >"$out/models.jsonl"
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+waitload() {
+	local i
+	for i in $(seq 60); do
+		awk -v l="$(load1)" -v m="$MAXLOAD" 'BEGIN{exit !(l < m)}' && return 0
+		[ "$i" = 1 ] && echo "bench_compare: load $(load1) ≥ $MAXLOAD, waiting (up to 10 min)" >&2
+		sleep 10
+	done
+	echo "bench_compare: load still $(load1); measuring anyway (figures are noisier)" >&2
+}
+
+build_ours() {
+# dptrain's side: `dptrain bench --json` when the CLI has it, else a small
+# driver over train.Bench built in a scratch module that points at this tree.
+echo "bench_compare: building" >&2
+if go build -o "$work/dptrain" ./cmd/dptrain 2>"$work/build.err" &&
+	"$work/dptrain" bench -h 2>&1 | grep -q -- 'batch-size'; then
+	ours() { # model size batch stem steps
+		local extra=()
+		"$work/dptrain" bench -h 2>&1 | grep -q -- '-steps' && extra+=(--steps "$5")
+		GOMAXPROCS=$THREADS "$work/dptrain" bench --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" "${extra[@]}" --json
+	}
+	driver="dptrain bench"
+else
+	mkdir -p "$work/driver"
+	cat >"$work/driver/go.mod" <<EOF
+module benchdriver
+
+go 1.26
+
+require dptrain v0.0.0
+
+replace dptrain => $root
+EOF
+	cp go.sum "$work/driver/" 2>/dev/null || true
+	cat >"$work/driver/main.go" <<'EOF'
+// Throwaway driver: train.Bench as `dptrain bench --json` will print it.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+
+	"dptrain/train"
+)
+
+func main() {
+	var o train.BenchOptions
+	flag.StringVar(&o.Model, "model", "", "")
+	flag.IntVar(&o.ImageSize, "image-size", 0, "")
+	flag.IntVar(&o.BatchSize, "batch-size", 0, "")
+	flag.StringVar(&o.Stem, "stem", "", "")
+	flag.IntVar(&o.Steps, "steps", 5, "")
+	flag.Parse()
+	r, err := train.Bench(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(r)
+}
+EOF
+	(cd "$work/driver" && GOFLAGS=-mod=mod go build -o "$work/benchdriver" .)
+	ours() {
+		GOMAXPROCS=$THREADS "$work/benchdriver" --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" --steps "$5"
+	}
+	driver="train.Bench driver"
+fi
+}
+
+# Parameter counts of our models, to check PyTorch builds the same network.
+params() { # model size stem
+	case "$1/$2/$3" in
+	cnn-cifar/32/*) echo 550570 ;;
+	wrn-16-4/32/*) echo 2748890 ;;
+	resnet18/32/cifar) echo $((11689512 - 1000 * 512 - 1000 + 10 * 512 + 10 - 3 * 64 * 49 + 3 * 64 * 9)) ;;
+	resnet18/224/imagenet) echo $((11689512 - 1000 * 512 - 1000 + 10 * 512 + 10)) ;;
+	*) echo 0 ;;
+	esac
+}
+
+if [ $models = 1 ]; then
+	build_ours
+	if [ $quick = 1 ]; then
+		configs=("cnn-cifar 32 256 cifar" "resnet18 32 128 cifar")
+	else
+		configs=("cnn-cifar 32 256 cifar" "wrn-16-4 32 128 cifar" "resnet18 32 128 cifar"
+			"resnet18 224 32 imagenet" "resnet18 224 16 imagenet")
+	fi
+	for c in "${configs[@]}"; do
+		read -r model size batch stem <<<"$c"
+		steps=${STEPS:-$([ "$size" -ge 128 ] && echo 3 || echo 5)}
+		[ $quick = 1 ] && steps=3
+		tstem=$stem
+		case $model in cnn-*|wrn-*) tstem="" ;; esac
+		waitload
+		echo "bench_compare: $model ${size}x$size b$batch (load $(load1))" >&2
+		ours "$model" "$size" "$batch" "$stem" "$steps" | sed "s/^{/{\"framework\":\"dptrain\",\"load\":$(load1),/" >>"$out/models.jsonl"
+		tb=("$TORCH_PY" scripts/torch_bench.py --model "$model" --image-size "$size" --batch-size "$batch"
+			--stem "$tstem" --steps "$steps" --threads "$THREADS" --expect-params "$(params "$model" "$size" "$stem")")
+		"${tb[@]}" >>"$out/models.jsonl"
+		[ -n "$JEMALLOC" ] && LD_PRELOAD=$JEMALLOC "${tb[@]}" >>"$out/models.jsonl"
+	done
+fi
+
+if [ $convs = 1 ]; then
+	waitload
+	echo "bench_compare: conv layers (load $(load1))" >&2
+	GOMAXPROCS=$THREADS go test ./nn -run '^$' -bench 'ConvLayer' -benchtime "${CONV_BENCHTIME:-5x}" -count 1 >"$out/convlayer.txt"
+	GOMAXPROCS=$THREADS go test ./tensor -run '^$' -bench 'Sgemm/square-1024' -benchtime 5x -count 1 >"$out/sgemm.txt"
+	pre=()
+	[ -n "$JEMALLOC" ] && pre=(env LD_PRELOAD="$JEMALLOC")
+	"${pre[@]}" "$TORCH_PY" scripts/torch_bench.py --conv-layers --batch-size 32 --steps 5 --threads "$THREADS" >"$out/torch_convs.jsonl"
+fi
+
+"$TORCH_PY" - "$out" "$models" "$convs" "$driver" "$THREADS" <<'EOF'
+import json, os, re, subprocess, sys
+out, models, convs, driver, threads = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"Machine: {cpu}, {os.cpu_count()} CPUs; {threads} threads each side; dptrain via {driver}; "
+      f"load average at the end {open('/proc/loadavg').read().split()[0]}.\n")
+if models:
+    rows = [json.loads(l) for l in open(f"{out}/models.jsonl") if l.strip()]
+    print("| model | image | batch | dptrain non-private img/s | dptrain private img/s | private overhead | "
+          "PyTorch img/s (glibc) | PyTorch img/s (jemalloc) | dptrain private / PyTorch best | "
+          "dptrain non-private / PyTorch best | peak RSS MiB dptrain non-priv / priv | peak RSS MiB PyTorch (best) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    i = 0
+    while i < len(rows):
+        d = rows[i]
+        assert d["framework"] == "dptrain", d
+        t = {}
+        i += 1
+        while i < len(rows) and rows[i]["framework"] == "pytorch":
+            t[rows[i]["allocator"]] = rows[i]
+            i += 1
+        best = max(t.values(), key=lambda r: r["examples_per_sec"])
+        f = lambda a: f'{t[a]["examples_per_sec"]:.1f}' if a in t else "–"
+        print(f'| {d["model"]} | {d["image_size"]} | {d["batch_size"]} | {d["nonprivate_examples_per_sec"]:.1f} | '
+              f'{d["private_examples_per_sec"]:.1f} | {d["overhead"]:.2f}× | {f("glibc")} | {f("jemalloc")} | '
+              f'{d["private_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
+              f'{d["nonprivate_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
+              f'{d.get("nonprivate_peak_rss_mib", 0):.0f} / {d["peak_rss_mib"]:.0f} | '
+              f'{best["peak_rss_mib"]:.0f} ({best["allocator"]}) | {d["load"]} |')
+    print()
+if convs:
+    rate = {}
+    for l in open(f"{out}/convlayer.txt"):
+        m = re.match(r"BenchmarkConvLayer/(\S+)/op=(\S+?)-\d+\s.*?([\d.]+) GFLOP/s", l)
+        if m:
+            rate[(m[1], m[2])] = float(m[3])
+    sq = {}
+    for l in open(f"{out}/sgemm.txt"):
+        m = re.match(r"BenchmarkSgemm/square-1024/serial=(\w+)-\d+\s.*?([\d.]+) GFLOP/s", l)
+        if m:
+            sq[m[1]] = float(m[2])
+    tc = {r["layer"]: r for r in map(json.loads, open(f"{out}/torch_convs.jsonl"))}
+    print(f'SGEMM 1024³ in the same run: {sq.get("true", 0):.1f} GFLOP/s serial, {sq.get("false", 0):.1f} parallel.\n')
+    print("| layer (B=32, 3×3) | SGEMM serial | SGEMM parallel | forward GFLOP/s | fwd / SGEMM par | backward GFLOP/s | "
+          "bwd / SGEMM par | private bwd GFLOP/s | private / non-private bwd | PyTorch fwd | PyTorch bwd |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for layer in dict.fromkeys(k for k, _ in rate):
+        g = lambda op: rate.get((layer, op), float("nan"))
+        p = tc.get(layer, {})
+        print(f'| {layer} | {g("sgemm-serial"):.1f} | {g("sgemm-parallel"):.1f} | {g("forward"):.1f} | '
+              f'{g("forward") / g("sgemm-parallel"):.0%} | {g("backward"):.1f} | {g("backward") / g("sgemm-parallel"):.0%} | '
+              f'{g("backward-private"):.1f} | {g("backward") / g("backward-private"):.2f}× | '
+              f'{p.get("forward_gflops", float("nan")):.1f} | {p.get("backward_gflops", float("nan")):.1f} |')
+EOF
