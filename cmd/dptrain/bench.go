@@ -1,0 +1,52 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"dptrain/train"
+)
+
+func init() {
+	register("bench", "time private vs non-private training steps: --model M --image-size H --batch-size B [--json]", runBench)
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o train.BenchOptions
+	fs.StringVar(&o.Model, "model", "resnet18", "model name")
+	fs.IntVar(&o.ImageSize, "image-size", 32, "input height and width")
+	fs.IntVar(&o.BatchSize, "batch-size", 128, "examples per step")
+	fs.StringVar(&o.Stem, "stem", "", "resnet stem: imagenet or cifar (default by image size)")
+	fs.IntVar(&o.Steps, "steps", 5, "timed steps per mode (median reported)")
+	fs.IntVar(&o.Threads, "threads", 0, "threads (default all cores)")
+	fs.IntVar(&o.NumClasses, "classes", 10, "number of classes")
+	fs.IntVar(&o.MaterializeBudget, "materialize-budget", 0, "floats per layer for stored per-example gradients (0: default)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return errUsage
+	}
+	res, err := train.Bench(o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(b))
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s %dx%d batch %d, %d threads, GEMM %s\n", res.Model, res.ImageSize, res.ImageSize, res.BatchSize, res.Threads, res.GEMM)
+	fmt.Fprintf(stdout, "non-private: %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.NonprivateExamplesPerSec, res.NonprivateStepSecondsMed, res.NonprivatePeakRSSMiB)
+	fmt.Fprintf(stdout, "private:     %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.PrivateExamplesPerSec, res.PrivateStepSecondsMedian, res.PeakRSSMiB)
+	fmt.Fprintf(stdout, "overhead %.2fx time, %.2fx memory\n", res.Overhead, res.MemoryRatio)
+	return nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"dptrain/internal/mnistdata"
+	"dptrain/train"
+)
+
+//go:embed demo.yaml
+var demoConfig []byte
+
+func init() {
+	register("demo", "DP training of cnn-mnist on real MNIST with the embedded defaults; prints accuracy and ε", runDemo)
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "output folder (default: a new temporary folder)")
+	mnist := fs.String("mnist", "", "folder with the MNIST idx files (default: the GoMNIST module's data/ folder, or $DPTRAIN_MNIST)")
+	epochs := fs.Float64("epochs", 0, "override the number of epochs (σ is recalibrated for the same ε)")
+	eps := fs.Float64("target-epsilon", 0, "override the privacy budget ε")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return errUsage
+	}
+	dir := *mnist
+	if dir == "" {
+		var err error
+		if dir, err = mnistdata.Dir(); err != nil {
+			return err
+		}
+	}
+	var cfg train.Config
+	if err := train.ParseConfig([]byte(strings.ReplaceAll(string(demoConfig), "MNIST_DIR", dir)), &cfg); err != nil {
+		return fmt.Errorf("embedded demo config: %w", err)
+	}
+	if *epochs > 0 {
+		cfg.Epochs = *epochs
+	}
+	if *eps > 0 {
+		cfg.TargetEpsilon = *eps
+	}
+	if *out == "" {
+		d, err := os.MkdirTemp("", "dptrain-demo-")
+		if err != nil {
+			return err
+		}
+		*out = d
+	}
+	fmt.Fprintf(stderr, "dptrain demo: writing results to %s\n", *out)
+	s, err := train.Run(cfg, train.Options{Out: *out, Log: stderr, Terminal: isTerminal(stderr)})
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, s)
+	return nil
+}

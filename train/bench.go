@@ -1,0 +1,172 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"dptrain/dpsgd"
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+// BenchOptions configures Bench (`dptrain bench`).
+type BenchOptions struct {
+	Model      string
+	ImageSize  int
+	Channels   int // default 3
+	NumClasses int // default 10
+	BatchSize  int
+	Stem       string
+	Steps      int // timed steps per mode (default 5); one extra warm-up step each
+	Threads    int // 0: GOMAXPROCS
+	// MaterializeBudget for per-example gradients (floats per layer; 0: default).
+	MaterializeBudget int
+}
+
+// BenchResult is what `dptrain bench --json` prints.
+type BenchResult struct {
+	Model                    string            `json:"model"`
+	BatchSize                int               `json:"batch_size"`
+	ImageSize                int               `json:"image_size"`
+	Stem                     string            `json:"stem,omitempty"`
+	Threads                  int               `json:"threads"`
+	GEMM                     string            `json:"gemm"`
+	PrivateExamplesPerSec    float64           `json:"private_examples_per_sec"`
+	NonprivateExamplesPerSec float64           `json:"nonprivate_examples_per_sec"`
+	Overhead                 float64           `json:"overhead"`
+	PeakRSSMiB               float64           `json:"peak_rss_mib"`
+	NonprivatePeakRSSMiB     float64           `json:"nonprivate_peak_rss_mib"`
+	MemoryRatio              float64           `json:"memory_ratio"`
+	PrivateStepSecondsMedian float64           `json:"private_step_seconds_median"`
+	NonprivateStepSecondsMed float64           `json:"nonprivate_step_seconds_median"`
+	NormMethods              map[string]string `json:"norm_methods,omitempty"`
+}
+
+// Bench times training steps (forward, backward, update) of a model on
+// random data, non-private and private (per-example clipping + noise) with
+// the same batch and threads, and reports examples/s, their ratio and the
+// peak resident memory of each mode.
+func Bench(o BenchOptions) (*BenchResult, error) {
+	if o.Channels == 0 {
+		o.Channels = 3
+	}
+	if o.NumClasses == 0 {
+		o.NumClasses = 10
+	}
+	if o.Steps <= 0 {
+		o.Steps = 5
+	}
+	if o.BatchSize < 1 {
+		return nil, fmt.Errorf("--batch-size %d must be ≥ 1", o.BatchSize)
+	}
+	if o.ImageSize < 1 {
+		return nil, fmt.Errorf("--image-size %d must be ≥ 1", o.ImageSize)
+	}
+	if o.Threads > 0 {
+		old := tensor.SetThreads(o.Threads)
+		defer tensor.SetThreads(old)
+	}
+	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: tensor.Threads(), GEMM: tensor.Backend}
+	r := rand.New(rand.NewPCG(1, 1))
+	x := tensor.New(o.BatchSize, o.Channels, o.ImageSize, o.ImageSize)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	labels := make([]int, o.BatchSize)
+	for i := range labels {
+		labels[i] = r.IntN(o.NumClasses)
+	}
+	for _, private := range []bool{false, true} {
+		m, err := nn.NewModel(nn.ModelConfig{Name: o.Model, NumClasses: o.NumClasses, InputShape: [3]int{o.Channels, o.ImageSize, o.ImageSize}, Stem: o.Stem, Seed: 1})
+		if err != nil {
+			return nil, err
+		}
+		params := make([][]float32, 0)
+		grads := make([][]float32, 0)
+		sizes := []int{}
+		decay := []bool{}
+		for _, p := range m.Params() {
+			params = append(params, p.Value)
+			grads = append(grads, p.Grad)
+			sizes = append(sizes, len(p.Value))
+			decay = append(decay, !p.NoDecay)
+		}
+		opt, err := dpsgd.NewOptimizer(dpsgd.DefaultOptimizerConfig("momentum"), sizes, decay)
+		if err != nil {
+			return nil, err
+		}
+		runtime.GC()
+		debug.FreeOSMemory()
+		resetPeakRSS()
+		var step func()
+		if private {
+			ps := &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget,
+				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), AugMultiplicity: 1}}
+			step = func() { ps.Begin(); ps.Accumulate(x, labels); ps.Finish(); opt.Step(params, grads, 0.01) }
+		} else {
+			ps := &dpsgd.PublicStep{Model: m}
+			step = func() { ps.Begin(); ps.Accumulate(x, labels); ps.Finish(); opt.Step(params, grads, 0.01) }
+		}
+		step() // warm-up: buffers are allocated once
+		times := make([]float64, o.Steps)
+		for i := range times {
+			t0 := time.Now()
+			step()
+			times[i] = time.Since(t0).Seconds()
+		}
+		sort.Float64s(times)
+		med := times[len(times)/2]
+		rss := peakRSSMiB()
+		if private {
+			res.PrivateStepSecondsMedian = med
+			res.PrivateExamplesPerSec = float64(o.BatchSize) / med
+			res.PeakRSSMiB = rss
+			res.NormMethods = map[string]string{}
+			for _, l := range m.GradLayers() {
+				if c, ok := l.(*nn.Conv2d); ok {
+					res.NormMethods[c.W.Name] = c.NormMethod()
+				}
+			}
+		} else {
+			res.NonprivateStepSecondsMed = med
+			res.NonprivateExamplesPerSec = float64(o.BatchSize) / med
+			res.NonprivatePeakRSSMiB = rss
+		}
+	}
+	res.Overhead = res.NonprivateExamplesPerSec / res.PrivateExamplesPerSec
+	if res.NonprivatePeakRSSMiB > 0 {
+		res.MemoryRatio = res.PeakRSSMiB / res.NonprivatePeakRSSMiB
+	}
+	return res, nil
+}
+
+// resetPeakRSS resets the kernel's peak-RSS counter (Linux; a no-op
+// elsewhere) so that each mode's peak is measured on its own.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// peakRSSMiB reads VmHWM from /proc/self/status (0 when unavailable).
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}

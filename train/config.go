@@ -1,0 +1,248 @@
+package train
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything a training run needs. It is read from YAML (flat
+// snake_case keys, unknown keys are errors) and overridden by --key=value
+// flags (kebab-case or snake_case). Zero values mean "default" where a
+// default is documented.
+type Config struct {
+	// Model
+	Model                 string `yaml:"model"`                  // cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50
+	Stem                  string `yaml:"stem"`                   // resnets: imagenet | cifar | "" (by image size)
+	WeightStandardization bool   `yaml:"weight_standardization"` // WS on every convolution
+	Init                  string `yaml:"init"`                   // checkpoint dir or .safetensors file to start from
+	FreezeLayers          int    `yaml:"freeze_layers"`          // freeze the first N parameterised layers
+	TrainLastLayerOnly    bool   `yaml:"train_last_layer_only"`
+
+	// Data
+	TrainData        string `yaml:"train_data"` // data spec, e.g. mnist:DIR, imagefolder:train.tar
+	TestData         string `yaml:"test_data"`  // optional; evaluated at the end and every eval_every steps
+	ImageSize        int    `yaml:"image_size"` // resize ImageFolder images on load (0: as stored)
+	MaxTrainExamples int    `yaml:"max_train_examples"`
+	MaxTestExamples  int    `yaml:"max_test_examples"`
+	SkipBadImages    bool   `yaml:"skip_bad_images"`
+	Normalize        string `yaml:"normalize"`  // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
+	Crop             string `yaml:"crop"`       // none | random | random-resized | center
+	CropPadding      int    `yaml:"crop_padding"`
+	Flip             bool   `yaml:"flip"`
+	AugMultiplicity  int    `yaml:"aug_multiplicity"` // K (default 1)
+	CropSize         int    `yaml:"crop_size"`        // output size of crops (0: input size)
+
+	// Batching and length
+	BatchSize         int     `yaml:"batch_size"`          // expected logical batch B = qN
+	PhysicalBatchSize int     `yaml:"physical_batch_size"` // examples per forward/backward (default min(B, 256))
+	Epochs            float64 `yaml:"epochs"`
+	Steps             int     `yaml:"steps"` // overrides epochs when > 0
+	Sampling          string  `yaml:"sampling"` // poisson (default) | shuffle (not covered by the accountant)
+
+	// Privacy
+	Private          *bool   `yaml:"private"` // default true
+	ClipNorm         float64 `yaml:"clip_norm"`
+	NoiseMultiplier  float64 `yaml:"noise_multiplier"`
+	TargetEpsilon    float64 `yaml:"target_epsilon"`
+	Delta            float64 `yaml:"delta"`      // default 1/N rounded down to a power of ten
+	Accountant       string  `yaml:"accountant"` // pld (default) | rdp
+	PerLayerClipping bool    `yaml:"per_layer_clipping"`
+	Noise            string  `yaml:"noise"` // seeded (default) | secure
+
+	// Optimisation
+	Optimizer         string  `yaml:"optimizer"` // sgd | momentum (default) | nesterov | adam
+	LearningRate      float64 `yaml:"learning_rate"`
+	Momentum          float64 `yaml:"momentum"`
+	WeightDecay       float64 `yaml:"weight_decay"`
+	LRSchedule        string  `yaml:"lr_schedule"` // constant (default) | cosine | step
+	WarmupEpochs      float64 `yaml:"warmup_epochs"`
+	WarmupSteps       int     `yaml:"warmup_steps"`
+	FinalLR           float64 `yaml:"final_lr"`
+	LRMilestones      []int   `yaml:"lr_milestones"` // step schedule, in steps
+	LRGamma           float64 `yaml:"lr_gamma"`
+	EMADecay          float64 `yaml:"ema_decay"` // 0: no averaging
+	EMAWarmup         *bool   `yaml:"ema_warmup"`
+	MaterializeBudget int     `yaml:"materialize_budget"`
+
+	// Run
+	Seed            uint64 `yaml:"seed"`
+	Threads         int    `yaml:"threads"`
+	CheckpointEvery int    `yaml:"checkpoint_every"` // steps (default: about every 5% of the run)
+	KeepCheckpoints int    `yaml:"keep_checkpoints"` // default 3
+	EvalEvery       int    `yaml:"eval_every"`       // steps (0: only at the end)
+	LogEvery        int    `yaml:"log_every"`        // non-terminal log lines (default: ~50 lines per run)
+}
+
+// IsPrivate reports whether DP-SGD is on (the default).
+func (c *Config) IsPrivate() bool { return c.Private == nil || *c.Private }
+
+// LoadConfigFile reads a YAML config; unknown keys are errors naming the
+// file, line and key.
+func LoadConfigFile(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if err := decodeYAML(b, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes YAML text into c (fields not mentioned keep their
+// values).
+func ParseConfig(text []byte, c *Config) error { return decodeYAML(text, c) }
+
+func decodeYAML(b []byte, c *Config) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%s (known keys: %s)", strings.TrimPrefix(err.Error(), "yaml: "), strings.Join(ConfigKeys(), ", "))
+	}
+	return nil
+}
+
+// ConfigKeys lists the YAML keys of Config.
+func ConfigKeys() []string {
+	t := reflect.TypeOf(Config{})
+	keys := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		keys = append(keys, t.Field(i).Tag.Get("yaml"))
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ApplyOverride sets one key from a command-line flag: key in kebab-case or
+// snake_case, value in YAML syntax.
+func (c *Config) ApplyOverride(key, value string) error {
+	k := strings.ReplaceAll(key, "-", "_")
+	known := false
+	for _, kk := range ConfigKeys() {
+		if kk == k {
+			known = true
+		}
+	}
+	if !known {
+		return fmt.Errorf("unknown flag --%s (config keys, as --key=value: %s)", key, strings.Join(ConfigKeys(), ", "))
+	}
+	if err := decodeYAML([]byte(k+": "+value), c); err != nil {
+		return fmt.Errorf("flag --%s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+// DefaultDelta returns 1/N rounded down to a power of ten (δ ≤ 1/N, the
+// usual requirement).
+func DefaultDelta(n int) float64 {
+	if n <= 1 {
+		return 0.1
+	}
+	return math.Pow(10, math.Floor(math.Log10(1/float64(n))))
+}
+
+// validate checks what can be checked before the data is opened, naming
+// the key of each problem. Privacy misconfiguration is always an error.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Model == "" {
+		bad("model: required (one of cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50)")
+	}
+	if c.TrainData == "" {
+		bad("train_data: required (e.g. mnist:DIR, cifar10:DIR, imagefolder:train.tar, prepared:DIR)")
+	}
+	if c.BatchSize < 1 {
+		bad("batch_size: %d, want ≥ 1 (the expected logical batch)", c.BatchSize)
+	}
+	if c.PhysicalBatchSize < 0 {
+		bad("physical_batch_size: %d, want ≥ 1", c.PhysicalBatchSize)
+	}
+	if c.Steps < 0 || c.Epochs < 0 || (c.Steps == 0 && c.Epochs == 0) {
+		bad("epochs/steps: set epochs > 0 or steps > 0 (got epochs=%g steps=%d)", c.Epochs, c.Steps)
+	}
+	if c.Steps > 0 && c.Epochs > 0 {
+		bad("epochs and steps both set (%g, %d): set one", c.Epochs, c.Steps)
+	}
+	if c.AugMultiplicity < 0 {
+		bad("aug_multiplicity: %d, want ≥ 1", c.AugMultiplicity)
+	}
+	switch c.Sampling {
+	case "", "poisson", "shuffle":
+	default:
+		bad("sampling: %q, want poisson or shuffle", c.Sampling)
+	}
+	if c.IsPrivate() {
+		if !(c.ClipNorm > 0) {
+			bad("clip_norm: %g, want > 0", c.ClipNorm)
+		}
+		switch {
+		case c.NoiseMultiplier != 0 && c.TargetEpsilon != 0:
+			bad("noise_multiplier (%g) and target_epsilon (%g) both set: give one (σ, or ε to calibrate σ for)", c.NoiseMultiplier, c.TargetEpsilon)
+		case c.NoiseMultiplier == 0 && c.TargetEpsilon == 0:
+			bad("noise_multiplier or target_epsilon: one is required for private training (or set private: false)")
+		case c.NoiseMultiplier < 0 || math.IsNaN(c.NoiseMultiplier):
+			bad("noise_multiplier: %g, want > 0", c.NoiseMultiplier)
+		case c.TargetEpsilon < 0 || math.IsNaN(c.TargetEpsilon):
+			bad("target_epsilon: %g, want > 0", c.TargetEpsilon)
+		}
+		if c.Delta != 0 && !(c.Delta > 0 && c.Delta < 1) {
+			bad("delta: %g, want in (0, 1)", c.Delta)
+		}
+		switch c.Accountant {
+		case "", "pld", "rdp":
+		default:
+			bad("accountant: %q, want pld or rdp", c.Accountant)
+		}
+		switch c.Noise {
+		case "", "seeded", "secure":
+		default:
+			bad("noise: %q, want seeded or secure", c.Noise)
+		}
+		if c.Sampling == "shuffle" {
+			bad("sampling: shuffle is not covered by the Poisson-sampling privacy accountant; use sampling: poisson for private training")
+		}
+	} else if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
+		bad("private: false with noise_multiplier/target_epsilon set: contradictory")
+	}
+	switch c.Optimizer {
+	case "", "sgd", "momentum", "nesterov", "adam":
+	default:
+		bad("optimizer: %q, want sgd, momentum, nesterov or adam", c.Optimizer)
+	}
+	if !(c.LearningRate > 0) {
+		bad("learning_rate: %g, want > 0", c.LearningRate)
+	}
+	switch c.LRSchedule {
+	case "", "constant", "cosine", "step":
+	default:
+		bad("lr_schedule: %q, want constant, cosine or step", c.LRSchedule)
+	}
+	if c.EMADecay < 0 || c.EMADecay >= 1 {
+		bad("ema_decay: %g, want in [0, 1)", c.EMADecay)
+	}
+	if c.FreezeLayers < 0 {
+		bad("freeze_layers: %d, want ≥ 0", c.FreezeLayers)
+	}
+	if c.FreezeLayers > 0 && c.TrainLastLayerOnly {
+		bad("freeze_layers and train_last_layer_only both set: give one")
+	}
+	switch c.Crop {
+	case "", "none", "random", "random-resized", "center":
+	default:
+		bad("crop: %q, want none, random, random-resized or center", c.Crop)
+	}
+	return errors.Join(errs...)
+}

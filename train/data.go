@@ -1,0 +1,99 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"dptrain/data"
+)
+
+// subset is the first n examples of a dataset (max_train_examples).
+type subset struct {
+	data.Dataset
+	n int
+}
+
+func (s subset) Len() int { return s.n }
+
+func limit(ds data.Dataset, n int) data.Dataset {
+	if n > 0 && n < ds.Len() {
+		return subset{ds, n}
+	}
+	return ds
+}
+
+// openData opens the training and (optional) test sets of a config.
+func openData(cfg *Config) (train, test data.Dataset, err error) {
+	opts := data.OpenOptions{ImageSize: cfg.ImageSize, SkipBadImages: cfg.SkipBadImages}
+	train, err = data.Open(cfg.TrainData, "train", opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train_data %s: %w", cfg.TrainData, err)
+	}
+	train = limit(train, cfg.MaxTrainExamples)
+	if cfg.TestData != "" {
+		opts.Classes = train.Classes()
+		test, err = data.Open(cfg.TestData, "test", opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("test_data %s: %w", cfg.TestData, err)
+		}
+		test = limit(test, cfg.MaxTestExamples)
+		tc, th, tw := test.Shape()
+		c, h, w := train.Shape()
+		if tc != c || th != h || tw != w {
+			return nil, nil, fmt.Errorf("test_data %s: images %dx%dx%d, train_data %dx%dx%d (set image_size to resize both)", cfg.TestData, tc, th, tw, c, h, w)
+		}
+	}
+	return train, test, nil
+}
+
+// transform builds the data transform of a config for images of c×h×w.
+func transform(cfg *Config, c, h, w int) (data.Transform, error) {
+	tr := data.Transform{Pad: cfg.CropPadding, Flip: cfg.Flip}
+	if cfg.CropSize > 0 {
+		tr.Height, tr.Width = cfg.CropSize, cfg.CropSize
+	}
+	switch cfg.Crop {
+	case "", "none":
+		tr.Crop = data.CropNone
+	case "random":
+		tr.Crop = data.CropRandom
+	case "random-resized":
+		tr.Crop = data.CropRandomResized
+	case "center":
+		tr.Crop = data.CropCenter
+	}
+	norm := cfg.Normalize
+	if norm == "" {
+		scheme, _, _ := strings.Cut(cfg.TrainData, ":")
+		switch {
+		case scheme == "mnist":
+			norm = "mnist"
+		case scheme == "cifar100":
+			norm = "cifar100"
+		case scheme == "cifar10" || (c == 3 && h <= 64):
+			norm = "cifar10"
+		case c == 3:
+			norm = "imagenet"
+		default:
+			norm = "none"
+		}
+	}
+	switch norm {
+	case "mnist":
+		tr.Mean, tr.Std = data.MNISTMean, data.MNISTStd
+	case "cifar10":
+		tr.Mean, tr.Std = data.CIFAR10Mean, data.CIFAR10Std
+	case "cifar100":
+		tr.Mean, tr.Std = data.CIFAR100Mean, data.CIFAR100Std
+	case "imagenet":
+		tr.Mean, tr.Std = data.ImageNetMean, data.ImageNetStd
+	case "none":
+	default:
+		return tr, fmt.Errorf("normalize: %q, want mnist, cifar10, cifar100, imagenet or none", cfg.Normalize)
+	}
+	if tr.Mean != nil && len(tr.Mean) != c {
+		return tr, fmt.Errorf("normalize: %s has %d channels, images have %d", norm, len(tr.Mean), c)
+	}
+	cfg.Normalize = norm
+	return tr, nil
+}

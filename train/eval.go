@@ -1,0 +1,94 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"dptrain/data"
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+// EvalResult is the accuracy of a model on a dataset.
+type EvalResult struct {
+	Examples      int       `json:"examples"`
+	Top1          float64   `json:"top1"`
+	Top5          float64   `json:"top5"`
+	Loss          float64   `json:"loss"`
+	PerClass      []float64 `json:"per_class_accuracy"`
+	PerClassCount []int     `json:"per_class_count"`
+	Classes       []string  `json:"classes,omitempty"`
+}
+
+// Evaluate runs the model over the whole dataset (deterministic eval
+// transform: centre crops, no flips) in chunks of `chunk` examples.
+func Evaluate(m *nn.Model, ds data.Dataset, tr data.Transform, chunk int) (*EvalResult, error) {
+	if chunk <= 0 {
+		chunk = 256
+	}
+	k := ds.NumClasses()
+	res := &EvalResult{PerClass: make([]float64, k), PerClassCount: make([]int, k), Classes: ds.Classes()}
+	var loss nn.SoftmaxCrossEntropy
+	var top1, top5 int
+	var lossSum float64
+	correct := make([]int, k)
+	err := data.EvalBatches(ds, tr, chunk, 0, func(b *data.Batch) error {
+		n := b.N * b.K
+		if n == 0 {
+			return nil
+		}
+		x := tensor.FromData(b.X[:n*b.C*b.H*b.W], n, b.C, b.H, b.W)
+		logits := m.Forward(x, false)
+		for i, l := range loss.Forward(logits, b.Labels[:n]) {
+			if math.IsNaN(float64(l)) {
+				return fmt.Errorf("evaluation: NaN loss on example %d", b.Indices[i/b.K])
+			}
+			lossSum += float64(l)
+		}
+		c := logits.Shape[1]
+		idx := make([]int, c)
+		for i := 0; i < n; i++ {
+			row := logits.Data[i*c : (i+1)*c]
+			y := b.Labels[i]
+			for j := range idx {
+				idx[j] = j
+			}
+			sort.SliceStable(idx, func(a, bb int) bool { return row[idx[a]] > row[idx[bb]] })
+			if idx[0] == y {
+				top1++
+				correct[y]++
+			}
+			for j := 0; j < min(5, c); j++ {
+				if idx[j] == y {
+					top5++
+				}
+			}
+			res.PerClassCount[y]++
+		}
+		res.Examples += n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Examples > 0 {
+		res.Top1 = float64(top1) / float64(res.Examples)
+		res.Top5 = float64(top5) / float64(res.Examples)
+		res.Loss = lossSum / float64(res.Examples)
+	}
+	for i := range correct {
+		if res.PerClassCount[i] > 0 {
+			res.PerClass[i] = float64(correct[i]) / float64(res.PerClassCount[i])
+		}
+	}
+	return res, nil
+}
+
+// EvalCheckpointResult is what `dptrain eval` reports.
+type EvalCheckpointResult struct {
+	Checkpoint string `json:"checkpoint"`
+	Step       int64  `json:"step"`
+	Weights    string `json:"weights"` // "ema" or "raw"
+	EvalResult
+}

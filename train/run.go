@@ -1,0 +1,634 @@
+package train
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"dptrain/accounting"
+	"dptrain/data"
+	"dptrain/dpsgd"
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+// Options are the parts of a run that are not configuration.
+type Options struct {
+	Out string // output folder (created)
+	// Log receives progress: a redrawn bar when Terminal, else plain lines.
+	Log      io.Writer
+	Terminal bool
+	// StopAfter, when > 0, ends this invocation after that many steps as if
+	// the process had been killed (tests of resume). No final files.
+	StopAfter int
+}
+
+// ErrStopped is returned when Options.StopAfter ended the run early.
+var ErrStopped = errors.New("stopped early (StopAfter)")
+
+type run struct {
+	cfg         Config
+	opt         Options
+	fingerprint string
+	trainDS     data.Dataset
+	testDS      data.Dataset
+	tr          data.Transform
+	modelCfg    nn.ModelConfig
+	model       *nn.Model
+	params      [][]float32
+	grads       [][]float32
+	optim       dpsgd.Optimizer
+	sched       dpsgd.Schedule
+	ema         *dpsgd.EMA
+	noise       dpsgd.NoiseSource
+	ledger      *accounting.Ledger
+	sampler     data.Sampler
+	q, sigma    float64
+	delta       float64
+	kind        string
+	n           int
+	step        int64
+	totalSteps  int64
+	plannedSteps int64
+	samplerSeed uint64
+	augmentSeed uint64
+	ckptDir     string
+	start       time.Time
+	priorWall   float64
+	metrics     *metricsWriter
+	progress    *progress
+	evals       []evalPoint
+	initSkipped []string
+}
+
+func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
+
+func (r *run) logf(format string, args ...any) {
+	if r.opt.Log != nil {
+		if r.progress != nil {
+			r.progress.clear()
+		}
+		fmt.Fprintf(r.opt.Log, format+"\n", args...)
+	}
+}
+
+// Run trains a model as configured, writing checkpoints, metrics, plots, a
+// summary and a report into opt.Out. Re-running with the same config and
+// --out resumes from the newest valid checkpoint.
+func Run(cfg Config, opt Options) (*Summary, error) {
+	r := &run{cfg: cfg, opt: opt, start: time.Now()}
+	if err := r.setup(); err != nil {
+		return nil, err
+	}
+	defer r.metrics.Close()
+	if err := r.loop(); err != nil {
+		return nil, err
+	}
+	return r.finish()
+}
+
+func (r *run) setup() error {
+	c := &r.cfg
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if r.opt.Out == "" {
+		return errors.New("--out: required (the folder for checkpoints, metrics and the report)")
+	}
+	if c.Threads > 0 {
+		tensor.SetThreads(c.Threads)
+		dpsgd.SetThreads(c.Threads)
+	}
+	if c.AugMultiplicity == 0 {
+		c.AugMultiplicity = 1
+	}
+	if c.KeepCheckpoints == 0 {
+		c.KeepCheckpoints = 3
+	}
+	if c.Sampling == "" {
+		c.Sampling = "poisson"
+	}
+	if c.Optimizer == "" {
+		c.Optimizer = "momentum"
+	}
+	if c.LRSchedule == "" {
+		c.LRSchedule = "constant"
+	}
+	if c.IsPrivate() {
+		if c.Accountant == "" {
+			c.Accountant = "pld"
+		}
+		if c.Noise == "" {
+			c.Noise = "seeded"
+		}
+	}
+	var err error
+	if r.trainDS, r.testDS, err = openData(c); err != nil {
+		return err
+	}
+	r.n = r.trainDS.Len()
+	if r.n == 0 {
+		return fmt.Errorf("train_data %s: no examples", c.TrainData)
+	}
+	if c.BatchSize > r.n {
+		return fmt.Errorf("batch_size %d is larger than the %d training examples", c.BatchSize, r.n)
+	}
+	if c.PhysicalBatchSize == 0 {
+		c.PhysicalBatchSize = min(c.BatchSize, 256)
+	}
+	ch, h, w := r.trainDS.Shape()
+	if r.tr, err = transform(c, ch, h, w); err != nil {
+		return err
+	}
+	oh, ow := h, w
+	if r.tr.Height > 0 {
+		oh, ow = r.tr.Height, r.tr.Width
+	}
+	r.modelCfg = nn.ModelConfig{Name: c.Model, NumClasses: r.trainDS.NumClasses(), InputShape: [3]int{ch, oh, ow}, Stem: c.Stem, WS: c.WeightStandardization, Seed: c.Seed}
+	if r.model, err = nn.NewModel(r.modelCfg); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if err := nn.Validate(r.model); err != nil {
+		return err
+	}
+	if c.Init != "" {
+		if r.initSkipped, err = initFrom(r.model, c.Init); err != nil {
+			return err
+		}
+	}
+	if c.FreezeLayers > 0 {
+		if err := r.model.FreezeLayers(c.FreezeLayers); err != nil {
+			return fmt.Errorf("freeze_layers: %w", err)
+		}
+	}
+	if c.TrainLastLayerOnly {
+		if err := r.model.TrainLastLayerOnly(); err != nil {
+			return err
+		}
+	}
+	for _, p := range r.model.Params() {
+		if !p.Frozen {
+			r.params = append(r.params, p.Value)
+			r.grads = append(r.grads, p.Grad)
+		}
+	}
+
+	// Length, sampling and privacy.
+	r.q = float64(c.BatchSize) / float64(r.n)
+	if c.Steps > 0 {
+		r.plannedSteps = int64(c.Steps)
+	} else {
+		r.plannedSteps = int64(math.Ceil(c.Epochs * float64(r.n) / float64(c.BatchSize)))
+	}
+	r.totalSteps = r.plannedSteps
+	r.samplerSeed, r.augmentSeed = c.Seed^0x5a5a5a5a, c.Seed^0xa5a5a5a5
+	if c.IsPrivate() {
+		r.kind = c.Accountant
+		r.delta = c.Delta
+		if r.delta == 0 {
+			r.delta = DefaultDelta(r.n)
+			c.Delta = r.delta
+		}
+		if r.delta >= 1/float64(r.n) {
+			r.logf("warning: delta %g ≥ 1/N = %g: the guarantee allows releasing an example outright with that probability", r.delta, 1/float64(r.n))
+		}
+		r.sigma = c.NoiseMultiplier
+		if c.TargetEpsilon > 0 {
+			r.sigma, err = accounting.CalibrateNoise(r.kind, c.TargetEpsilon, r.delta, r.q, int(r.plannedSteps))
+			if err != nil {
+				return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
+			}
+			maxSteps, err := accounting.MaxSteps(r.kind, c.TargetEpsilon, r.delta, r.q, r.sigma)
+			if err != nil {
+				return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
+			}
+			r.totalSteps = min(r.totalSteps, int64(maxSteps))
+		}
+		if c.Noise == "secure" {
+			// The batch composition must be unpredictable too: a known sampler
+			// seed would reveal which examples each step used.
+			var b [16]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			r.samplerSeed, r.augmentSeed = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+		}
+		if r.noise, err = dpsgd.NewNoise(c.Noise, c.Seed^0x6e6f697365); err != nil {
+			return err
+		}
+		cfgP := dpsgd.PrivacyConfig{ClipNorm: c.ClipNorm, NoiseMultiplier: r.sigma, ExpectedBatchSize: float64(c.BatchSize), PerLayerClipping: c.PerLayerClipping, AugMultiplicity: c.AugMultiplicity}
+		if err := cfgP.Validate(); err != nil {
+			return err
+		}
+	}
+	r.ledger = &accounting.Ledger{}
+
+	// Optimiser, schedule, EMA.
+	oc := dpsgd.DefaultOptimizerConfig(c.Optimizer)
+	if c.Momentum != 0 {
+		oc.Momentum = c.Momentum
+	}
+	oc.WeightDecay = c.WeightDecay
+	var sizes []int
+	var decay []bool
+	for _, p := range r.model.Params() {
+		if !p.Frozen {
+			sizes = append(sizes, len(p.Value))
+			decay = append(decay, !p.NoDecay)
+		}
+	}
+	if r.optim, err = dpsgd.NewOptimizer(oc, sizes, decay); err != nil {
+		return err
+	}
+	warm := int64(c.WarmupSteps)
+	if warm == 0 && c.WarmupEpochs > 0 {
+		warm = int64(math.Round(c.WarmupEpochs * float64(r.n) / float64(c.BatchSize)))
+	}
+	sc := dpsgd.ScheduleConfig{Kind: c.LRSchedule, LR: c.LearningRate, WarmupSteps: warm}
+	switch c.LRSchedule {
+	case "cosine":
+		sc.TotalSteps, sc.FinalLR = max(r.totalSteps, warm+1), c.FinalLR
+	case "step":
+		sc.Gamma = c.LRGamma
+		for _, m := range c.LRMilestones {
+			sc.Milestones = append(sc.Milestones, int64(m))
+		}
+	}
+	if r.sched, err = sc.Build(); err != nil {
+		return fmt.Errorf("learning-rate schedule: %w", err)
+	}
+	if c.EMADecay > 0 {
+		warmup := c.EMAWarmup == nil || *c.EMAWarmup
+		if r.ema, err = dpsgd.NewEMA(r.params, c.EMADecay, warmup); err != nil {
+			return err
+		}
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = int(max(1, r.totalSteps/20))
+	}
+	if c.LogEvery == 0 {
+		c.LogEvery = int(max(1, r.totalSteps/50))
+	}
+	r.fingerprint = fingerprint(*c)
+
+	// Output folder and resume.
+	if err := os.MkdirAll(r.opt.Out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	r.ckptDir = filepath.Join(r.opt.Out, "checkpoints")
+	resumed, err := r.resume()
+	if err != nil {
+		return err
+	}
+	if r.metrics, err = openMetrics(filepath.Join(r.opt.Out, "metrics.jsonl"), r.step, resumed); err != nil {
+		return err
+	}
+	if err := r.checkMemory(); err != nil {
+		return err
+	}
+	r.progress = newProgress(r.opt.Log, r.opt.Terminal, r.totalSteps)
+	r.describe()
+	return nil
+}
+
+// describe logs what the run will do.
+func (r *run) describe() {
+	c := &r.cfg
+	r.logf("dptrain: %s on %s (%d examples, %d classes), %d trainable of %d parameters", c.Model, c.TrainData, r.n, r.trainDS.NumClasses(), r.model.NumTrainable(), r.model.NumParams())
+	if len(r.initSkipped) > 0 {
+		r.logf("init %s: kept fresh initialisation for %v", c.Init, r.initSkipped)
+	}
+	if c.IsPrivate() {
+		r.logf("DP-SGD: q=%.6g (B=%d), σ=%.6g, C=%g, δ=%g, %d steps (%.3g epochs), accountant %s, noise %s", r.q, c.BatchSize, r.sigma, c.ClipNorm, r.delta, r.totalSteps, float64(r.totalSteps)*r.q, r.kind, c.Noise)
+		if c.TargetEpsilon > 0 && r.totalSteps < r.plannedSteps {
+			r.logf("budget: ε=%g allows %d of the %d planned steps; stopping there", c.TargetEpsilon, r.totalSteps, r.plannedSteps)
+		}
+	} else {
+		r.logf("non-private training (no privacy guarantee): %d steps, batch %d, sampling %s", r.totalSteps, c.BatchSize, c.Sampling)
+	}
+}
+
+// checkMemory refuses a physical batch that would not fit in memory,
+// estimated from a measured forward/backward of two examples.
+func (r *run) checkMemory() error {
+	c := &r.cfg
+	ch, h, w := r.modelCfg.InputShape[0], r.modelCfg.InputShape[1], r.modelCfg.InputShape[2]
+	rows := 2 * c.AugMultiplicity
+	x := tensor.New(rows, ch, h, w)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var loss nn.SoftmaxCrossEntropy
+	labels := make([]int, rows)
+	loss.Forward(r.model.Forward(x, true), labels)
+	r.model.BackwardPerExample(loss.Backward([]float32{1}), nn.PerExampleOptions{Group: c.AugMultiplicity})
+	runtime.ReadMemStats(&after)
+	r.model.ZeroGrad()
+	perRow := float64(after.TotalAlloc-before.TotalAlloc) / float64(rows)
+	need := perRow * float64(c.PhysicalBatchSize*c.AugMultiplicity)
+	avail := availableMemory()
+	if avail > 0 && need > 0.9*float64(avail) {
+		fit := int(0.9 * float64(avail) / perRow / float64(c.AugMultiplicity))
+		return fmt.Errorf("physical_batch_size %d (×%d augmentations) needs about %.1f GiB for activations, %.1f GiB are available: use physical_batch_size ≤ %d (the logical batch is accumulated over physical batches, so results do not change)",
+			c.PhysicalBatchSize, c.AugMultiplicity, need/(1<<30), float64(avail)/(1<<30), max(fit, 1))
+	}
+	return nil
+}
+
+// availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).
+func availableMemory() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb uint64
+	for _, line := range splitLines(string(b)) {
+		if n, _ := fmt.Sscanf(line, "MemAvailable: %d kB", &kb); n == 1 {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func splitLines(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != '\n' {
+			i++
+		}
+		out = append(out, s[:i])
+		if i < len(s) {
+			i++
+		}
+		s = s[i:]
+	}
+	return out
+}
+
+func (r *run) loop() error {
+	c := &r.cfg
+	if r.step >= r.totalSteps {
+		return nil
+	}
+	if c.Sampling == "shuffle" {
+		r.sampler = &data.ShuffleSampler{N: r.n, BatchSize: c.BatchSize, Seed: r.samplerSeed}
+	} else {
+		r.sampler = data.PoissonSampler{N: r.n, Rate: r.q, Seed: r.samplerSeed}
+	}
+	loader, err := data.NewLoader(r.trainDS, r.tr, data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Seed: r.augmentSeed})
+	if err != nil {
+		return err
+	}
+	stream := loader.Stream(r.sampler, r.step)
+	defer stream.Close()
+	var priv *dpsgd.PrivateStep
+	var pub *dpsgd.PublicStep
+	if c.IsPrivate() {
+		priv = &dpsgd.PrivateStep{Model: r.model, Noise: r.noise, MaterializeBudget: c.MaterializeBudget,
+			Config: dpsgd.PrivacyConfig{ClipNorm: c.ClipNorm, NoiseMultiplier: r.sigma, ExpectedBatchSize: float64(c.BatchSize), PerLayerClipping: c.PerLayerClipping, AugMultiplicity: c.AugMultiplicity}}
+	} else {
+		pub = &dpsgd.PublicStep{Model: r.model, AugMultiplicity: c.AugMultiplicity}
+	}
+	stepsThisRun := 0
+	event := accounting.Step(r.q, r.sigma)
+	for r.step < r.totalSteps {
+		t0 := time.Now()
+		if priv != nil {
+			priv.Begin()
+		} else {
+			pub.Begin()
+		}
+		for {
+			b, err := stream.Next()
+			if err != nil {
+				return err
+			}
+			if b.Step != r.step {
+				return fmt.Errorf("internal: data for step %d while at step %d", b.Step, r.step)
+			}
+			rows := b.N * b.K
+			x := tensor.FromData(b.X[:rows*b.C*b.H*b.W], rows, b.C, b.H, b.W)
+			if priv != nil {
+				priv.Accumulate(x, b.Labels[:rows])
+			} else {
+				pub.Accumulate(x, b.Labels[:rows])
+			}
+			last := b.Last()
+			stream.Release(b)
+			if last {
+				break
+			}
+		}
+		var st dpsgd.StepStats
+		if priv != nil {
+			st = priv.Finish()
+		} else {
+			st = pub.Finish()
+		}
+		if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
+			return fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.ckptDir)
+		}
+		lr := r.sched.LR(r.step)
+		r.optim.Step(r.params, r.grads, lr)
+		if r.ema != nil {
+			r.ema.Update(r.params)
+		}
+		if c.IsPrivate() {
+			// One event per logical step, recorded before anything derived
+			// from this step can be saved.
+			if err := r.ledger.Record(event); err != nil {
+				return err
+			}
+		}
+		r.step++
+		stepsThisRun++
+		secs := time.Since(t0).Seconds()
+		epsRDP := math.NaN()
+		if c.IsPrivate() {
+			epsRDP, _ = r.ledger.Epsilon("rdp", r.delta)
+		}
+		r.metrics.step(r.step, st, lr, secs, epsRDP, r.wallSeconds())
+		r.progress.update(r.step, st, float64(st.Examples)/secs, epsRDP, r.c().LogEvery, r.logf)
+		final := r.step == r.totalSteps
+		if c.EvalEvery > 0 && r.step%int64(c.EvalEvery) == 0 && !final && r.testDS != nil {
+			if err := r.evaluate(false); err != nil {
+				return err
+			}
+		}
+		if r.step%int64(c.CheckpointEvery) == 0 || final {
+			if err := r.saveCheckpoint(); err != nil {
+				return fmt.Errorf("checkpoint at step %d: %w", r.step, err)
+			}
+		}
+		if r.opt.StopAfter > 0 && stepsThisRun >= r.opt.StopAfter && !final {
+			return ErrStopped
+		}
+	}
+	return nil
+}
+
+func (r *run) c() *Config { return &r.cfg }
+
+// withEvalWeights runs fn with the EMA weights in the model when averaging
+// is on (post-processing: free in privacy), restoring the trained weights
+// afterwards.
+func (r *run) withEvalWeights(fn func() error) error {
+	if r.ema == nil {
+		return fn()
+	}
+	backup := make([][]float32, len(r.params))
+	for i, p := range r.params {
+		backup[i] = append([]float32(nil), p...)
+		copy(p, r.ema.Params()[i])
+	}
+	defer func() {
+		for i, p := range r.params {
+			copy(p, backup[i])
+		}
+	}()
+	return fn()
+}
+
+type evalPoint struct {
+	Step int64       `json:"step"`
+	Eval *EvalResult `json:"eval"`
+}
+
+func (r *run) evaluate(final bool) error {
+	var res *EvalResult
+	err := r.withEvalWeights(func() error {
+		var err error
+		res, err = Evaluate(r.model, r.testDS, r.tr, r.cfg.PhysicalBatchSize)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	eps := math.NaN()
+	if r.cfg.IsPrivate() {
+		if eps, err = r.ledger.Epsilon(r.kind, r.delta); err != nil {
+			return err
+		}
+	}
+	r.evals = append(r.evals, evalPoint{r.step, res})
+	r.metrics.eval(r.step, res, eps)
+	r.logf("eval at step %d: test accuracy %.2f%% (top-5 %.2f%%), loss %.4f%s", r.step, 100*res.Top1, 100*res.Top5, res.Loss, epsText(eps, r.delta))
+	return nil
+}
+
+func epsText(eps, delta float64) string {
+	if math.IsNaN(eps) {
+		return ""
+	}
+	return fmt.Sprintf(", ε=%.4g (δ=%g)", eps, delta)
+}
+
+// Summary is summary.json.
+type Summary struct {
+	TestAccuracy    float64     `json:"test_accuracy"`
+	TestTop5        float64     `json:"test_top5"`
+	TestLoss        float64     `json:"test_loss"`
+	Epsilon         float64     `json:"epsilon"`
+	EpsilonRDP      float64     `json:"epsilon_rdp"`
+	RDPOrder        float64     `json:"rdp_order"`
+	Delta           float64     `json:"delta"`
+	Accountant      string      `json:"accountant"`
+	NoiseMultiplier float64     `json:"noise_multiplier"`
+	SamplingRate    float64     `json:"sampling_rate"`
+	Steps           int64       `json:"steps"`
+	Epochs          float64     `json:"epochs"`
+	WallSeconds     float64     `json:"wall_seconds"`
+	Private         bool        `json:"private"`
+	Sampling        string      `json:"sampling"`
+	NoiseMode       string      `json:"noise_mode,omitempty"`
+	TrainExamples   int         `json:"train_examples"`
+	TestExamples    int         `json:"test_examples"`
+	Parameters      int         `json:"parameters"`
+	Trainable       int         `json:"trainable_parameters"`
+	Config          Config      `json:"config"`
+	Eval            *EvalResult `json:"eval,omitempty"`
+	Out             string      `json:"out"`
+}
+
+func (r *run) finish() (*Summary, error) {
+	c := &r.cfg
+	r.progress.clear()
+	s := &Summary{Steps: r.step, Epochs: float64(r.step) * r.q, Private: c.IsPrivate(), Sampling: r.sampler0(),
+		TrainExamples: r.n, Parameters: r.model.NumParams(), Trainable: r.model.NumTrainable(), Config: *c, Out: r.opt.Out,
+		Epsilon: math.NaN(), EpsilonRDP: math.NaN(), TestAccuracy: math.NaN()}
+	if r.testDS != nil {
+		if err := r.evaluate(true); err != nil {
+			return nil, err
+		}
+		e := r.evals[len(r.evals)-1].Eval
+		s.Eval, s.TestAccuracy, s.TestTop5, s.TestLoss, s.TestExamples = e, e.Top1, e.Top5, e.Loss, e.Examples
+	}
+	if c.IsPrivate() {
+		var err error
+		if s.Epsilon, err = r.ledger.Epsilon(r.kind, r.delta); err != nil {
+			return nil, err
+		}
+		rdp, _ := r.ledger.Accountant("rdp")
+		if ra, ok := rdp.(*accounting.RDP); ok {
+			s.EpsilonRDP, s.RDPOrder, _ = ra.EpsilonAndOrder(r.delta)
+		}
+		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = r.delta, r.kind, r.sigma, r.q, r.noise.Mode()
+	}
+	s.WallSeconds = r.wallSeconds()
+	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
+		return nil, err
+	}
+	if err := writePlots(r.opt.Out, filepath.Join(r.opt.Out, "metrics.jsonl")); err != nil {
+		r.logf("warning: plots: %v", err)
+	}
+	if err := writeReport(filepath.Join(r.opt.Out, "report.md"), s, r); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (r *run) sampler0() string {
+	if r.sampler != nil {
+		return r.sampler.Describe()
+	}
+	return r.cfg.Sampling
+}
+
+// writeJSON writes v atomically (temporary file, fsync, rename). NaN values
+// are written as null.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(nanToNull(v), "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

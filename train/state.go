@@ -1,0 +1,237 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"dptrain/accounting"
+	"dptrain/checkpoint"
+	"dptrain/dpsgd"
+	"dptrain/nn"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// runState is state.json in a checkpoint: everything but tensors needed to
+// resume exactly.
+type runState struct {
+	FormatVersion    int                `json:"format_version"`
+	Step             int64              `json:"step"`
+	TotalSteps       int64              `json:"total_steps"`
+	Fingerprint      string             `json:"config_fingerprint"`
+	SamplerSeed      uint64             `json:"sampler_seed"`
+	AugmentSeed      uint64             `json:"augment_seed"`
+	NoiseState       []byte             `json:"noise_state,omitempty"`
+	NoiseMode        string             `json:"noise_mode"`
+	NoiseMultiplier  float64            `json:"noise_multiplier"`
+	SamplingRate     float64            `json:"sampling_rate"`
+	Delta            float64            `json:"delta"`
+	OptimizerKind    string             `json:"optimizer_kind"`
+	OptimizerSteps   int64              `json:"optimizer_steps"`
+	OptimizerScalars map[string]float64 `json:"optimizer_scalars"`
+	EMASteps         int64              `json:"ema_steps"`
+	EMAScalars       map[string]float64 `json:"ema_scalars,omitempty"`
+	Model            nn.ModelConfig     `json:"model"`
+	Classes          []string           `json:"classes"`
+	Normalize        string             `json:"normalize"`
+	WallSeconds      float64            `json:"wall_seconds"`
+}
+
+const stateVersion = 1
+
+// fingerprint hashes the settings that define a run's trajectory and its
+// privacy: resuming under a different one is refused.
+func fingerprint(cfg Config) string {
+	c := cfg
+	// Settings that do not change the trajectory may differ on resume.
+	c.Threads, c.CheckpointEvery, c.KeepCheckpoints, c.EvalEvery, c.LogEvery, c.TestData, c.MaxTestExamples = 0, 0, 0, 0, 0, "", 0
+	b, _ := json.Marshal(c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// saveCheckpoint writes the full training state atomically.
+func (r *run) saveCheckpoint() error {
+	weights := map[string]checkpoint.Tensor{}
+	for _, p := range r.model.Params() {
+		weights[p.Name] = checkpoint.Tensor{Shape: p.Shape, Data: p.Value}
+	}
+	os := r.optim.State()
+	optT := map[string]checkpoint.Tensor{}
+	for k, v := range os.Tensors {
+		optT[strings.ReplaceAll(k, "/", ".")] = checkpoint.Tensor{Shape: []int{len(v)}, Data: v}
+	}
+	st := runState{FormatVersion: stateVersion, Step: r.step, TotalSteps: r.totalSteps, Fingerprint: r.fingerprint,
+		SamplerSeed: r.samplerSeed, AugmentSeed: r.augmentSeed, NoiseMultiplier: r.sigma, SamplingRate: r.q, Delta: r.delta,
+		OptimizerKind: os.Kind, OptimizerSteps: os.Steps, OptimizerScalars: os.Scalars,
+		Model: r.modelCfg, Classes: r.trainDS.Classes(), Normalize: r.cfg.Normalize, WallSeconds: r.wallSeconds()}
+	if r.noise != nil {
+		b, err := r.noise.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		st.NoiseState, st.NoiseMode = b, r.noise.Mode()
+	}
+	groups := map[string]map[string]checkpoint.Tensor{"weights": weights, "optimizer": optT}
+	if r.ema != nil {
+		es := r.ema.State()
+		et := map[string]checkpoint.Tensor{}
+		for k, v := range es.Tensors {
+			et[strings.ReplaceAll(k, "/", ".")] = checkpoint.Tensor{Shape: []int{len(v)}, Data: v}
+		}
+		groups["ema"] = et
+		st.EMASteps, st.EMAScalars = es.Steps, es.Scalars
+	}
+	stateJSON, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	ledgerJSON, err := r.ledger.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	cfgYAML, err := yaml.Marshal(r.cfg)
+	if err != nil {
+		return err
+	}
+	ck := &checkpoint.Checkpoint{Step: r.step, Tensors: groups,
+		Blobs: map[string][]byte{"state.json": stateJSON, "ledger.json": ledgerJSON, "config.yaml": cfgYAML},
+		Meta:  map[string]string{"model": r.cfg.Model, "private": strconv.FormatBool(r.cfg.IsPrivate())}}
+	if _, err := checkpoint.Save(r.ckptDir, ck); err != nil {
+		return err
+	}
+	_, err = checkpoint.Prune(r.ckptDir, max(r.cfg.KeepCheckpoints, 1))
+	return err
+}
+
+// restoreTensors turns a checkpoint group back into the dpsgd state map.
+func restoreTensors(g map[string]checkpoint.Tensor) map[string][]float32 {
+	out := map[string][]float32{}
+	for k, v := range g {
+		// names were "kind/i" → "kind.i"; the index is after the last dot.
+		if i := strings.LastIndex(k, "."); i >= 0 {
+			k = k[:i] + "/" + k[i+1:]
+		}
+		out[k] = v.Data
+	}
+	return out
+}
+
+// resume restores the newest valid checkpoint in r.ckptDir, if any. It
+// returns false when there is none (a fresh run).
+func (r *run) resume() (bool, error) {
+	ck, path, skipped, err := checkpoint.LoadLatest(r.ckptDir)
+	for _, s := range skipped {
+		r.logf("warning: skipping checkpoint: %v", s)
+	}
+	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("resume from %s: %w (refusing to start over: the privacy spent by the earlier run would be lost; use a new --out)", r.ckptDir, err)
+	}
+	var st runState
+	if err := json.Unmarshal(ck.Blobs["state.json"], &st); err != nil {
+		return false, fmt.Errorf("resume %s: state.json: %w", path, err)
+	}
+	if st.FormatVersion != stateVersion {
+		return false, fmt.Errorf("resume %s: state format %d, this dptrain reads %d", path, st.FormatVersion, stateVersion)
+	}
+	if st.Fingerprint != r.fingerprint {
+		return false, fmt.Errorf("resume %s: the run in %s was started with a different configuration (fingerprint %s, now %s); use a new --out to start a new run", path, filepath.Dir(r.ckptDir), st.Fingerprint, r.fingerprint)
+	}
+	var led accounting.Ledger
+	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+		return false, fmt.Errorf("resume %s: ledger.json: %w", path, err)
+	}
+	if r.cfg.IsPrivate() && int64(led.Len()) != ck.Step {
+		return false, fmt.Errorf("resume %s: ledger records %d steps, checkpoint says %d", path, led.Len(), ck.Step)
+	}
+	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
+		return false, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if err := r.optim.Restore(dpsgd.State{Kind: st.OptimizerKind, Steps: st.OptimizerSteps, Scalars: st.OptimizerScalars, Tensors: restoreTensors(ck.Tensors["optimizer"])}); err != nil {
+		return false, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if r.ema != nil {
+		if err := r.ema.Restore(dpsgd.State{Kind: "ema", Steps: st.EMASteps, Scalars: st.EMAScalars, Tensors: restoreTensors(ck.Tensors["ema"])}); err != nil {
+			return false, fmt.Errorf("resume %s: %w", path, err)
+		}
+	}
+	if r.noise != nil && len(st.NoiseState) > 0 {
+		n, err := dpsgd.RestoreNoise(st.NoiseState)
+		if err != nil {
+			return false, fmt.Errorf("resume %s: noise state: %w", path, err)
+		}
+		r.noise = n
+	}
+	r.ledger = &led
+	r.step = ck.Step
+	r.samplerSeed, r.augmentSeed = st.SamplerSeed, st.AugmentSeed
+	r.priorWall = st.WallSeconds
+	r.logf("resumed from %s (step %d of %d)", path, ck.Step, r.totalSteps)
+	return true, nil
+}
+
+// loadWeights copies tensors into the model's parameters by name. With
+// strict, every parameter must be present with its shape. Otherwise
+// (transfer learning) parameters whose name is missing or whose shape
+// differs (a new classification head) keep their initial values and are
+// listed in the returned error-free report.
+func loadWeights(m *nn.Model, ts map[string]checkpoint.Tensor, strict bool) error {
+	_, err := copyWeights(m, ts, strict)
+	return err
+}
+
+func copyWeights(m *nn.Model, ts map[string]checkpoint.Tensor, strict bool) (skipped []string, err error) {
+	loaded := 0
+	for _, p := range m.Params() {
+		t, ok := ts[p.Name]
+		if !ok || len(t.Data) != len(p.Value) {
+			if strict {
+				return nil, fmt.Errorf("weights: parameter %s %v missing or of another shape", p.Name, p.Shape)
+			}
+			skipped = append(skipped, p.Name)
+			continue
+		}
+		copy(p.Value, t.Data)
+		loaded++
+	}
+	if loaded == 0 {
+		return nil, fmt.Errorf("weights: no parameter of model %s found (names like %s)", m.Name, m.Params()[0].Name)
+	}
+	return skipped, nil
+}
+
+// initFrom loads starting weights for transfer learning from a checkpoint
+// directory (its weights group), a run's --out directory (its newest
+// checkpoint) or a .safetensors file.
+func initFrom(m *nn.Model, path string) (skipped []string, err error) {
+	var ts map[string]checkpoint.Tensor
+	switch {
+	case strings.HasSuffix(path, ".safetensors"):
+		ts, _, err = checkpoint.ReadSafetensors(path)
+	default:
+		var ck *checkpoint.Checkpoint
+		ck, err = checkpoint.Load(path)
+		if err != nil {
+			if _, e := os.Stat(filepath.Join(path, "checkpoints")); e == nil {
+				ck, _, _, err = checkpoint.LoadLatest(filepath.Join(path, "checkpoints"))
+			}
+		}
+		if err == nil {
+			ts = ck.Tensors["weights"]
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return copyWeights(m, ts, false)
+}
