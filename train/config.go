@@ -33,8 +33,8 @@ type Config struct {
 	MaxTrainExamples int    `yaml:"max_train_examples"`
 	MaxTestExamples  int    `yaml:"max_test_examples"`
 	SkipBadImages    bool   `yaml:"skip_bad_images"`
-	Normalize        string `yaml:"normalize"`  // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
-	Crop             string `yaml:"crop"`       // none | random | random-resized | center
+	Normalize        string `yaml:"normalize"` // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
+	Crop             string `yaml:"crop"`      // none | random | random-resized | center
 	CropPadding      int    `yaml:"crop_padding"`
 	Flip             bool   `yaml:"flip"`
 	AugMultiplicity  int    `yaml:"aug_multiplicity"` // K (default 1)
@@ -44,7 +44,7 @@ type Config struct {
 	BatchSize         int     `yaml:"batch_size"`          // expected logical batch B = qN
 	PhysicalBatchSize int     `yaml:"physical_batch_size"` // examples per forward/backward (default min(B, 256))
 	Epochs            float64 `yaml:"epochs"`
-	Steps             int     `yaml:"steps"` // overrides epochs when > 0
+	Steps             int     `yaml:"steps"`    // overrides epochs when > 0
 	Sampling          string  `yaml:"sampling"` // poisson (default) | shuffle (not covered by the accountant)
 
 	// Privacy

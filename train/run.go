@@ -35,38 +35,38 @@ type Options struct {
 var ErrStopped = errors.New("stopped early (StopAfter)")
 
 type run struct {
-	cfg         Config
-	opt         Options
-	fingerprint string
-	trainDS     data.Dataset
-	testDS      data.Dataset
-	tr          data.Transform
-	modelCfg    nn.ModelConfig
-	model       *nn.Model
-	params      [][]float32
-	grads       [][]float32
-	optim       dpsgd.Optimizer
-	sched       dpsgd.Schedule
-	ema         *dpsgd.EMA
-	noise       dpsgd.NoiseSource
-	ledger      *accounting.Ledger
-	sampler     data.Sampler
-	q, sigma    float64
-	delta       float64
-	kind        string
-	n           int
-	step        int64
-	totalSteps  int64
+	cfg          Config
+	opt          Options
+	fingerprint  string
+	trainDS      data.Dataset
+	testDS       data.Dataset
+	tr           data.Transform
+	modelCfg     nn.ModelConfig
+	model        *nn.Model
+	params       [][]float32
+	grads        [][]float32
+	optim        dpsgd.Optimizer
+	sched        dpsgd.Schedule
+	ema          *dpsgd.EMA
+	noise        dpsgd.NoiseSource
+	ledger       *accounting.Ledger
+	sampler      data.Sampler
+	q, sigma     float64
+	delta        float64
+	kind         string
+	n            int
+	step         int64
+	totalSteps   int64
 	plannedSteps int64
-	samplerSeed uint64
-	augmentSeed uint64
-	ckptDir     string
-	start       time.Time
-	priorWall   float64
-	metrics     *metricsWriter
-	progress    *progress
-	evals       []evalPoint
-	initSkipped []string
+	samplerSeed  uint64
+	augmentSeed  uint64
+	ckptDir      string
+	start        time.Time
+	priorWall    float64
+	metrics      *metricsWriter
+	progress     *progress
+	evals        []evalPoint
+	initSkipped  []string
 }
 
 func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
