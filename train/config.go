@@ -19,66 +19,66 @@ import (
 // default is documented.
 type Config struct {
 	// Model
-	Model                 string `yaml:"model"`                  // cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50
-	Stem                  string `yaml:"stem"`                   // resnets: imagenet | cifar | "" (by image size)
-	WeightStandardization bool   `yaml:"weight_standardization"` // WS on every convolution
-	Init                  string `yaml:"init"`                   // checkpoint dir or .safetensors file to start from
-	FreezeLayers          int    `yaml:"freeze_layers"`          // freeze the first N parameterised layers
-	TrainLastLayerOnly    bool   `yaml:"train_last_layer_only"`
+	Model                 string `yaml:"model" json:"model"`                                   // cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50
+	Stem                  string `yaml:"stem" json:"stem"`                                     // resnets: imagenet | cifar | "" (by image size)
+	WeightStandardization bool   `yaml:"weight_standardization" json:"weight_standardization"` // WS on every convolution
+	Init                  string `yaml:"init" json:"init"`                                     // checkpoint dir or .safetensors file to start from
+	FreezeLayers          int    `yaml:"freeze_layers" json:"freeze_layers"`                   // freeze the first N parameterised layers
+	TrainLastLayerOnly    bool   `yaml:"train_last_layer_only" json:"train_last_layer_only"`
 
 	// Data
-	TrainData        string `yaml:"train_data"` // data spec, e.g. mnist:DIR, imagefolder:train.tar
-	TestData         string `yaml:"test_data"`  // optional; evaluated at the end and every eval_every steps
-	ImageSize        int    `yaml:"image_size"` // resize ImageFolder images on load (0: as stored)
-	MaxTrainExamples int    `yaml:"max_train_examples"`
-	MaxTestExamples  int    `yaml:"max_test_examples"`
-	SkipBadImages    bool   `yaml:"skip_bad_images"`
-	Normalize        string `yaml:"normalize"` // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
-	Crop             string `yaml:"crop"`      // none | random | random-resized | center
-	CropPadding      int    `yaml:"crop_padding"`
-	Flip             bool   `yaml:"flip"`
-	AugMultiplicity  int    `yaml:"aug_multiplicity"` // K (default 1)
-	CropSize         int    `yaml:"crop_size"`        // output size of crops (0: input size)
+	TrainData        string `yaml:"train_data" json:"train_data"` // data spec, e.g. mnist:DIR, imagefolder:train.tar
+	TestData         string `yaml:"test_data" json:"test_data"`   // optional; evaluated at the end and every eval_every steps
+	ImageSize        int    `yaml:"image_size" json:"image_size"` // resize ImageFolder images on load (0: as stored)
+	MaxTrainExamples int    `yaml:"max_train_examples" json:"max_train_examples"`
+	MaxTestExamples  int    `yaml:"max_test_examples" json:"max_test_examples"`
+	SkipBadImages    bool   `yaml:"skip_bad_images" json:"skip_bad_images"`
+	Normalize        string `yaml:"normalize" json:"normalize"` // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
+	Crop             string `yaml:"crop" json:"crop"`           // none | random | random-resized | center
+	CropPadding      int    `yaml:"crop_padding" json:"crop_padding"`
+	Flip             bool   `yaml:"flip" json:"flip"`
+	AugMultiplicity  int    `yaml:"aug_multiplicity" json:"aug_multiplicity"` // K (default 1)
+	CropSize         int    `yaml:"crop_size" json:"crop_size"`               // output size of crops (0: input size)
 
 	// Batching and length
-	BatchSize         int     `yaml:"batch_size"`          // expected logical batch B = qN
-	PhysicalBatchSize int     `yaml:"physical_batch_size"` // examples per forward/backward (default min(B, 256))
-	Epochs            float64 `yaml:"epochs"`
-	Steps             int     `yaml:"steps"`    // overrides epochs when > 0
-	Sampling          string  `yaml:"sampling"` // poisson (default) | shuffle (not covered by the accountant)
+	BatchSize         int     `yaml:"batch_size" json:"batch_size"`                   // expected logical batch B = qN
+	PhysicalBatchSize int     `yaml:"physical_batch_size" json:"physical_batch_size"` // examples per forward/backward (default min(B, 256))
+	Epochs            float64 `yaml:"epochs" json:"epochs"`
+	Steps             int     `yaml:"steps" json:"steps"`       // overrides epochs when > 0
+	Sampling          string  `yaml:"sampling" json:"sampling"` // poisson (default) | shuffle (not covered by the accountant)
 
 	// Privacy
-	Private          *bool   `yaml:"private"` // default true
-	ClipNorm         float64 `yaml:"clip_norm"`
-	NoiseMultiplier  float64 `yaml:"noise_multiplier"`
-	TargetEpsilon    float64 `yaml:"target_epsilon"`
-	Delta            float64 `yaml:"delta"`      // default 1/N rounded down to a power of ten
-	Accountant       string  `yaml:"accountant"` // pld (default) | rdp
-	PerLayerClipping bool    `yaml:"per_layer_clipping"`
-	Noise            string  `yaml:"noise"` // seeded (default) | secure
+	Private          *bool   `yaml:"private" json:"private"` // default true
+	ClipNorm         float64 `yaml:"clip_norm" json:"clip_norm"`
+	NoiseMultiplier  float64 `yaml:"noise_multiplier" json:"noise_multiplier"`
+	TargetEpsilon    float64 `yaml:"target_epsilon" json:"target_epsilon"`
+	Delta            float64 `yaml:"delta" json:"delta"`           // default 1/N rounded down to a power of ten
+	Accountant       string  `yaml:"accountant" json:"accountant"` // pld (default) | rdp
+	PerLayerClipping bool    `yaml:"per_layer_clipping" json:"per_layer_clipping"`
+	Noise            string  `yaml:"noise" json:"noise"` // seeded (default) | secure
 
 	// Optimisation
-	Optimizer         string  `yaml:"optimizer"` // sgd | momentum (default) | nesterov | adam
-	LearningRate      float64 `yaml:"learning_rate"`
-	Momentum          float64 `yaml:"momentum"`
-	WeightDecay       float64 `yaml:"weight_decay"`
-	LRSchedule        string  `yaml:"lr_schedule"` // constant (default) | cosine | step
-	WarmupEpochs      float64 `yaml:"warmup_epochs"`
-	WarmupSteps       int     `yaml:"warmup_steps"`
-	FinalLR           float64 `yaml:"final_lr"`
-	LRMilestones      []int   `yaml:"lr_milestones"` // step schedule, in steps
-	LRGamma           float64 `yaml:"lr_gamma"`
-	EMADecay          float64 `yaml:"ema_decay"` // 0: no averaging
-	EMAWarmup         *bool   `yaml:"ema_warmup"`
-	MaterializeBudget int     `yaml:"materialize_budget"`
+	Optimizer         string  `yaml:"optimizer" json:"optimizer"` // sgd | momentum (default) | nesterov | adam
+	LearningRate      float64 `yaml:"learning_rate" json:"learning_rate"`
+	Momentum          float64 `yaml:"momentum" json:"momentum"`
+	WeightDecay       float64 `yaml:"weight_decay" json:"weight_decay"`
+	LRSchedule        string  `yaml:"lr_schedule" json:"lr_schedule"` // constant (default) | cosine | step
+	WarmupEpochs      float64 `yaml:"warmup_epochs" json:"warmup_epochs"`
+	WarmupSteps       int     `yaml:"warmup_steps" json:"warmup_steps"`
+	FinalLR           float64 `yaml:"final_lr" json:"final_lr"`
+	LRMilestones      []int   `yaml:"lr_milestones" json:"lr_milestones"` // step schedule, in steps
+	LRGamma           float64 `yaml:"lr_gamma" json:"lr_gamma"`
+	EMADecay          float64 `yaml:"ema_decay" json:"ema_decay"` // 0: no averaging
+	EMAWarmup         *bool   `yaml:"ema_warmup" json:"ema_warmup"`
+	MaterializeBudget int     `yaml:"materialize_budget" json:"materialize_budget"`
 
 	// Run
-	Seed            uint64 `yaml:"seed"`
-	Threads         int    `yaml:"threads"`
-	CheckpointEvery int    `yaml:"checkpoint_every"` // steps (default: about every 5% of the run)
-	KeepCheckpoints int    `yaml:"keep_checkpoints"` // default 3
-	EvalEvery       int    `yaml:"eval_every"`       // steps (0: only at the end)
-	LogEvery        int    `yaml:"log_every"`        // non-terminal log lines (default: ~50 lines per run)
+	Seed            uint64 `yaml:"seed" json:"seed"`
+	Threads         int    `yaml:"threads" json:"threads"`
+	CheckpointEvery int    `yaml:"checkpoint_every" json:"checkpoint_every"` // steps (default: about every 5% of the run)
+	KeepCheckpoints int    `yaml:"keep_checkpoints" json:"keep_checkpoints"` // default 3
+	EvalEvery       int    `yaml:"eval_every" json:"eval_every"`             // steps (0: only at the end)
+	LogEvery        int    `yaml:"log_every" json:"log_every"`               // non-terminal log lines (default: ~50 lines per run)
 }
 
 // IsPrivate reports whether DP-SGD is on (the default).
