@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func TestTrainCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("model: cnn-mnist\nbad_key: 3\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--config", cfg, "--out", dir}, "bad_key"},
+		{[]string{"train", "--config", filepath.Join(dir, "missing.yaml"), "--out", dir}, "missing.yaml"},
+		{[]string{"train", "--model=cnn-mnist"}, "--out"},
+		{[]string{"train", "--colour=red", "--out", dir}, "unknown flag --colour"},
+		{[]string{"train", "--model=cnn-mnist", "--train-data=mnist:/nonexistent", "--batch-size=10", "--epochs=1", "--clip-norm=1", "--noise-multiplier=1", "--target-epsilon=2", "--learning-rate=0.1", "--out", dir}, "both set"},
+		{[]string{"nosuch"}, "unknown command"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want non-zero and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--batch-size", "8", "--steps", "1", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"model", "batch_size", "image_size", "private_examples_per_sec", "nonprivate_examples_per_sec", "overhead", "peak_rss_mib"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("bench --json lacks %q", k)
+		}
+	}
+	if m["private_examples_per_sec"].(float64) <= 0 {
+		t.Errorf("private_examples_per_sec %v", m["private_examples_per_sec"])
+	}
+}
