@@ -138,6 +138,9 @@ func (c *Config) ApplyOverride(key, value string) error {
 	if !known {
 		return fmt.Errorf("unknown flag --%s (config keys, as --key=value: %s)", key, strings.Join(ConfigKeys(), ", "))
 	}
+	if value == "" {
+		value = `""` // --key= clears a string setting
+	}
 	if err := decodeYAML([]byte(k+": "+value), c); err != nil {
 		return fmt.Errorf("flag --%s=%s: %w", key, value, err)
 	}
