@@ -57,9 +57,6 @@ seed: 3
 // re-runs the same command until it finishes: the final weights and ε equal
 // those of an uninterrupted run.
 func TestSIGKILLResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs real processes for ~20 s")
-	}
 	dir := t.TempDir()
 	cfgPath := killConfig(t, dir)
 	ref := filepath.Join(dir, "ref")
