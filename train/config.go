@@ -138,8 +138,14 @@ func (c *Config) ApplyOverride(key, value string) error {
 	if !known {
 		return fmt.Errorf("unknown flag --%s (config keys, as --key=value: %s)", key, strings.Join(ConfigKeys(), ", "))
 	}
-	if value == "" {
-		value = `""` // --key= clears a string setting
+	if value == "" { // --key= resets the setting to its default (zero value)
+		v := reflect.ValueOf(c).Elem()
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).Tag.Get("yaml") == k {
+				v.Field(i).Set(reflect.Zero(v.Field(i).Type()))
+			}
+		}
+		return nil
 	}
 	if err := decodeYAML([]byte(k+": "+value), c); err != nil {
 		return fmt.Errorf("flag --%s=%s: %w", key, value, err)
