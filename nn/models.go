@@ -229,3 +229,58 @@ func buildWRN(cfg ModelConfig, r *rand.Rand, depth, k int) ([]Layer, error) {
 		NewLinear("fc", in, cfg.NumClasses, true, r))
 	return ls, nil
 }
+
+// The ScatterNet models of Tramèr & Boneh 2021 ("Differentially Private
+// Learning Needs Better Features"): a fixed Scattering(J=2, L=8) front end
+// (81 maps per input channel at 1/4 resolution), a GroupNorm without affine
+// parameters (27 groups, per example, so no data statistics are needed) and
+// a small trained head.
+func init() {
+	builders["scatternet-linear"] = buildScatterLinear
+	builders["scatternet-cnn"] = buildScatterCNN
+}
+
+// scatterCacheBytes caps the memoised scattering maps of the ScatterNet
+// models (float16; 31 KB per 32×32 RGB image, so CIFAR-10's 60,000 images
+// take 1.9 GB).
+const scatterCacheBytes = 3 << 30
+
+func scatterFront(cfg ModelConfig) ([]Layer, [3]int, error) {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	if h%4 != 0 || w%4 != 0 {
+		return nil, [3]int{}, fmt.Errorf("model %s: input %dx%d must be a multiple of 4 (the scattering transform with J=2 subsamples by 4; e.g. 32×32)", cfg.Name, h, w)
+	}
+	s := NewScattering(c, h, w, 2, 8)
+	s.CacheBytes = scatterCacheBytes
+	out := s.OutShape()
+	return []Layer{s, NewGroupNorm("scatter_norm", 27, out[0], false)}, out, nil
+}
+
+// scatternet-linear: Scattering → GroupNorm(27, 81·C) → flatten → linear
+// (155,530 parameters for 3×32×32 inputs and 10 classes: 243·8·8·10 + 10).
+func buildScatterLinear(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
+	ls, out, err := scatterFront(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(ls, &Flatten{}, NewLinear("fc", out[0]*out[1]*out[2], cfg.NumClasses, true, r)), nil
+}
+
+// scatternet-cnn: Scattering → GroupNorm(27, 81·C) → conv 243→64 k3 p1, tanh,
+// maxpool 2, conv 64→64 k3 p1, tanh → flatten → linear (the CIFAR-10 CNN on
+// ScatterNet features of Tramèr & Boneh's code; 187,210 parameters for
+// 3×32×32 inputs and 10 classes: 140,032 + 36,928 + 10,250).
+func buildScatterCNN(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
+	ls, out, err := scatterFront(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if out[1] < 2 || out[2] < 2 {
+		return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, cfg.InputShape[1], cfg.InputShape[2])
+	}
+	return append(ls,
+		torchDefault(NewConv2d("conv1", out[0], 64, 3, 1, 1, true, cfg.WS, r), r), &Tanh{}, NewMaxPool(2, 2, 0),
+		torchDefault(NewConv2d("conv2", 64, 64, 3, 1, 1, true, cfg.WS, r), r), &Tanh{},
+		&Flatten{},
+		NewLinear("fc", 64*(out[1]/2)*(out[2]/2), cfg.NumClasses, true, r)), nil
+}

@@ -1,0 +1,143 @@
+package nn
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// scatCache memoises per-example outputs of a deterministic layer, keyed by
+// a 128-bit hash (two independently seeded maphashes) of the example's input
+// bits, stored as float16. It stops admitting entries when full; it never
+// evicts. Safe for concurrent use.
+type scatCache struct {
+	seed0, seed1 maphash.Seed
+	size         int // floats per entry
+	limit        int // max entries
+	mu           sync.RWMutex
+	m            map[[2]uint64][]uint16
+	hits, misses atomic.Int64
+}
+
+func newScatCache(bytes int64, size int) *scatCache {
+	per := int64(2*size + 64) // float16 values, map entry and slice header
+	return &scatCache{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), size: size,
+		limit: int(bytes / per), m: make(map[[2]uint64][]uint16)}
+}
+
+// key hashes the bits of x.
+func (c *scatCache) key(w *scatWork, x []float32) [2]uint64 {
+	if cap(w.key) < 4*len(x) {
+		w.key = make([]byte, 4*len(x))
+	}
+	b := w.key[:4*len(x)]
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return [2]uint64{maphash.Bytes(c.seed0, b), maphash.Bytes(c.seed1, b)}
+}
+
+// get fills y from the entry of k and reports whether there was one.
+func (c *scatCache) get(k [2]uint64, y []float32) bool {
+	c.mu.RLock()
+	e, ok := c.m[k]
+	c.mu.RUnlock()
+	if !ok {
+		c.misses.Add(1)
+		return false
+	}
+	c.hits.Add(1)
+	for i, h := range e {
+		y[i] = halfToFloat32(h)
+	}
+	return true
+}
+
+// put rounds y to float16 precision in place and stores it under k if
+// there is room.
+func (c *scatCache) put(w *scatWork, k [2]uint64, y []float32) {
+	if cap(w.half) < len(y) {
+		w.half = make([]uint16, len(y))
+	}
+	h := w.half[:len(y)]
+	for i, v := range y {
+		h[i] = float32ToHalf(v)
+		y[i] = halfToFloat32(h[i])
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok || len(c.m) >= c.limit {
+		return
+	}
+	c.m[k] = append([]uint16(nil), h...)
+}
+
+// CacheStats reports the memoisation hits, misses and stored examples so
+// far (zeros without a cache).
+func (s *Scattering) CacheStats() (hits, misses int64, entries int) {
+	if s.cache == nil {
+		return 0, 0, 0
+	}
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	return s.cache.hits.Load(), s.cache.misses.Load(), len(s.cache.m)
+}
+
+// float32ToHalf rounds f to the nearest IEEE 754 binary16 value (ties to
+// even; overflow to ±Inf; NaN stays NaN).
+func float32ToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		// Subnormal (or zero) result: m·2⁻²⁴ with m = round(|f|·2²⁴).
+		shift := uint(14 - e)
+		if shift > 24 {
+			return sign
+		}
+		full := mant | 0x800000
+		m := full >> shift
+		rem, half := full&(1<<shift-1), uint32(1)<<(shift-1)
+		if rem > half || (rem == half && m&1 == 1) {
+			m++
+		}
+		return sign | uint16(m)
+	}
+	h := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // a carry into the exponent is right, up to Inf
+	}
+	return sign | uint16(h)
+}
+
+// halfToFloat32 converts an IEEE 754 binary16 value exactly.
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h & 0x3ff)
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		v := float32(mant) * (1.0 / (1 << 24))
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
