@@ -69,11 +69,13 @@ build_ours() {
 # dptrain's side: `dptrain bench --json` when the CLI has it, else a small
 # driver over train.Bench built in a scratch module that points at this tree.
 echo "bench_compare: building" >&2
-if go build -o "$work/dptrain" ./cmd/dptrain 2>"$work/build.err" &&
-	"$work/dptrain" bench -h 2>&1 | grep -q -- 'batch-size'; then
+bench_help=""
+go build -o "$work/dptrain" ./cmd/dptrain 2>"$work/build.err" && bench_help=$("$work/dptrain" bench -h 2>&1 || true)
+if [[ $bench_help == *-batch-size* ]]; then
 	ours() { # model size batch stem steps
 		local extra=()
-		"$work/dptrain" bench -h 2>&1 | grep -q -- '-steps' && extra+=(--steps "$5")
+		[[ $bench_help == *-steps* ]] && extra+=(--steps "$5")
+		[[ $bench_help == *-threads* ]] && extra+=(--threads "$THREADS")
 		GOMAXPROCS=$THREADS "$work/dptrain" bench --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" "${extra[@]}" --json
 	}
 	driver="dptrain bench"
