@@ -13,6 +13,9 @@ Debian's interpreter (python3-torch 1.13):
     /usr/bin/python3 scripts/torch_bench.py --model resnet18 --image-size 32 --batch-size 128
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/bin/python3 scripts/torch_bench.py ...
     /usr/bin/python3 scripts/torch_bench.py --conv-layers   # per-layer conv GFLOP/s
+    /usr/bin/python3 scripts/torch_bench.py --model wrn-16-4 --check-dump F
+        # same function as dptrain's model: load the weights, input and logits
+        # that `scripts/bench_compare.sh --equivalence` dumps from nn.NewModel
 
 Peak memory is the process's ru_maxrss (the whole process, interpreter and
 libtorch included, like dptrain's VmHWM); the RSS before the first step is
@@ -246,6 +249,44 @@ def bench_model(a):
     }
 
 
+DUMP_MAGIC = 0x44505442  # "BTPD": header of a dptrain model dump
+
+
+def check_dump(a):
+    """Loads a dptrain model dump (int32 header: magic, batch, channels, size,
+    classes, number of parameter floats; then float32 parameters in
+    Model.Params() order, the input batch and dptrain's logits), copies the
+    parameters into the PyTorch model in parameters() order (numel and shape
+    checked) and compares the logits."""
+    import numpy as np
+    raw = open(a.check_dump, "rb").read()
+    hdr = np.frombuffer(raw[:24], dtype="<i4")
+    if hdr[0] != DUMP_MAGIC:
+        sys.exit(f"torch_bench: {a.check_dump}: not a dptrain model dump (magic {hdr[0]:#x})")
+    batch, ch, size, classes, nparam = (int(v) for v in hdr[1:])
+    f = np.frombuffer(raw[24:], dtype="<f4")
+    want = nparam + batch * ch * size * size + batch * classes
+    if f.size != want:
+        sys.exit(f"torch_bench: {a.check_dump}: {f.size} floats after the header, want {want}")
+    model = MODELS[a.model](ch, size, size, classes, a.ws, a.stem)
+    off = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if off + p.numel() > nparam:
+                sys.exit(f"torch_bench: {a.model}: PyTorch has more parameters than the dump ({name})")
+            p.copy_(torch.from_numpy(f[off:off + p.numel()].copy()).view_as(p))
+            off += p.numel()
+        if off != nparam:
+            sys.exit(f"torch_bench: {a.model}: dump has {nparam} parameter floats, PyTorch {off}")
+        x = torch.from_numpy(f[nparam:nparam + batch * ch * size * size].copy()).view(batch, ch, size, size)
+        ours = torch.from_numpy(f[nparam + x.numel():].copy()).view(batch, classes)
+        got = model(x)
+    err = (got - ours).abs().max().item()
+    scale = ours.abs().max().item()
+    return {"model": a.model, "image_size": size, "stem": a.stem, "params": nparam,
+            "max_abs_diff": err, "max_abs_logit": scale, "rel": err / max(scale, 1e-30)}
+
+
 def bench_convs(a):
     """Forward and backward (input and weight gradients) GFLOP/s of single
     3×3 convolutions, FLOPs = 2·B·Cout·Cin·9·H·W forward, twice that
@@ -297,12 +338,18 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (dptrain uses GOMAXPROCS)")
     p.add_argument("--expect-params", type=int, default=0, help="fail unless the model has this many parameters")
     p.add_argument("--conv-layers", action="store_true", help="per-layer conv GFLOP/s instead of a model")
+    p.add_argument("--check-dump", default="", help="compare with a dptrain model dump instead of timing")
     a = p.parse_args()
     if a.image_size < 1 or a.batch_size < 1 or a.steps < 1 or a.warmup < 0 or a.threads < 1:
         sys.exit("torch_bench: --image-size, --batch-size, --steps, --threads must be ≥ 1, --warmup ≥ 0")
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
-    if a.conv_layers:
+    if a.check_dump:
+        r = check_dump(a)
+        print(json.dumps(r))
+        if not r["rel"] < 1e-4:
+            sys.exit(f"torch_bench: {a.model}: logits differ from dptrain's by {r['rel']:.3g} (relative)")
+    elif a.conv_layers:
         for row in bench_convs(a):
             print(json.dumps(row))
     else:
