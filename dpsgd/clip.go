@@ -10,20 +10,32 @@ const ClipEpsilon = 1e-6
 
 // ClipFactors writes c_i = min(1, C/(‖g_i‖+1e-6)) into dst for squared norms
 // sq (flat clipping, DESIGN §2 step 4), and returns how many examples were
-// clipped (c_i < 1).
+// clipped (c_i < 1). A norm that is not a finite number ≥ 0 (NaN, ±Inf,
+// negative: an overflowed or broken gradient) gets c_i = 0: the example
+// contributes nothing, which keeps the sensitivity bound. The factor is
+// rounded down to float32, so that c_i·‖g_i‖ ≤ C holds after rounding.
 func ClipFactors(dst []float32, sq []float64, clipNorm float64) int {
 	if len(dst) != len(sq) {
 		usagef("ClipFactors", "dst has %d entries for %d norms", len(dst), len(sq))
 	}
 	clipped := 0
 	for i, s := range sq {
+		if !(s >= 0) || math.IsInf(s, 0) {
+			dst[i] = 0
+			clipped++
+			continue
+		}
 		c := clipNorm / (math.Sqrt(s) + ClipEpsilon)
 		if c < 1 {
 			clipped++
 		} else {
 			c = 1
 		}
-		dst[i] = float32(c)
+		f := float32(c)
+		if float64(f) > c {
+			f = math.Nextafter32(f, 0)
+		}
+		dst[i] = f
 	}
 	return clipped
 }

@@ -184,3 +184,106 @@ func TestPrivacyConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestClipFactorsNonFinite(t *testing.T) {
+	dst := make([]float32, 5)
+	n := ClipFactors(dst, []float64{math.NaN(), math.Inf(1), -1, 0.25, 100}, 1)
+	want := []float32{0, 0, 0, 1, float32(1 / (10 + ClipEpsilon))}
+	for i := range want {
+		if math.Abs(float64(dst[i]-want[i])) > 1e-7 {
+			t.Errorf("factor[%d] = %g, want %g", i, dst[i], want[i])
+		}
+	}
+	if n != 4 {
+		t.Errorf("clipped %d, want 4", n)
+	}
+	// Rounded down: c·‖g‖ never exceeds C.
+	for _, s := range []float64{3, 7.7, 1e6, 12345.678} {
+		ClipFactors(dst[:1], []float64{s}, 0.3)
+		if float64(dst[0])*math.Sqrt(s) > 0.3 {
+			t.Errorf("‖g‖²=%g: c·‖g‖ = %.10g > C", s, float64(dst[0])*math.Sqrt(s))
+		}
+	}
+}
+
+// TestSensitivityModels repeats the leave-one-out sensitivity check on
+// models with weight standardisation + GroupNorm (wrn-16-4), frozen layers
+// (resnet18), every per-example norm rule, K = 2 augmentations and a logical
+// batch split over two physical batches.
+func TestSensitivityModels(t *testing.T) {
+	for _, tc := range []struct {
+		model  string
+		freeze int
+		method string
+		k      int
+	}{
+		{"wrn-16-4", 0, "ghost", 2},
+		{"wrn-16-4", 0, "materialize", 1},
+		{"wrn-16-4", 0, "materialize-stored", 2},
+		{"resnet18", 6, "", 1},
+	} {
+		t.Run(tc.model+"-"+tc.method, func(t *testing.T) {
+			m, err := nn.NewModel(nn.ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{3, 16, 16}, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.freeze > 0 {
+				if err := m.FreezeLayers(tc.freeze); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, l := range m.GradLayers() {
+				if c, ok := l.(*nn.Conv2d); ok {
+					c.ForceNorm = tc.method
+				}
+			}
+			r := rand.New(rand.NewPCG(3, 4))
+			const n, clip = 4, 0.05
+			rows := n * tc.k
+			x := tensor.New(rows, 3, 16, 16)
+			for i := range x.Data {
+				x.Data[i] = float32(r.NormFloat64())
+			}
+			for j := range x.Data[:tc.k*768] { // example 0: an outlier
+				x.Data[j] *= 50
+			}
+			labels := make([]int, rows)
+			for i := range labels {
+				labels[i] = r.IntN(10)
+			}
+			step := &PrivateStep{Model: m, Noise: NewSeededNoise(1), Config: PrivacyConfig{ClipNorm: clip, ExpectedBatchSize: 1, AugMultiplicity: tc.k}}
+			// all examples, in two physical batches
+			step.Begin()
+			step.Accumulate(x.Slice0(0, 2*tc.k), labels[:2*tc.k])
+			step.Accumulate(x.Slice0(2*tc.k, rows), labels[2*tc.k:])
+			st := step.Finish()
+			if st.Clipped == 0 {
+				t.Fatalf("no example clipped (max norm %g): the test would not detect missing clipping", st.MaxNorm)
+			}
+			full := gradVector(m)
+			for drop := 0; drop < n; drop++ {
+				xs := tensor.New(rows-tc.k, 3, 16, 16)
+				var ls []int
+				o := 0
+				for i := 0; i < rows; i++ {
+					if i/tc.k == drop {
+						continue
+					}
+					copy(xs.Data[o*768:(o+1)*768], x.Data[i*768:(i+1)*768])
+					ls = append(ls, labels[i])
+					o++
+				}
+				step.Begin()
+				step.Accumulate(xs, ls)
+				step.Finish()
+				var d float64
+				for i, v := range gradVector(m) {
+					d += (v - full[i]) * (v - full[i])
+				}
+				if math.Sqrt(d) > clip*(1+1e-3) {
+					t.Errorf("removing example %d moved the clipped sum by %g > C = %g", drop, math.Sqrt(d), clip)
+				}
+			}
+		})
+	}
+}

@@ -412,10 +412,17 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 					if dys != nil {
 						g = dys
 					}
-					sq += c.ghostSq(sc, col[lo:], ld, g[lo:], ldg, k*t)
+					gs := c.ghostSq(sc, col[lo:], ld, g[lo:], ldg, k*t)
 					if c.WS {
-						sq -= c.wsGhostCorrection(sc, col[lo:], ld, dy.Data, j, k, t)
+						// The WS Jacobian is a projection scaled by 1/s_o, so
+						// gs is an upper bound; if rounding makes the exact
+						// value come out negative, keep the bound (over-
+						// estimating a norm only clips more).
+						if corr := gs - c.wsGhostCorrection(sc, col[lo:], ld, dy.Data, j, k, t); corr >= 0 {
+							gs = corr
+						}
 					}
+					sq += gs
 				} else {
 					sq += c.materializeSq(sc, col[lo:], ld, dyc[lo:], ldy, k*t, j)
 				}

@@ -153,13 +153,17 @@ func (c *Config) ApplyOverride(key, value string) error {
 	return nil
 }
 
-// DefaultDelta returns 1/N rounded down to a power of ten (δ ≤ 1/N, the
-// usual requirement).
+// DefaultDelta returns the largest power of ten below 1/N (δ < 1/N, the
+// usual requirement: δ = 1/N would allow publishing one example outright).
 func DefaultDelta(n int) float64 {
 	if n <= 1 {
 		return 0.1
 	}
-	return math.Pow(10, math.Floor(math.Log10(1/float64(n))))
+	e := math.Floor(math.Log10(1 / float64(n)))
+	if math.Pow(10, e) >= 1/float64(n) {
+		e--
+	}
+	return math.Pow(10, e)
 }
 
 // validate checks what can be checked before the data is opened, naming

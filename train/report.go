@@ -26,8 +26,15 @@ func writeReport(path string, s *Summary, r *run) error {
 		b.WriteString("**None.** This run trained without differential privacy (`private: false`): the model may memorise and reveal its training examples. Use it only on data that may be public.\n")
 		return writeFileAtomic(path, []byte(b.String()))
 	}
-	fmt.Fprintf(&b, "The trained model (and every intermediate model and checkpoint) satisfies **(ε = %.4g, δ = %g)-differential privacy** with respect to **one training example**: adding or removing any single example of the %d in `%s` changes the probability of any outcome of training by at most a factor e^ε, except with probability δ.\n\n",
-		s.Epsilon, s.Delta, s.TrainExamples, c.TrainData)
+	cond := ""
+	if s.NoiseMode == "seeded" {
+		cond = " **provided the run's seed stays secret** (seeded noise: see below)"
+	}
+	fmt.Fprintf(&b, "The trained model weights (final, intermediate and averaged) satisfy **(ε = %.4g, δ = %g)-differential privacy** with respect to **one training example**%s: adding or removing any single example of the %d training examples changes the probability of any outcome of training by at most a factor e^ε, except with probability δ.\n\n",
+		s.Epsilon, s.Delta, cond, s.TrainExamples)
+	if c.MaxTrainExamples > 0 {
+		fmt.Fprintf(&b, "The training set is the first %d examples of `%s` (max_train_examples); the guarantee is with respect to that set.\n\n", s.TrainExamples, c.TrainData)
+	}
 	fmt.Fprintf(&b, "- Mechanism: DP-SGD. Each example's gradient (over all %d trained parameters together", s.Trainable)
 	if c.PerLayerClipping {
 		b.WriteString(", clipped per layer with budgets C/√L")
@@ -48,14 +55,17 @@ func writeReport(path string, s *Summary, r *run) error {
 	}
 	fmt.Fprintf(&b, "- Noise: %s mode.", s.NoiseMode)
 	if s.NoiseMode == "seeded" {
-		b.WriteString(" The noise and the batch sampling come from a seeded generator so that runs are reproducible; anyone who knows the seed can remove the noise, so keep the seed secret or use `noise: secure` for a release.\n")
+		b.WriteString(" Noise and batch sampling come from a generator seeded by the configured seed, so that runs are reproducible: anyone who knows the seed can recompute the noise and the batches and remove the protection. Keep the seed (in config.yaml, summary.json and the checkpoints) secret, or train with `noise: secure` for a release.\n")
 	} else {
-		b.WriteString(" Noise and sampling come from a cryptographically secure source; the Gaussian sampler is hardened against floating-point attacks.\n")
+		b.WriteString(" The noise comes from a cryptographically secure generator with a sampler hardened against floating-point attacks; the sampling and augmentation seeds are drawn from the operating system's secure random source and kept only in the checkpoints.")
+		if r.lostSteps > 0 {
+			fmt.Fprintf(&b, " %d steps taken before an interruption and lost were counted as spent.", r.lostSteps)
+		}
+		b.WriteString("\n")
 	}
 	if c.Init != "" {
 		fmt.Fprintf(&b, "- The run started from `%s`. The guarantee covers the training data of this run only; the data behind the initial weights must be public (or accounted for separately).\n", c.Init)
 	}
-	b.WriteString("- What is not protected: aggregate properties of the data set, the data set size and class list, and the test set (used for evaluation without privacy).\n")
-	_ = r
+	b.WriteString("- What is covered: the model weights only. **Not covered** (computed from the private data without noise; keep them private): `metrics.jsonl`, the logs and `loss.png` (per-step training loss, realised batch sizes, clipping statistics, timings), the checkpoints' `state.json` (sampling seeds) and `config.yaml`, and whether the run stopped early on a bad value or image. Also not protected: aggregate properties of the data set, its size and class list, and the test set (used for evaluation without privacy).\n")
 	return writeFileAtomic(path, []byte(b.String()))
 }

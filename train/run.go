@@ -59,14 +59,19 @@ type run struct {
 	totalSteps   int64
 	plannedSteps int64
 	samplerSeed  uint64
-	augmentSeed  uint64
-	ckptDir      string
-	start        time.Time
-	priorWall    float64
-	metrics      *metricsWriter
-	progress     *progress
-	evals        []evalPoint
-	initSkipped  []string
+	// maxLedgerSteps (with a target ε) is how many (q, σ) steps the budget
+	// allows in the ledger, steps lost to crashes in secure mode included.
+	maxLedgerSteps int64
+	lostSteps      int64
+	journal        *os.File
+	augmentSeed    uint64
+	ckptDir        string
+	start          time.Time
+	priorWall      float64
+	metrics        *metricsWriter
+	progress       *progress
+	evals          []evalPoint
+	initSkipped    []string
 }
 
 func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
@@ -89,6 +94,11 @@ func Run(cfg Config, opt Options) (*Summary, error) {
 		return nil, err
 	}
 	defer r.metrics.Close()
+	defer func() {
+		if r.journal != nil {
+			r.journal.Close()
+		}
+	}()
 	if err := r.loop(); err != nil {
 		return nil, err
 	}
@@ -210,6 +220,7 @@ func (r *run) setup() error {
 			if err != nil {
 				return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
 			}
+			r.maxLedgerSteps = int64(maxSteps)
 			r.totalSteps = min(r.totalSteps, int64(maxSteps))
 		}
 		if c.Noise == "secure" {
@@ -288,11 +299,30 @@ func (r *run) setup() error {
 	if err != nil {
 		return err
 	}
+	if err := r.openJournal(resumed); err != nil {
+		return err
+	}
+	if !resumed {
+		// A checkpoint at step 0: from now on a restart always resumes
+		// (never silently starts over with fresh randomness).
+		if err := r.saveCheckpoint(); err != nil {
+			return fmt.Errorf("checkpoint at step 0: %w", err)
+		}
+	}
 	if r.metrics, err = openMetrics(filepath.Join(r.opt.Out, "metrics.jsonl"), r.step, resumed); err != nil {
 		return err
 	}
 	if err := r.checkMemory(); err != nil {
 		return err
+	}
+	if c.Sampling == "shuffle" {
+		r.sampler = &data.ShuffleSampler{N: r.n, BatchSize: c.BatchSize, Seed: r.samplerSeed}
+	} else {
+		ps := data.PoissonSampler{N: r.n, Rate: r.q, Seed: r.samplerSeed}
+		if err := ps.Validate(); err != nil {
+			return err
+		}
+		r.sampler = ps
 	}
 	r.progress = newProgress(r.opt.Log, r.opt.Terminal, r.totalSteps)
 	r.describe()
@@ -379,11 +409,6 @@ func (r *run) loop() error {
 	if r.step >= r.totalSteps {
 		return nil
 	}
-	if c.Sampling == "shuffle" {
-		r.sampler = &data.ShuffleSampler{N: r.n, BatchSize: c.BatchSize, Seed: r.samplerSeed}
-	} else {
-		r.sampler = data.PoissonSampler{N: r.n, Rate: r.q, Seed: r.samplerSeed}
-	}
 	loader, err := data.NewLoader(r.trainDS, r.tr, data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Seed: r.augmentSeed})
 	if err != nil {
 		return err
@@ -401,6 +426,10 @@ func (r *run) loop() error {
 	stepsThisRun := 0
 	event := accounting.Step(r.q, r.sigma)
 	for r.step < r.totalSteps {
+		if r.maxLedgerSteps > 0 && int64(r.ledger.Len()) >= r.maxLedgerSteps {
+			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, r.ledger.Len(), r.lostSteps, r.step)
+			break
+		}
 		t0 := time.Now()
 		if priv != nil {
 			priv.Begin()
@@ -446,6 +475,9 @@ func (r *run) loop() error {
 			// One event per logical step, recorded before anything derived
 			// from this step can be saved.
 			if err := r.ledger.Record(event); err != nil {
+				return err
+			}
+			if err := r.journalStep(); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"dptrain/accounting"
 	"dptrain/checkpoint"
 	"dptrain/internal/mnistdata"
 )
@@ -213,7 +214,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestDefaultDelta(t *testing.T) {
-	for n, want := range map[int]float64{60000: 1e-5, 50000: 1e-5, 1281167: 1e-7, 100: 1e-2, 99: 1e-2, 1000: 1e-3} {
+	for n, want := range map[int]float64{60000: 1e-5, 50000: 1e-5, 1281167: 1e-7, 100: 1e-3, 99: 1e-2, 1000: 1e-4, 100000: 1e-6} {
 		if got := DefaultDelta(n); got != want {
 			t.Errorf("DefaultDelta(%d) = %g, want %g", n, got, want)
 		}
@@ -236,5 +237,40 @@ func TestBudgetStopsTraining(t *testing.T) {
 	}
 	if s.Epsilon < 1.5 {
 		t.Errorf("ε=%g: calibration left most of the budget unused", s.Epsilon)
+	}
+}
+
+// TestSecureModeCountsLostSteps: in secure mode, steps taken after the last
+// checkpoint and lost in a crash are re-run with fresh noise, so the ledger
+// counts them as spent.
+func TestSecureModeCountsLostSteps(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Noise = "secure"
+	out := t.TempDir()
+	if _, err := Run(cfg, Options{Out: out, StopAfter: 5}); !errors.Is(err, ErrStopped) { // checkpoint at 3, crash at 5
+		t.Fatal(err)
+	}
+	s, err := Run(cfg, Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led accounting.Ledger
+	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+		t.Fatal(err)
+	}
+	if s.Steps != 10 || led.Len() != 12 {
+		t.Fatalf("%d steps, ledger %d: want 10 steps and 12 recorded (2 lost)", s.Steps, led.Len())
+	}
+	want, _ := led.Epsilon("pld", s.Delta)
+	if s.Epsilon != want {
+		t.Fatalf("summary ε %g, ledger ε %g", s.Epsilon, want)
+	}
+	rep, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !strings.Contains(string(rep), "2 steps taken before an interruption") {
+		t.Errorf("report does not mention the lost steps:\n%s", rep)
 	}
 }

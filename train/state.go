@@ -42,6 +42,8 @@ type runState struct {
 	Classes          []string           `json:"classes"`
 	Normalize        string             `json:"normalize"`
 	WallSeconds      float64            `json:"wall_seconds"`
+	TrainExamples    int                `json:"train_examples"`
+	LostSteps        int64              `json:"lost_steps"`
 }
 
 const stateVersion = 1
@@ -71,7 +73,8 @@ func (r *run) saveCheckpoint() error {
 	st := runState{FormatVersion: stateVersion, Step: r.step, TotalSteps: r.totalSteps, Fingerprint: r.fingerprint,
 		SamplerSeed: r.samplerSeed, AugmentSeed: r.augmentSeed, NoiseMultiplier: r.sigma, SamplingRate: r.q, Delta: r.delta,
 		OptimizerKind: os.Kind, OptimizerSteps: os.Steps, OptimizerScalars: os.Scalars,
-		Model: r.modelCfg, Classes: r.trainDS.Classes(), Normalize: r.cfg.Normalize, WallSeconds: r.wallSeconds()}
+		Model: r.modelCfg, Classes: r.trainDS.Classes(), Normalize: r.cfg.Normalize, WallSeconds: r.wallSeconds(),
+		TrainExamples: r.n, LostSteps: r.lostSteps}
 	if r.noise != nil {
 		b, err := r.noise.MarshalBinary()
 		if err != nil {
@@ -151,9 +154,14 @@ func (r *run) resume() (bool, error) {
 	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
 		return false, fmt.Errorf("resume %s: ledger.json: %w", path, err)
 	}
-	if r.cfg.IsPrivate() && int64(led.Len()) != ck.Step {
-		return false, fmt.Errorf("resume %s: ledger records %d steps, checkpoint says %d", path, led.Len(), ck.Step)
+	if st.TrainExamples != r.n || st.SamplingRate != r.q || st.NoiseMultiplier != r.sigma || st.Delta != r.delta {
+		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out",
+			path, st.TrainExamples, st.SamplingRate, st.NoiseMultiplier, st.Delta, r.n, r.q, r.sigma, r.delta)
 	}
+	if r.cfg.IsPrivate() && int64(led.Len()) != ck.Step+st.LostSteps {
+		return false, fmt.Errorf("resume %s: ledger records %d steps, checkpoint says %d (+%d lost)", path, led.Len(), ck.Step, st.LostSteps)
+	}
+	r.lostSteps = st.LostSteps
 	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
 		return false, fmt.Errorf("resume %s: %w", path, err)
 	}
@@ -234,4 +242,51 @@ func initFrom(m *nn.Model, path string) (skipped []string, err error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	return copyWeights(m, ts, false)
+}
+
+// The privacy journal (privacy-journal.log in --out) gets one line per
+// private step, fsynced before anything derived from the step is written.
+// After a crash, steps in the journal beyond the checkpoint were taken but
+// their results lost. In seeded mode the re-run repeats them bit for bit
+// (the same release), so they cost nothing more; in secure mode the re-run
+// draws fresh noise, so the lost steps are added to the ledger as spent.
+func (r *run) openJournal(resumed bool) error {
+	if !r.cfg.IsPrivate() {
+		return nil
+	}
+	path := filepath.Join(r.opt.Out, "privacy-journal.log")
+	if resumed && r.cfg.Noise == "secure" {
+		b, err := os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		taken := int64(strings.Count(string(b), "\n"))
+		if extra := taken - int64(r.ledger.Len()); extra > 0 {
+			if err := r.ledger.RecordN(accounting.Step(r.q, r.sigma), int(extra)); err != nil {
+				return err
+			}
+			r.lostSteps += extra
+			r.logf("secure mode: %d steps taken after the last checkpoint were lost; they are counted as spent", extra)
+		}
+	}
+	// Rewrite the journal to match the ledger, then append.
+	if err := writeFileAtomic(path, []byte(strings.Repeat("step\n", r.ledger.Len()))); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	r.journal = f
+	return nil
+}
+
+func (r *run) journalStep() error {
+	if r.journal == nil {
+		return nil
+	}
+	if _, err := r.journal.WriteString("step\n"); err != nil {
+		return err
+	}
+	return r.journal.Sync()
 }
