@@ -61,7 +61,8 @@ type Scattering struct {
 	planM    []*fftPlan
 	planN    []*fftPlan
 	psi      []scatWavelet // index j·L + t
-	phi      [][]float64   // Fourier transform of φ at resolutions 0 … J−1, then J unused
+	phi      [][]float64   // Fourier transform of φ at resolutions 0 … J−1
+	s2start  []int         // index of wavelet n1's first order-2 map
 	y        *tensor.Tensor
 	work     []*scatWork
 	cache    *scatCache
@@ -76,10 +77,12 @@ type scatWavelet struct {
 
 // scatWork is one worker's scratch space.
 type scatWork struct {
-	u0, u1, a, b []complex128
-	fs           *fftScratch
-	key          []byte
-	half         []uint16
+	u0, u1, u2 []complex128 // input and first-order spectra (Mp×Np)
+	a, a2      []complex128 // second-order spectra (≤ Mp/2×Np/2)
+	b          []complex128 // low-pass output (Mp/2^J×Np/2^J)
+	fs         *fftScratch
+	key        []byte
+	half       []uint16
 }
 
 // ScatteringChannels returns K = 1 + J·L + L²·J(J−1)/2, the number of maps
@@ -109,6 +112,11 @@ func NewScattering(c, h, w, j, l int) *Scattering {
 		s.planN = append(s.planN, newFFTPlan(s.np>>r))
 	}
 	s.buildFilters()
+	next := 1 + j*l
+	for _, p := range s.psi {
+		s.s2start = append(s.s2start, next)
+		next += l * (j - 1 - p.j)
+	}
 	return s
 }
 
@@ -267,7 +275,8 @@ func reflectIndex(t, n int) int {
 func (s *Scattering) newWork() *scatWork {
 	mn := s.mp * s.np
 	return &scatWork{
-		u0: make([]complex128, mn), u1: make([]complex128, mn), a: make([]complex128, mn),
+		u0: make([]complex128, mn), u1: make([]complex128, mn), u2: make([]complex128, mn),
+		a: make([]complex128, mn/4), a2: make([]complex128, mn/4),
 		b: make([]complex128, (s.mp>>s.J)*(s.np>>s.J)), fs: newFFTScratch(s.mp, s.np),
 	}
 }
@@ -312,10 +321,11 @@ func (s *Scattering) example(w *scatWork, x, y []float32) {
 	}
 }
 
-// plane computes the K maps of one H×W channel.
+// plane computes the K maps of one H×W channel. Wavelets of one scale are
+// taken in pairs so that the forward transforms of two real moduli share
+// one complex FFT.
 func (s *Scattering) plane(w *scatWork, x, y []float32) {
 	mp, np, J, L := s.mp, s.np, s.J, s.L
-	plane := s.oh * s.ow
 	for i := 0; i < mp; i++ {
 		src := x[reflectIndex(i-s.top, s.H)*s.W:]
 		row := w.u0[i*np : (i+1)*np]
@@ -324,23 +334,58 @@ func (s *Scattering) plane(w *scatWork, x, y []float32) {
 		}
 	}
 	fft2(w.u0, mp, np, s.planM[0], s.planN[0], false, w.fs)
-	s.lowpass(w, w.u0, 0, y[:plane])
-	k2 := 1 + J*L
-	for n1, p1 := range s.psi {
-		j1 := p1.j
-		m1, n1c := mp>>j1, np>>j1
-		// U1 = |x ⋆ ψ_{j1,θ1}| at resolution 2^j1, then its transform.
-		periodizeMul(w.u1, w.u0, p1.levels[0], mp, np, 1<<j1)
-		modulusFFT(w.u1[:m1*n1c], m1, n1c, s.planM[j1], s.planN[j1], w.fs)
-		s.lowpass(w, w.u1, j1, y[(1+n1)*plane:(2+n1)*plane])
-		for _, p2 := range s.psi[(j1+1)*L:] {
-			j2 := p2.j
-			m2, n2c := mp>>j2, np>>j2
-			periodizeMul(w.a, w.u1, p2.levels[j1], m1, n1c, 1<<(j2-j1))
-			modulusFFT(w.a[:m2*n2c], m2, n2c, s.planM[j2], s.planN[j2], w.fs)
-			s.lowpass(w, w.a, j2, y[k2*plane:(k2+1)*plane])
-			k2++
+	s.lowpass(w, w.u0, 0, s.out(y, 0))
+	for j1 := 0; j1 < J; j1++ {
+		m1, n1 := mp>>j1, np>>j1
+		for t := 0; t < L; t += 2 {
+			na := j1*L + t
+			// U1 = |x ⋆ ψ_{j1,θ1}| at resolution 2^j1, as a spectrum.
+			ua, ub := w.u1[:m1*n1], w.u2[:m1*n1]
+			periodizeMul(ua, w.u0, s.psi[na].levels[0], mp, np, 1<<j1)
+			if t+1 < L {
+				periodizeMul(ub, w.u0, s.psi[na+1].levels[0], mp, np, 1<<j1)
+				modulusFFTPair(ua, ub, m1, n1, s.planM[j1], s.planN[j1], w.fs)
+			} else {
+				modulusFFT(ua, m1, n1, s.planM[j1], s.planN[j1], w.fs)
+			}
+			s.fromFirstOrder(w, ua, na, y)
+			if t+1 < L {
+				s.fromFirstOrder(w, ub, na+1, y)
+			}
 		}
+	}
+}
+
+// out returns map k of a plane's output.
+func (s *Scattering) out(y []float32, k int) []float32 {
+	p := s.oh * s.ow
+	return y[k*p : (k+1)*p]
+}
+
+// fromFirstOrder writes the order-1 map of wavelet n1 and its order-2 maps,
+// given the spectrum u1 of |x ⋆ ψ_n1| (at resolution 2^j1).
+func (s *Scattering) fromFirstOrder(w *scatWork, u1 []complex128, n1 int, y []float32) {
+	j1 := n1 / s.L
+	m1, nc1 := s.mp>>j1, s.np>>j1
+	s.lowpass(w, u1, j1, s.out(y, 1+n1))
+	k2 := s.s2start[n1]
+	rest := s.psi[(j1+1)*s.L:]
+	for i := 0; i < len(rest); {
+		j2 := rest[i].j
+		m2, n2 := s.mp>>j2, s.np>>j2
+		a, b := w.a[:m2*n2], w.a2[:m2*n2]
+		periodizeMul(a, u1, rest[i].levels[j1], m1, nc1, 1<<(j2-j1))
+		if i+1 < len(rest) && rest[i+1].j == j2 {
+			periodizeMul(b, u1, rest[i+1].levels[j1], m1, nc1, 1<<(j2-j1))
+			modulusFFTPair(a, b, m2, n2, s.planM[j2], s.planN[j2], w.fs)
+			s.lowpass(w, a, j2, s.out(y, k2))
+			s.lowpass(w, b, j2, s.out(y, k2+1))
+			i, k2 = i+2, k2+2
+			continue
+		}
+		modulusFFT(a, m2, n2, s.planM[j2], s.planN[j2], w.fs)
+		s.lowpass(w, a, j2, s.out(y, k2))
+		i, k2 = i+1, k2+1
 	}
 }
 
@@ -352,6 +397,32 @@ func modulusFFT(a []complex128, m, n int, pm, pn *fftPlan, fs *fftScratch) {
 		a[i] = complex(math.Hypot(real(v), imag(v))*inv, 0)
 	}
 	fft2(a, m, n, pm, pn, false, fs)
+}
+
+// modulusFFTPair is modulusFFT on two spectra, with one forward FFT for
+// both real moduli p and q: Z = F(p + i·q), then P[k] = (Z[k] + Z̄[−k])/2
+// and Q[k] = (Z[k] − Z̄[−k])/(2i).
+func modulusFFTPair(a, b []complex128, m, n int, pm, pn *fftPlan, fs *fftScratch) {
+	fft2(a, m, n, pm, pn, true, fs)
+	fft2(b, m, n, pm, pn, true, fs)
+	inv := 1 / float64(m*n)
+	for i, v := range a {
+		u := b[i]
+		a[i] = complex(math.Hypot(real(v), imag(v))*inv, math.Hypot(real(u), imag(u))*inv)
+	}
+	fft2(a, m, n, pm, pn, false, fs)
+	for u := 0; u < m; u++ {
+		nu := ((m - u) % m) * n
+		for v := 0; v < n; v++ {
+			z, zc := a[u*n+v], cmplx.Conj(a[nu+(n-v)%n])
+			d := z - zc
+			b[u*n+v] = complex(imag(d)/2, -real(d)/2)
+		}
+	}
+	for i, q := range b {
+		// P = Z − i·Q
+		a[i] -= complex(-imag(q), real(q))
+	}
 }
 
 // lowpass writes the real part of the inverse transform of u⊙φ (u at

@@ -277,7 +277,12 @@ func TestScatteringOrder0TranslationCovariance(t *testing.T) {
 // circular convolutions by the spatial filters (inverse DFTs of the
 // filters, by the O(n²) definition), modulus, subsampling in space, unpad.
 func TestScatteringMatchesDirectConvolution(t *testing.T) {
-	const h, w, J, L = 12, 16, 2, 4
+	for _, tc := range []struct{ h, w, j, l int }{{12, 16, 2, 4}, {8, 8, 2, 3}, {16, 24, 3, 2}} {
+		checkScatteringDirect(t, tc.h, tc.w, tc.j, tc.l)
+	}
+}
+
+func checkScatteringDirect(t *testing.T, h, w, J, L int) {
 	s := NewScattering(1, h, w, J, L)
 	r := rand.New(rand.NewPCG(7, 8))
 	x := tensor.New(1, 1, h, w)
@@ -376,9 +381,9 @@ func TestScatteringMatchesDirectConvolution(t *testing.T) {
 			worst = max(worst, math.Abs(float64(got[k*plane+i])-v))
 		}
 	}
-	t.Logf("max |FFT path − direct convolution| = %g", worst)
+	t.Logf("%dx%d J=%d L=%d: max |FFT path − direct convolution| = %g", h, w, J, L, worst)
 	if worst > 1e-5 {
-		t.Errorf("max |FFT path − direct convolution| = %g", worst)
+		t.Errorf("%dx%d J=%d L=%d: max |FFT path − direct convolution| = %g", h, w, J, L, worst)
 	}
 }
 
