@@ -46,7 +46,9 @@ import (
 // results agree, every output is then rounded to float16 precision (relative
 // error ≤ 2⁻¹¹). The cache helps only when the same images recur (training
 // without random augmentation); with augmentation it fills with one-off
-// variants and stops growing at CacheBytes.
+// variants and stops growing at CacheBytes. Layers of the same
+// configuration in one process share their memo (the first one's
+// CacheBytes applies); it is freed when no such layer remains.
 type Scattering struct {
 	J, L    int
 	C, H, W int // input shape (per example)
@@ -293,7 +295,7 @@ func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 		s.work = append(s.work, s.newWork())
 	}
 	if s.CacheBytes > 0 && s.cache == nil {
-		s.cache = newScatCache(s.CacheBytes, s.C*s.k*s.oh*s.ow)
+		s.cache = sharedScatCache([5]int{s.C, s.H, s.W, s.J, s.L}, s.CacheBytes, s.C*s.k*s.oh*s.ow)
 	}
 	in, out := s.C*s.H*s.W, s.C*s.k*s.oh*s.ow
 	tensor.ParallelEach(b, func(wk, i int) {

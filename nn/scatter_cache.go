@@ -6,7 +6,31 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"weak"
 )
+
+// scatCaches shares one memo among the live Scattering layers of the same
+// configuration (a second model of the same kind in a process, e.g. a
+// hyper-parameter sweep, finds the maps already computed). Weak pointers let
+// a memo go once no layer uses it.
+var scatCaches struct {
+	sync.Mutex
+	m map[[5]int]weak.Pointer[scatCache]
+}
+
+func sharedScatCache(cfg [5]int, bytes int64, size int) *scatCache {
+	scatCaches.Lock()
+	defer scatCaches.Unlock()
+	if scatCaches.m == nil {
+		scatCaches.m = make(map[[5]int]weak.Pointer[scatCache])
+	}
+	if c := scatCaches.m[cfg].Value(); c != nil {
+		return c
+	}
+	c := newScatCache(bytes, size)
+	scatCaches.m[cfg] = weak.Make(c)
+	return c
+}
 
 // scatCache memoises per-example outputs of a deterministic layer, keyed by
 // a 128-bit hash (two independently seeded maphashes) of the example's input
@@ -74,8 +98,9 @@ func (c *scatCache) put(w *scatWork, k [2]uint64, y []float32) {
 	c.m[k] = append([]uint16(nil), h...)
 }
 
-// CacheStats reports the memoisation hits, misses and stored examples so
-// far (zeros without a cache).
+// CacheStats reports the hits, misses and stored examples of the layer's
+// memo so far (shared with the other live layers of its configuration;
+// zeros before the first Forward or without memoisation).
 func (s *Scattering) CacheStats() (hits, misses int64, entries int) {
 	if s.cache == nil {
 		return 0, 0, 0

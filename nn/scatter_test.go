@@ -439,10 +439,22 @@ func TestScatteringCache(t *testing.T) {
 			t.Fatalf("value %d: %g is not the float16 rounding of %g", i, first[i], want[i])
 		}
 	}
+	// A second layer of the same configuration shares the memo.
+	s2 := NewScattering(3, 16, 16, 2, 8)
+	s2.CacheBytes = 1
+	third := s2.Forward(x, true).Data
+	if h, m, e := s2.CacheStats(); h != 6 || m != 6 || e != 3 {
+		t.Errorf("second layer: hits %d misses %d entries %d, want 6 6 3", h, m, e)
+	}
+	for i := range third {
+		if third[i] != first[i] {
+			t.Fatalf("value %d: second layer %g, first %g", i, third[i], first[i])
+		}
+	}
 	// A changed pixel is a different example.
 	x.Data[0] += 1e-3
 	s.Forward(x.Slice0(0, 1), true)
-	if h, _, _ := s.CacheStats(); h != 3 {
+	if h, _, _ := s.CacheStats(); h != 6 {
 		t.Errorf("changed input hit the cache")
 	}
 }
