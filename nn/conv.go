@@ -327,13 +327,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 			}
 		}
 		tensor.ParallelEach(nch, func(wk, ch int) {
-			sc := &c.scratch[wk]
-			r0 := ch * cs
-			n := min(cs, b-r0)
-			dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, r0, n, t, nil)
-			if needDX {
-				c.backwardDX(sc, dyc, ldy, r0, n, h, w)
-			}
+			sc, r0, n, dyc, ldy := c.chunkDY(wk, ch, cs, b, t, h, w, dy, needDX)
 			if train {
 				col, ld := c.cols(sc, r0, n, t)
 				tensor.SgemmSerial(false, true, p, d, ld, 1, dyc, ldy, col, ld, 1, sc.acc, d)
@@ -365,13 +359,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		c.stored = tensor.EnsureSlice(c.stored, m*p*d)
 	}
 	tensor.ParallelEach(nch, func(wk, ch int) {
-		sc := &c.scratch[wk]
-		r0 := ch * cs
-		n := min(cs, b-r0)
-		dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, r0, n, t, nil)
-		if needDX {
-			c.backwardDX(sc, dyc, ldy, r0, n, h, w)
-		}
+		sc, r0, n, dyc, ldy := c.chunkDY(wk, ch, cs, b, t, h, w, dy, needDX)
 		var col []float32
 		var ld int
 		if wTrain {
@@ -435,6 +423,20 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		return c.dx
 	}
 	return nil
+}
+
+// chunkDY starts the backward work of chunk ch (rows [r0, r0+n) of b): it
+// gathers the chunk's output gradients and computes its input gradients when
+// needDX.
+func (c *Conv2d) chunkDY(wk, ch, cs, b, t, h, w int, dy *tensor.Tensor, needDX bool) (sc *convScratch, r0, n int, dyc []float32, ldy int) {
+	sc = &c.scratch[wk]
+	r0 = ch * cs
+	n = min(cs, b-r0)
+	dyc, ldy = c.gatherDY(&sc.dyc, dy.Data, r0, n, t, nil)
+	if needDX {
+		c.backwardDX(sc, dyc, ldy, r0, n, h, w)
+	}
+	return sc, r0, n, dyc, ldy
 }
 
 // backwardDX computes the input gradients of rows [r0, r0+n) from their
