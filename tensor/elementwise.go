@@ -1,0 +1,215 @@
+package tensor
+
+import "math"
+
+// Single-threaded elementwise kernels and reductions. Layers split their
+// tensors with ParallelFor and call these on each piece. Inputs are never
+// modified; dst may alias an input only where the doc says so.
+//
+// Reductions add float32 terms in four independent float32 chains over
+// blocks of sumBlock elements and add the blocks' totals in float64: four
+// chains keep the adder busy (a single chain waits out the latency of every
+// add), and the float32 partial sums see at most sumBlock/4 terms each.
+
+const sumBlock = 256
+
+func checkLen(op string, n int, others ...int) {
+	for _, m := range others {
+		if m != n {
+			shapePanic(op, "lengths %d and %d differ", n, m)
+		}
+	}
+}
+
+// Sum returns Σ x[i].
+func Sum(x []float32) float64 {
+	var s float64
+	for len(x) > 0 {
+		b := x[:min(len(x), sumBlock)]
+		x = x[len(b):]
+		var a0, a1, a2, a3 float32
+		for len(b) >= 4 {
+			a0 += b[0]
+			a1 += b[1]
+			a2 += b[2]
+			a3 += b[3]
+			b = b[4:]
+		}
+		for _, v := range b {
+			a0 += v
+		}
+		s += float64(a0+a1) + float64(a2+a3)
+	}
+	return s
+}
+
+// CenteredMoments returns Σ (x[i]−m) and Σ (x[i]−m)². With m close to the
+// mean, Σ(x−m)²/n − (Σ(x−m)/n)² is the variance without the cancellation of
+// Σx²/n − mean².
+func CenteredMoments(x []float32, m float32) (s1, s2 float64) {
+	for len(x) > 0 {
+		b := x[:min(len(x), sumBlock)]
+		x = x[len(b):]
+		var a0, a1, q0, q1 float32
+		for len(b) >= 2 {
+			d0, d1 := b[0]-m, b[1]-m
+			a0 += d0
+			a1 += d1
+			q0 += d0 * d0
+			q1 += d1 * d1
+			b = b[2:]
+		}
+		for _, v := range b {
+			d := v - m
+			a0 += d
+			q0 += d * d
+		}
+		s1 += float64(a0 + a1)
+		s2 += float64(q0 + q1)
+	}
+	return s1, s2
+}
+
+// CenteredDots returns Σ dy[i] and Σ dy[i]·(x[i]−m).
+func CenteredDots(dy, x []float32, m float32) (sdy, sdyx float64) {
+	checkLen("CenteredDots", len(dy), len(x))
+	for len(dy) > 0 {
+		n := min(len(dy), sumBlock)
+		g, v := dy[:n], x[:n]
+		dy, x = dy[n:], x[n:]
+		var a0, a1, p0, p1 float32
+		for len(g) >= 2 && len(v) >= 2 {
+			a0 += g[0]
+			a1 += g[1]
+			p0 += g[0] * (v[0] - m)
+			p1 += g[1] * (v[1] - m)
+			g, v = g[2:], v[2:]
+		}
+		if len(g) > 0 && len(v) > 0 {
+			a0 += g[0]
+			p0 += g[0] * (v[0] - m)
+		}
+		sdy += float64(a0 + a1)
+		sdyx += float64(p0 + p1)
+	}
+	return sdy, sdyx
+}
+
+// Affine sets dst[i] = (x[i]−m)·a + b. dst may alias x.
+func Affine(dst, x []float32, m, a, b float32) {
+	checkLen("Affine", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = (v-m)*a + b
+	}
+}
+
+// Combine sets dst[i] = a·dy[i] + b·(x[i]−m) + c. dst may alias dy or x.
+func Combine(dst, dy, x []float32, m, a, b, c float32) {
+	checkLen("Combine", len(dst), len(dy), len(x))
+	dy, x = dy[:len(dst)], x[:len(dst)]
+	for i, g := range dy {
+		dst[i] = a*g + b*(x[i]-m) + c
+	}
+}
+
+// ReLU sets dst[i] = max(x[i], 0). dst may alias x.
+func ReLU(dst, x []float32) {
+	checkLen("ReLU", len(dst), len(x))
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = max(v, 0)
+	}
+}
+
+// positive is all ones when y > 0 (NaN excluded) and 0 otherwise, computed
+// without a branch (the sign of activations is unpredictable).
+func positive(y float32) uint32 {
+	// y ∈ (0, +Inf] ⇔ bits−1 < 0x7f800000 as unsigned: the difference,
+	// taken in 64 bits, is negative exactly then.
+	return uint32(int64(uint64(math.Float32bits(y)-1)-0x7f800000) >> 63)
+}
+
+// ReLUMask sets dst[i] = dy[i] where y[i] > 0 and 0 elsewhere: the
+// gradient of ReLU given its output y. dst may alias dy.
+func ReLUMask(dst, dy, y []float32) {
+	checkLen("ReLUMask", len(dst), len(dy), len(y))
+	dy, y = dy[:len(dst)], y[:len(dst)]
+	for i, g := range dy {
+		dst[i] = math.Float32frombits(math.Float32bits(g) & positive(y[i]))
+	}
+}
+
+// Add sets dst[i] = a[i] + b[i]. dst may alias a or b.
+func Add(dst, a, b []float32) {
+	checkLen("Add", len(dst), len(a), len(b))
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
+}
+
+// AddReLU sets dst[i] = max(a[i] + b[i], 0). dst may alias a or b.
+func AddReLU(dst, a, b []float32) {
+	checkLen("AddReLU", len(dst), len(a), len(b))
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, v := range a {
+		dst[i] = max(v+b[i], 0)
+	}
+}
+
+// Tanh sets dst[i] = tanh(x[i]) with a relative error below 2.5e-7 (about
+// 2 ulp of float32; TestTanhAccuracy checks it against math.Tanh). dst may
+// alias x.
+//
+// tanh x = e/(e+2) with e = exp(2x)−1 computed as 2^k·(exp(r)−1) + (2^k−1),
+// 2x = k·ln2 + r, |r| ≤ ln2/2, exp(r)−1 by its Taylor series to degree 7
+// (truncation error < 1.6e-8 relative), all in float64: no cancellation
+// near 0 (k = 0 there, so e = exp(r)−1 as computed), one division, and no
+// branch but the clamp of |x| to 10, beyond which tanh rounds to ±1 in
+// float32. It is about 3× faster than float32(math.Tanh(float64(x))).
+func Tanh(dst, x []float32) {
+	checkLen("Tanh", len(dst), len(x))
+	x = x[:len(dst)]
+	const (
+		log2e = 1.4426950408889634
+		ln2   = 0.6931471805599453
+		round = 6755399441055744.0 // 1.5·2⁵²: adding and subtracting it rounds to an integer
+		c2    = 1.0 / 2
+		c3    = 1.0 / 6
+		c4    = 1.0 / 24
+		c5    = 1.0 / 120
+		c6    = 1.0 / 720
+		c7    = 1.0 / 5040
+	)
+	for i, v := range x {
+		y := 2 * float64(v)
+		if y > 20 {
+			y = 20
+		}
+		if y < -20 {
+			y = -20
+		}
+		kf := (y*log2e + round) - round
+		r := y - kf*ln2
+		// exp(r)−1 = r·(1 + c2 r + … + c7 r⁶), Estrin's scheme (short dependency chains).
+		r2 := r * r
+		r4 := r2 * r2
+		q := (1 + c2*r) + r2*(c3+c4*r) + r4*((c5+c6*r)+r2*c7)
+		p := r * q
+		s := math.Float64frombits(uint64(int64(kf)+1023) << 52)
+		e := s*p + (s - 1)
+		dst[i] = float32(math.Copysign(e/(e+2), float64(v)))
+	}
+}
+
+// TanhBackward sets dst[i] = dy[i]·(1 − y[i]²), the gradient of tanh given
+// its output y. dst may alias dy.
+func TanhBackward(dst, dy, y []float32) {
+	checkLen("TanhBackward", len(dst), len(dy), len(y))
+	dy, y = dy[:len(dst)], y[:len(dst)]
+	for i, g := range dy {
+		t := y[i]
+		dst[i] = g * (1 - t*t)
+	}
+}
