@@ -1,10 +1,6 @@
 package nn
 
-import (
-	"math"
-
-	"dptrain/tensor"
-)
+import "dptrain/tensor"
 
 // ReLU is y = max(0, x).
 type ReLU struct{ y, dx *tensor.Tensor }
@@ -16,9 +12,7 @@ func (r *ReLU) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	r.y = tensor.Ensure(r.y, x.Shape...)
 	xs, ys := x.Data, r.y.Data
 	tensor.ParallelFor(len(xs), 1<<15, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ys[i] = max(xs[i], 0)
-		}
+		tensor.ReLU(ys[lo:hi], xs[lo:hi])
 	})
 	return r.y
 }
@@ -30,18 +24,13 @@ func (r *ReLU) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	r.dx = tensor.Ensure(r.dx, dy.Shape...)
 	ys, g, d := r.y.Data, dy.Data, r.dx.Data
 	tensor.ParallelFor(len(g), 1<<15, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if ys[i] > 0 {
-				d[i] = g[i]
-			} else {
-				d[i] = 0
-			}
-		}
+		tensor.ReLUMask(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
 	return r.dx
 }
 
-// Tanh is y = tanh(x).
+// Tanh is y = tanh(x), computed in float32 to within 2.5e-7 relative
+// error (tensor.Tanh).
 type Tanh struct{ y, dx *tensor.Tensor }
 
 func (*Tanh) Describe() string { return "tanh" }
@@ -50,10 +39,8 @@ func (*Tanh) Params() []*Param { return nil }
 func (t *Tanh) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	t.y = tensor.Ensure(t.y, x.Shape...)
 	xs, ys := x.Data, t.y.Data
-	tensor.ParallelFor(len(xs), 1<<13, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ys[i] = float32(math.Tanh(float64(xs[i])))
-		}
+	tensor.ParallelFor(len(xs), 1<<12, func(lo, hi int) {
+		tensor.Tanh(ys[lo:hi], xs[lo:hi])
 	})
 	return t.y
 }
@@ -65,9 +52,7 @@ func (t *Tanh) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	t.dx = tensor.Ensure(t.dx, dy.Shape...)
 	ys, g, d := t.y.Data, dy.Data, t.dx.Data
 	tensor.ParallelFor(len(g), 1<<15, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			d[i] = g[i] * (1 - ys[i]*ys[i])
-		}
+		tensor.TanhBackward(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
 	return t.dx
 }

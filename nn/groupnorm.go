@@ -13,16 +13,21 @@ import (
 //
 // Per-example gradients of γ and β are B×C numbers, so they are always
 // materialised ("direct"): ∇γ_i[c] = Σ_hw dy·x̂, ∇β_i[c] = Σ_hw dy.
+//
+// Forward keeps its input x (valid until the layer below runs Forward again,
+// as every layer's output is) and the per-group mean and 1/σ, not x̂:
+// Backward recomputes x̂ = (x−μ)/σ on the fly. Statistics are summed in
+// float32 blocks added in float64 (tensor.CenteredMoments).
 type GroupNorm struct {
 	Groups, C   int
 	Eps         float32
 	Gamma, Beta *Param // nil without affine
 
-	xhat, y, dx *tensor.Tensor
-	rstd        []float32 // B×Groups
-	gg, gb      []float32 // per-example ∇γ, ∇β (B×C)
-	m           int
-	sq          []float64
+	x, y, dx   *tensor.Tensor
+	mean, rstd []float32 // B×Groups
+	gg, gb     []float32 // per-example ∇γ, ∇β (B×C)
+	m          int
+	sq         []float64
 }
 
 // NewGroupNorm returns GroupNorm(groups, c) with γ = 1, β = 0, ε = 1e-5.
@@ -53,17 +58,22 @@ func (g *GroupNorm) Params() []*Param {
 func (g *GroupNorm) Trainable() bool    { return g.Gamma != nil && anyTrainable(g.Gamma, g.Beta) }
 func (g *GroupNorm) NormMethod() string { return "direct" }
 
+func (g *GroupNorm) gamma(ch int) (ga, be float32) {
+	if g.Gamma == nil {
+		return 1, 0
+	}
+	return g.Gamma.Value[ch], g.Beta.Value[ch]
+}
+
 func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	if len(x.Shape) != 4 || x.Shape[1] != g.C {
 		shapePanic("GroupNorm.Forward", "input %v, want [B, %d, H, W]", x.Shape, g.C)
 	}
 	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
-	g.xhat = tensor.Ensure(g.xhat, x.Shape...)
+	g.x = x
 	g.y = tensor.Ensure(g.y, x.Shape...)
-	if cap(g.rstd) < b*g.Groups {
-		g.rstd = make([]float32, b*g.Groups)
-	}
-	g.rstd = g.rstd[:b*g.Groups]
+	g.mean = tensor.EnsureSlice(g.mean, b*g.Groups)
+	g.rstd = tensor.EnsureSlice(g.rstd, b*g.Groups)
 	cg := g.C / g.Groups
 	n := cg * hw
 	tensor.ParallelFor(b*g.Groups, 1, func(lo, hi int) {
@@ -71,31 +81,20 @@ func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 			i, gr := q/g.Groups, q%g.Groups
 			off := (i*g.C + gr*cg) * hw
 			xs := x.Data[off : off+n]
-			var mu, v float64
-			for _, e := range xs {
-				mu += float64(e)
-			}
-			mu /= float64(n)
-			for _, e := range xs {
-				v += (float64(e) - mu) * (float64(e) - mu)
-			}
-			v /= float64(n)
-			rs := 1 / math.Sqrt(v+float64(g.Eps))
-			g.rstd[q] = float32(rs)
-			xh := g.xhat.Data[off : off+n]
+			mu := float32(tensor.Sum(xs) / float64(n))
+			// second pass around the float32 mean, corrected by the mean
+			// of the deviations (what rounding μ to float32 left).
+			s1, s2 := tensor.CenteredMoments(xs, mu)
+			d := s1 / float64(n)
+			v := max(s2/float64(n)-d*d, 0)
+			mu64 := float64(mu) + d
+			mu = float32(mu64)
+			rs := float32(1 / math.Sqrt(v+float64(g.Eps)))
+			g.mean[q], g.rstd[q] = mu, rs
 			ys := g.y.Data[off : off+n]
-			for j, e := range xs {
-				xh[j] = float32((float64(e) - mu) * rs)
-			}
 			for cc := 0; cc < cg; cc++ {
-				ch := gr*cg + cc
-				ga, be := float32(1), float32(0)
-				if g.Gamma != nil {
-					ga, be = g.Gamma.Value[ch], g.Beta.Value[ch]
-				}
-				for j := cc * hw; j < (cc+1)*hw; j++ {
-					ys[j] = ga*xh[j] + be
-				}
+				ga, be := g.gamma(gr*cg + cc)
+				tensor.Affine(ys[cc*hw:(cc+1)*hw], xs[cc*hw:(cc+1)*hw], mu, ga*rs, be)
 			}
 		}
 	})
@@ -103,10 +102,11 @@ func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 }
 
 func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
-	b, hw := g.xhat.Shape[0], g.xhat.Shape[2]*g.xhat.Shape[3]
-	if len(dy.Data) != len(g.xhat.Data) {
-		shapePanic("GroupNorm.Backward", "dy %v, want %v", dy.Shape, g.xhat.Shape)
+	if g.x == nil || len(dy.Data) != len(g.x.Data) {
+		shapePanic("GroupNorm.Backward", "dy %v, want the shape of the last Forward's input", dy.Shape)
 	}
+	x := g.x
+	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
 	cg := g.C / g.Groups
 	n := cg * hw
 	train := g.Trainable()
@@ -115,53 +115,44 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 		g.gb = tensor.EnsureSlice(g.gb, b*g.C)
 	}
 	if ctx.NeedDX {
-		g.dx = tensor.Ensure(g.dx, g.xhat.Shape...)
+		g.dx = tensor.Ensure(g.dx, x.Shape...)
 	}
+	needDX := ctx.NeedDX
 	tensor.ParallelFor(b*g.Groups, 1, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			i, gr := q/g.Groups, q%g.Groups
 			off := (i*g.C + gr*cg) * hw
 			dys := dy.Data[off : off+n]
-			xh := g.xhat.Data[off : off+n]
-			if train {
-				for cc := 0; cc < cg; cc++ {
-					var sg, sb float64
-					for j := cc * hw; j < (cc+1)*hw; j++ {
-						sg += float64(dys[j]) * float64(xh[j])
-						sb += float64(dys[j])
-					}
+			xs := x.Data[off : off+n]
+			mu, rs := g.mean[q], g.rstd[q]
+			// Per channel: Σdy and Σdy·x̂ = rs·Σdy·(x−μ). They are the
+			// per-example ∇β and ∇γ, and (weighted by γ) the group sums
+			// that dx needs: with dx̂ = γ·dy,
+			// dx = rs·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)).
+			var m1, m2 float64
+			for cc := 0; cc < cg; cc++ {
+				sb, sg := tensor.CenteredDots(dys[cc*hw:(cc+1)*hw], xs[cc*hw:(cc+1)*hw], mu)
+				sg *= float64(rs)
+				if train {
 					ch := i*g.C + gr*cg + cc
 					g.gg[ch], g.gb[ch] = float32(sg), float32(sb)
 				}
+				ga, _ := g.gamma(gr*cg + cc)
+				m1 += float64(ga) * sb
+				m2 += float64(ga) * sg
 			}
-			if !ctx.NeedDX {
+			if !needDX {
 				continue
-			}
-			// dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = γ·dy.
-			var m1, m2 float64
-			for cc := 0; cc < cg; cc++ {
-				ga := float32(1)
-				if g.Gamma != nil {
-					ga = g.Gamma.Value[gr*cg+cc]
-				}
-				for j := cc * hw; j < (cc+1)*hw; j++ {
-					d := float64(ga * dys[j])
-					m1 += d
-					m2 += d * float64(xh[j])
-				}
 			}
 			m1 /= float64(n)
 			m2 /= float64(n)
-			rs := float64(g.rstd[q])
 			dx := g.dx.Data[off : off+n]
+			// dx = (γ·rs)·dy − (rs²·m2)·(x−μ) − rs·m1
+			bx, c := -float32(float64(rs)*float64(rs)*m2), -float32(float64(rs)*m1)
 			for cc := 0; cc < cg; cc++ {
-				ga := float32(1)
-				if g.Gamma != nil {
-					ga = g.Gamma.Value[gr*cg+cc]
-				}
-				for j := cc * hw; j < (cc+1)*hw; j++ {
-					dx[j] = float32((float64(ga*dys[j]) - m1 - float64(xh[j])*m2) * rs)
-				}
+				ga, _ := g.gamma(gr*cg + cc)
+				j := cc * hw
+				tensor.Combine(dx[j:j+hw], dys[j:j+hw], xs[j:j+hw], mu, ga*rs, bx, c)
 			}
 		}
 	})

@@ -57,12 +57,10 @@ func (r *Residual) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	r.out = tensor.Ensure(r.out, m.Shape...)
 	o, md, sd, relu := r.out.Data, m.Data, s.Data, r.PostReLU
 	tensor.ParallelFor(len(o), 1<<15, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			v := md[i] + sd[i]
-			if relu && v < 0 {
-				v = 0
-			}
-			o[i] = v
+		if relu {
+			tensor.AddReLU(o[lo:hi], md[lo:hi], sd[lo:hi])
+		} else {
+			tensor.Add(o[lo:hi], md[lo:hi], sd[lo:hi])
 		}
 	})
 	return r.out
@@ -75,13 +73,7 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 		r.dsum = tensor.Ensure(r.dsum, dy.Shape...)
 		o, d, s := r.out.Data, dy.Data, r.dsum.Data
 		tensor.ParallelFor(len(d), 1<<15, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				if o[i] > 0 {
-					s[i] = d[i]
-				} else {
-					s[i] = 0
-				}
-			}
+			tensor.ReLUMask(s[lo:hi], d[lo:hi], o[lo:hi])
 		})
 		g = r.dsum
 	}
@@ -133,23 +125,17 @@ func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 	if b == nil {
 		return a
 	}
-	if *buf == a || *buf == b {
-		// accumulate in place only into our own buffer
-		dst := *buf
-		other := b
-		if *buf == b {
-			other = a
-		}
-		for i, v := range other.Data {
-			dst.Data[i] += v
-		}
-		return dst
+	if len(a.Data) != len(b.Data) {
+		shapePanic("Residual.Backward", "gradients %v and %v differ", a.Shape, b.Shape)
 	}
-	*buf = tensor.Ensure(*buf, a.Shape...)
-	d := (*buf).Data
-	for i := range d {
-		d[i] = a.Data[i] + b.Data[i]
+	// accumulate in place only into our own buffer (when it is a or b).
+	if *buf != a && *buf != b {
+		*buf = tensor.Ensure(*buf, a.Shape...)
 	}
+	d, ad, bd := (*buf).Data, a.Data, b.Data
+	tensor.ParallelFor(len(d), 1<<15, func(lo, hi int) {
+		tensor.Add(d[lo:hi], ad[lo:hi], bd[lo:hi])
+	})
 	return *buf
 }
 

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package nn
+
+func processCPU() int64 { return 0 }
