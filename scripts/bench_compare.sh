@@ -4,9 +4,12 @@
 #
 #  1. training throughput: for each configuration, dptrain non-private and
 #     private examples/s (one process, `dptrain bench`), PyTorch non-private
-#     examples/s with glibc malloc and with jemalloc (scripts/torch_bench.py,
-#     same architecture, parameter count checked), the ratio
-#     dptrain-private / best PyTorch, and the peak RSS of each process;
+#     examples/s with glibc malloc and with jemalloc (scripts/torch_bench.py;
+#     the same network: parameter counts must agree, and dptrain's weights
+#     loaded into the PyTorch model must give dptrain's logits), the ratio
+#     dptrain-private / best PyTorch, the achieved GFLOP/s (3× the forward
+#     FLOPs of convolutions and linear layers per example), and the peak RSS
+#     of each process;
 #  2. conv layers: forward/backward GFLOP/s of single 3×3 convolutions at
 #     batch 32 (go test -bench ConvLayer) as a fraction of the conv-shaped
 #     SGEMM measured in the same run, with PyTorch's rate for the same layer.
@@ -14,23 +17,25 @@
 # Usage: scripts/bench_compare.sh [--quick] [--no-convs] [--no-models] [--raw DIR]
 #   --quick      cnn-cifar and resnet18 32×32 only, fewer steps (a smoke run)
 #   --raw DIR    keep the raw JSON lines and go test output in DIR
-# Environment: THREADS (default 2: GOMAXPROCS for dptrain, torch.set_num_threads
-# for PyTorch), STEPS (timed steps per mode; default 5, 3 at 224×224),
-# MAXLOAD (default 2.5: wait up to 10 minutes for the 1-minute load to drop
-# below it before starting), TORCH_PY (default /usr/bin/python3, Debian's
-# interpreter with python3-torch).
+#   --report DIR only print the tables of an earlier run's --raw DIR
+# Environment: THREADS (default 2: GOMAXPROCS and --threads for dptrain,
+# torch.set_num_threads for PyTorch), STEPS (timed steps per mode; default 5,
+# 3 at 224×224), MAXLOAD (default 2.5: before each measurement wait up to 10
+# minutes for the 1-minute load average to drop below it), TORCH_PY (default
+# /usr/bin/python3, Debian's interpreter with python3-torch).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-quick=0 convs=1 models=1 raw="" driver="-"
+quick=0 convs=1 models=1 raw="" driver="-" report=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--no-convs) convs=0 ;;
 	--no-models) models=0 ;;
 	--raw) raw="$2"; shift ;;
-	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+	--report) raw="$2" report=1; shift ;;
+	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) echo "bench_compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -40,19 +45,31 @@ MAXLOAD=${MAXLOAD:-2.5}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}
 JEMALLOC=""
 for f in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2; do
-	[ -e "$f" ] && JEMALLOC=$f && break
+	if [ -e "$f" ]; then JEMALLOC=$f; break; fi
 done
-if ! "$TORCH_PY" -c 'import torch' 2>/dev/null; then
-	echo "bench_compare: $TORCH_PY cannot import torch (apt-get install python3-torch, or set TORCH_PY)" >&2
+if ! "$TORCH_PY" -c 'import torch, numpy' 2>/dev/null; then
+	echo "bench_compare: $TORCH_PY cannot import torch and numpy (apt-get install python3-torch, or set TORCH_PY)" >&2
 	exit 1
 fi
-[ -z "$JEMALLOC" ] && echo "bench_compare: libjemalloc2 not installed: PyTorch with glibc malloc only (apt-get install libjemalloc2)" >&2
+if [ -z "$JEMALLOC" ]; then
+	echo "bench_compare: libjemalloc2 not installed: PyTorch with glibc malloc only (apt-get install libjemalloc2)" >&2
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=${raw:-$work/raw}
 mkdir -p "$out"
-: >"$out/models.jsonl"
+if [ $report = 1 ]; then
+	models=0 convs=0
+	[ -s "$out/models.jsonl" ] && models=1
+	[ -s "$out/convlayer.txt" ] && convs=1
+	driver=$(cat "$out/driver" 2>/dev/null || echo "-")
+	measure=0
+else
+	measure=1
+	: >"$out/models.jsonl"
+	: >"$out/equivalence.jsonl"
+fi
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 waitload() {
@@ -65,34 +82,31 @@ waitload() {
 	echo "bench_compare: load still $(load1); measuring anyway (figures are noisier)" >&2
 }
 
-build_ours() {
+# scratch NAME: builds $work/NAME/NAME from the Go program on stdin in a
+# scratch module that points at this tree (throwaway drivers stay out of the
+# repository's packages).
+scratch() {
+	mkdir -p "$work/$1"
+	cat >"$work/$1/main.go"
+	printf 'module %s\n\ngo 1.26\n\nrequire dptrain v0.0.0\n\nreplace dptrain => %s\n' "$1" "$root" >"$work/$1/go.mod"
+	cp go.sum "$work/$1/" 2>/dev/null || true
+	(cd "$work/$1" && GOFLAGS=-mod=mod go build -o "$1" .)
+}
+
 # dptrain's side: `dptrain bench --json` when the CLI has it, else a small
-# driver over train.Bench built in a scratch module that points at this tree.
-echo "bench_compare: building" >&2
-bench_help=""
-go build -o "$work/dptrain" ./cmd/dptrain 2>"$work/build.err" && bench_help=$("$work/dptrain" bench -h 2>&1 || true)
-if [[ $bench_help == *-batch-size* ]]; then
-	ours() { # model size batch stem steps
-		local extra=()
-		[[ $bench_help == *-steps* ]] && extra+=(--steps "$5")
-		[[ $bench_help == *-threads* ]] && extra+=(--threads "$THREADS")
-		GOMAXPROCS=$THREADS "$work/dptrain" bench --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" "${extra[@]}" --json
-	}
-	driver="dptrain bench"
-else
-	mkdir -p "$work/driver"
-	cat >"$work/driver/go.mod" <<EOF
-module benchdriver
-
-go 1.26
-
-require dptrain v0.0.0
-
-replace dptrain => $root
-EOF
-	cp go.sum "$work/driver/" 2>/dev/null || true
-	cat >"$work/driver/main.go" <<'EOF'
-// Throwaway driver: train.Bench as `dptrain bench --json` will print it.
+# driver over train.Bench; and the model dumper for the equivalence check.
+build_ours() {
+	echo "bench_compare: building" >&2
+	bench_help=""
+	if go build -o "$work/dptrain" ./cmd/dptrain 2>"$work/build.err"; then
+		bench_help=$("$work/dptrain" bench -h 2>&1 || true)
+	fi
+	if [[ $bench_help == *-batch-size* ]]; then
+		driver="dptrain bench"
+	else
+		driver="train.Bench driver"
+		scratch benchdriver <<'GO'
+// Throwaway driver: train.Bench as `dptrain bench --json` prints it.
 package main
 
 import (
@@ -111,6 +125,7 @@ func main() {
 	flag.IntVar(&o.BatchSize, "batch-size", 0, "")
 	flag.StringVar(&o.Stem, "stem", "", "")
 	flag.IntVar(&o.Steps, "steps", 5, "")
+	flag.IntVar(&o.Threads, "threads", 0, "")
 	flag.Parse()
 	r, err := train.Bench(o)
 	if err != nil {
@@ -119,16 +134,92 @@ func main() {
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
 }
-EOF
-	(cd "$work/driver" && GOFLAGS=-mod=mod go build -o "$work/benchdriver" .)
-	ours() {
-		GOMAXPROCS=$THREADS "$work/benchdriver" --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" --steps "$5"
+GO
+	fi
+	scratch benchdump <<'GO'
+// Throwaway: dumps a dptrain model's parameters (Params order), an input
+// batch and the model's logits for scripts/torch_bench.py --check-dump.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+func main() {
+	model := flag.String("model", "", "")
+	size := flag.Int("image-size", 32, "")
+	stem := flag.String("stem", "", "")
+	batch := flag.Int("batch-size", 2, "")
+	out := flag.String("out", "", "")
+	flag.Parse()
+	const classes = 10
+	m, err := nn.NewModel(nn.ModelConfig{Name: *model, NumClasses: classes, InputShape: [3]int{3, *size, *size}, Stem: *stem, Seed: 7})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	driver="train.Bench driver"
-fi
+	r := rand.New(rand.NewPCG(7, 7))
+	// Move biases and GroupNorm affine parameters away from 0 and 1, so
+	// that a missing bias or swapped γ, β shows in the logits.
+	n := 0
+	for _, p := range m.Params() {
+		n += len(p.Value)
+		if len(p.Shape) == 1 {
+			for i := range p.Value {
+				p.Value[i] += float32(0.1 * r.NormFloat64())
+			}
+		}
+	}
+	x := tensor.New(*batch, 3, *size, *size)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	y := m.Forward(x, true)
+	f, err := os.Create(*out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	w := bufio.NewWriter(f)
+	binary.Write(w, binary.LittleEndian, []int32{0x44505442, int32(*batch), 3, int32(*size), classes, int32(n)})
+	for _, p := range m.Params() {
+		binary.Write(w, binary.LittleEndian, p.Value)
+	}
+	binary.Write(w, binary.LittleEndian, x.Data)
+	binary.Write(w, binary.LittleEndian, y.Data)
+	if err = w.Flush(); err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+GO
 }
 
-# Parameter counts of our models, to check PyTorch builds the same network.
+ours() { # model size batch stem steps
+	if [ "$driver" = "dptrain bench" ]; then
+		local extra=()
+		[[ $bench_help == *-steps* ]] && extra+=(--steps "$5")
+		[[ $bench_help == *-threads* ]] && extra+=(--threads "$THREADS")
+		GOMAXPROCS=$THREADS "$work/dptrain" bench --model "$1" --image-size "$2" --batch-size "$3" --stem "$4" "${extra[@]}" --json
+	else
+		GOMAXPROCS=$THREADS "$work/benchdriver/benchdriver" --model "$1" --image-size "$2" --batch-size "$3" \
+			--stem "$4" --steps "$5" --threads "$THREADS"
+	fi
+}
+
+# Parameter counts of our models (10 classes), to check PyTorch builds the
+# same network.
 params() { # model size stem
 	case "$1/$2/$3" in
 	cnn-cifar/32/*) echo 550570 ;;
@@ -139,8 +230,9 @@ params() { # model size stem
 	esac
 }
 
-if [ $models = 1 ]; then
+if [ $measure = 1 ] && [ $models = 1 ]; then
 	build_ours
+	echo "$driver" >"$out/driver"
 	if [ $quick = 1 ]; then
 		configs=("cnn-cifar 32 256 cifar" "resnet18 32 128 cifar")
 	else
@@ -152,39 +244,47 @@ if [ $models = 1 ]; then
 		steps=${STEPS:-$([ "$size" -ge 128 ] && echo 3 || echo 5)}
 		[ $quick = 1 ] && steps=3
 		tstem=$stem
-		case $model in cnn-*|wrn-*) tstem="" ;; esac
+		case $model in cnn-* | wrn-*) tstem="" ;; esac
+		"$work/benchdump/benchdump" --model "$model" --image-size "$size" --stem "$stem" --out "$work/dump.bin"
+		"$TORCH_PY" scripts/torch_bench.py --model "$model" --image-size "$size" --stem "$tstem" \
+			--check-dump "$work/dump.bin" >>"$out/equivalence.jsonl"
 		waitload
 		echo "bench_compare: $model ${size}x$size b$batch (load $(load1))" >&2
 		ours "$model" "$size" "$batch" "$stem" "$steps" | sed "s/^{/{\"framework\":\"dptrain\",\"load\":$(load1),/" >>"$out/models.jsonl"
 		tb=("$TORCH_PY" scripts/torch_bench.py --model "$model" --image-size "$size" --batch-size "$batch"
 			--stem "$tstem" --steps "$steps" --threads "$THREADS" --expect-params "$(params "$model" "$size" "$stem")")
 		"${tb[@]}" >>"$out/models.jsonl"
-		[ -n "$JEMALLOC" ] && LD_PRELOAD=$JEMALLOC "${tb[@]}" >>"$out/models.jsonl"
+		if [ -n "$JEMALLOC" ]; then
+			LD_PRELOAD=$JEMALLOC "${tb[@]}" >>"$out/models.jsonl"
+		fi
 	done
 fi
 
-if [ $convs = 1 ]; then
+if [ $measure = 1 ] && [ $convs = 1 ]; then
 	waitload
 	echo "bench_compare: conv layers (load $(load1))" >&2
 	GOMAXPROCS=$THREADS go test ./nn -run '^$' -bench 'ConvLayer' -benchtime "${CONV_BENCHTIME:-5x}" -count 1 >"$out/convlayer.txt"
 	GOMAXPROCS=$THREADS go test ./tensor -run '^$' -bench 'Sgemm/square-1024' -benchtime 5x -count 1 >"$out/sgemm.txt"
 	pre=()
-	[ -n "$JEMALLOC" ] && pre=(env LD_PRELOAD="$JEMALLOC")
+	if [ -n "$JEMALLOC" ]; then pre=(env LD_PRELOAD="$JEMALLOC"); fi
 	"${pre[@]}" "$TORCH_PY" scripts/torch_bench.py --conv-layers --batch-size 32 --steps 5 --threads "$THREADS" >"$out/torch_convs.jsonl"
 fi
 
+[ $measure = 1 ] && load1 >"$out/endload"
 "$TORCH_PY" - "$out" "$models" "$convs" "$driver" "$THREADS" <<'EOF'
-import json, os, re, subprocess, sys
+import json, os, re, sys
+nan = float("nan")
 out, models, convs, driver, threads = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4], sys.argv[5]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"Machine: {cpu}, {os.cpu_count()} CPUs; {threads} threads each side; dptrain via {driver}; "
-      f"load average at the end {open('/proc/loadavg').read().split()[0]}.\n")
+      f"1-minute load average at the end {open(f'{out}/endload').read().strip() if os.path.exists(f'{out}/endload') else '?'}.\n")
 if models:
     rows = [json.loads(l) for l in open(f"{out}/models.jsonl") if l.strip()]
     print("| model | image | batch | dptrain non-private img/s | dptrain private img/s | private overhead | "
           "PyTorch img/s (glibc) | PyTorch img/s (jemalloc) | dptrain private / PyTorch best | "
-          "dptrain non-private / PyTorch best | peak RSS MiB dptrain non-priv / priv | peak RSS MiB PyTorch (best) | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "dptrain non-private / PyTorch best | GFLOP/s dptrain non-priv / PyTorch best | "
+          "peak RSS MiB dptrain non-priv / priv | peak RSS MiB PyTorch (best) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     i = 0
     while i < len(rows):
         d = rows[i]
@@ -200,8 +300,13 @@ if models:
               f'{d["private_examples_per_sec"]:.1f} | {d["overhead"]:.2f}× | {f("glibc")} | {f("jemalloc")} | '
               f'{d["private_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
               f'{d["nonprivate_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
+              f'{3 * best.get("forward_gflop_per_example", nan) * d["nonprivate_examples_per_sec"]:.0f} / '
+              f'{best.get("train_gflops", nan):.0f} | '
               f'{d.get("nonprivate_peak_rss_mib", 0):.0f} / {d["peak_rss_mib"]:.0f} | '
               f'{best["peak_rss_mib"]:.0f} ({best["allocator"]}) | {d["load"]} |')
+    eq = [json.loads(l) for l in open(f"{out}/equivalence.jsonl") if l.strip()]
+    print("\nSame networks: " + "; ".join(
+        f'{e["model"]} {e["image_size"]}² {e["params"]:,} parameters, logits rel. diff {e["rel"]:.1e}' for e in eq) + ".")
     print()
 if convs:
     rate = {}

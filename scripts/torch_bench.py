@@ -212,12 +212,34 @@ def allocator():
     return "jemalloc" if "jemalloc" in pre else "glibc"
 
 
+def forward_flops(model, c, size):
+    """FLOPs of one example's forward pass through the convolutions and
+    linear layers (2 per multiply-add; normalisation and activations not
+    counted). A training step costs about 3× this (forward, input and weight
+    gradients)."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            total[0] += 2 * out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+        elif isinstance(m, nn.Linear):
+            total[0] += 2 * out.numel() * m.in_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, c, size, size))
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
 def bench_model(a):
     torch.manual_seed(1)
     model = MODELS[a.model](a.channels, a.image_size, a.image_size, a.num_classes, a.ws, a.stem)
     params = sum(p.numel() for p in model.parameters())
     if a.expect_params and params != a.expect_params:
         sys.exit(f"torch_bench: {a.model}: {params} parameters, dptrain has {a.expect_params}")
+    fwd = forward_flops(model, a.channels, a.image_size)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(1)
@@ -245,6 +267,8 @@ def bench_model(a):
         "batch_size": a.batch_size, "stem": a.stem, "params": params, "steps": a.steps,
         "step_seconds_median": med, "step_seconds": times,
         "examples_per_sec": a.batch_size / med,
+        "forward_gflop_per_example": fwd / 1e9,
+        "train_gflops": 3 * fwd * a.batch_size / med / 1e9,
         "baseline_rss_mib": round(base, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
