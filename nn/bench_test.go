@@ -3,7 +3,10 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
+	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	"dptrain/tensor"
 )
@@ -146,6 +149,155 @@ func BenchmarkConvLayer(b *testing.B) {
 					f *= 2
 				}
 				b.ReportMetric(f*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// timedLayer accumulates the wall time of a layer's Forward and Backward.
+type timedLayer struct {
+	Layer
+	path     string
+	fwd, bwd time.Duration
+	children []*timedLayer // for a Residual: its timed sublayers
+}
+
+func (t *timedLayer) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	t0 := time.Now()
+	y := t.Layer.Forward(x, train)
+	t.fwd += time.Since(t0)
+	return y
+}
+
+func (t *timedLayer) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
+	t0 := time.Now()
+	dx := t.Layer.Backward(dy, ctx)
+	t.bwd += time.Since(t0)
+	return dx
+}
+
+// self is the time spent in the layer itself, outside its timed sublayers
+// (for a Residual: the sum, the final ReLU and their gradients).
+func (t *timedLayer) self() (f, b time.Duration) {
+	f, b = t.fwd, t.bwd
+	for _, c := range t.children {
+		f -= c.fwd
+		b -= c.bwd
+	}
+	return f, b
+}
+
+// timeLayers wraps every layer of ls, and the sublayers of residual blocks,
+// in timers; it returns all timers in forward order.
+func timeLayers(ls []Layer, prefix string) []*timedLayer {
+	var all []*timedLayer
+	for i, l := range ls {
+		t := &timedLayer{Layer: l, path: fmt.Sprintf("%s%d", prefix, i)}
+		all = append(all, t)
+		if r, ok := l.(*Residual); ok {
+			for _, part := range []struct {
+				name string
+				ls   []Layer
+			}{{"pre", r.Pre}, {"main", r.Main}, {"short", r.Shortcut}} {
+				sub := timeLayers(part.ls, t.path+"."+part.name)
+				for j, s := range sub[:len(part.ls)] {
+					part.ls[j] = s
+				}
+				for _, s := range sub {
+					if strings.Count(s.path, ".") == strings.Count(t.path, ".")+1 {
+						t.children = append(t.children, s)
+					}
+				}
+				all = append(all, sub...)
+			}
+		}
+		ls[i] = t
+	}
+	return all
+}
+
+// BenchmarkLayerTimes breaks a training step (forward, backward; private:
+// per-example norms, then the clipped sum) down by layer: with -v it logs
+// each layer's forward and backward milliseconds per step and the totals by
+// kind of layer (conv, groupnorm, activation, …), and reports the share of
+// convolutions as a metric.
+func BenchmarkLayerTimes(b *testing.B) {
+	for _, tc := range []struct {
+		model       string
+		size, batch int
+	}{{"cnn-cifar", 32, 256}, {"wrn-16-4", 32, 128}, {"resnet18", 32, 128}, {"resnet18", 224, 16}} {
+		for _, private := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s-%d-b%d-private=%v", tc.model, tc.size, tc.batch, private), func(b *testing.B) {
+				m, err := NewModel(ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{3, tc.size, tc.size}, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				timers := timeLayers(m.Layers, "")
+				r := rand.New(rand.NewPCG(1, 1))
+				x := tensor.New(tc.batch, 3, tc.size, tc.size)
+				for i := range x.Data {
+					x.Data[i] = float32(r.NormFloat64())
+				}
+				labels := make([]int, tc.batch)
+				coef := make([]float32, tc.batch)
+				for i := range coef {
+					coef[i] = 0.5
+				}
+				var loss SoftmaxCrossEntropy
+				var clip time.Duration
+				step := func() {
+					loss.Forward(m.Forward(x, true), labels)
+					dy := loss.Backward([]float32{1})
+					m.ZeroGrad()
+					if private {
+						m.BackwardPerExample(dy, PerExampleOptions{})
+						t0 := time.Now()
+						m.AccumulateClipped(coef)
+						clip += time.Since(t0)
+					} else {
+						m.Backward(dy)
+					}
+				}
+				step()
+				for _, t := range timers {
+					t.fwd, t.bwd = 0, 0
+				}
+				clip = 0
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					step()
+				}
+				total := b.Elapsed()
+				per := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(b.N) }
+				kinds := map[string]time.Duration{}
+				var lines []string
+				for _, t := range timers {
+					f, bw := t.self()
+					kind := strings.Fields(t.Describe())[0]
+					if _, ok := t.Layer.(*Residual); ok {
+						kind = "residual-add"
+					}
+					kinds[kind] += f + bw
+					lines = append(lines, fmt.Sprintf("%-16s %-40.40s fwd %8.2f ms  bwd %8.2f ms", t.path, t.Describe(), per(f), per(bw)))
+				}
+				kinds["clipped-sum"] = clip
+				var accounted time.Duration
+				for _, d := range kinds {
+					accounted += d
+				}
+				kinds["other (loss, zero-grad)"] = total - accounted
+				names := make([]string, 0, len(kinds))
+				for k := range kinds {
+					names = append(names, k)
+				}
+				sort.Slice(names, func(i, j int) bool { return kinds[names[i]] > kinds[names[j]] })
+				var sum strings.Builder
+				for _, k := range names {
+					fmt.Fprintf(&sum, "\n  %-24s %8.1f ms/step  %5.1f%%", k, per(kinds[k]), 100*kinds[k].Seconds()/total.Seconds())
+				}
+				b.Logf("per layer (ms/step):\n%s\nby kind:%s", strings.Join(lines, "\n"), sum.String())
+				b.ReportMetric(float64(tc.batch*b.N)/total.Seconds(), "examples/s")
+				b.ReportMetric(100*kinds["conv"].Seconds()/total.Seconds(), "%conv")
 			})
 		}
 	}
