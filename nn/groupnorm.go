@@ -17,17 +17,20 @@ import (
 // Forward keeps its input x (valid until the layer below runs Forward again,
 // as every layer's output is) and the per-group mean and 1/σ, not x̂:
 // Backward recomputes x̂ = (x−μ)/σ on the fly. Statistics are summed in
-// float32 blocks added in float64 (tensor.CenteredMoments).
+// float32 blocks added in float64 (tensor.Sum, tensor.CenteredMoments), μ
+// is kept in float64, and the backward pass takes the per-channel Σdy and
+// Σdy·x̂ once for both the parameter gradients and dx.
 type GroupNorm struct {
 	Groups, C   int
 	Eps         float32
 	Gamma, Beta *Param // nil without affine
 
-	x, y, dx   *tensor.Tensor
-	mean, rstd []float32 // B×Groups
-	gg, gb     []float32 // per-example ∇γ, ∇β (B×C)
-	m          int
-	sq         []float64
+	x, y, dx *tensor.Tensor
+	mean     []float64 // B×Groups
+	rstd     []float32 // B×Groups
+	gg, gb   []float32 // per-example ∇γ, ∇β (B×C)
+	m        int
+	sq       []float64
 }
 
 // NewGroupNorm returns GroupNorm(groups, c) with γ = 1, β = 0, ε = 1e-5.
@@ -58,6 +61,16 @@ func (g *GroupNorm) Params() []*Param {
 func (g *GroupNorm) Trainable() bool    { return g.Gamma != nil && anyTrainable(g.Gamma, g.Beta) }
 func (g *GroupNorm) NormMethod() string { return "direct" }
 
+// splitMean returns μ as a float32 and the float32 remainder μ − float32(μ):
+// kernels subtract the float32 mean from each element (exactly, by Sterbenz,
+// when the element is within a factor 2 of it) and fold the remainder into
+// a per-channel constant, so results do not suffer from rounding μ to
+// float32 when the mean is large against the spread.
+func splitMean(mu float64) (hi, lo float32) {
+	hi = float32(mu)
+	return hi, float32(mu - float64(hi))
+}
+
 func (g *GroupNorm) gamma(ch int) (ga, be float32) {
 	if g.Gamma == nil {
 		return 1, 0
@@ -72,7 +85,10 @@ func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
 	g.x = x
 	g.y = tensor.Ensure(g.y, x.Shape...)
-	g.mean = tensor.EnsureSlice(g.mean, b*g.Groups)
+	if cap(g.mean) < b*g.Groups {
+		g.mean = make([]float64, b*g.Groups)
+	}
+	g.mean = g.mean[:b*g.Groups]
 	g.rstd = tensor.EnsureSlice(g.rstd, b*g.Groups)
 	cg := g.C / g.Groups
 	n := cg * hw
@@ -88,13 +104,14 @@ func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 			d := s1 / float64(n)
 			v := max(s2/float64(n)-d*d, 0)
 			mu64 := float64(mu) + d
-			mu = float32(mu64)
 			rs := float32(1 / math.Sqrt(v+float64(g.Eps)))
-			g.mean[q], g.rstd[q] = mu, rs
+			g.mean[q], g.rstd[q] = mu64, rs
+			mu, lo := splitMean(mu64)
 			ys := g.y.Data[off : off+n]
 			for cc := 0; cc < cg; cc++ {
 				ga, be := g.gamma(gr*cg + cc)
-				tensor.Affine(ys[cc*hw:(cc+1)*hw], xs[cc*hw:(cc+1)*hw], mu, ga*rs, be)
+				a := ga * rs
+				tensor.Affine(ys[cc*hw:(cc+1)*hw], xs[cc*hw:(cc+1)*hw], mu, a, be-lo*a)
 			}
 		}
 	})
@@ -124,7 +141,8 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 			off := (i*g.C + gr*cg) * hw
 			dys := dy.Data[off : off+n]
 			xs := x.Data[off : off+n]
-			mu, rs := g.mean[q], g.rstd[q]
+			mu, lo := splitMean(g.mean[q])
+			rs := g.rstd[q]
 			// Per channel: Σdy and Σdy·x̂ = rs·Σdy·(x−μ). They are the
 			// per-example ∇β and ∇γ, and (weighted by γ) the group sums
 			// that dx needs: with dx̂ = γ·dy,
@@ -132,7 +150,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 			var m1, m2 float64
 			for cc := 0; cc < cg; cc++ {
 				sb, sg := tensor.CenteredDots(dys[cc*hw:(cc+1)*hw], xs[cc*hw:(cc+1)*hw], mu)
-				sg *= float64(rs)
+				sg = (sg - float64(lo)*sb) * float64(rs)
 				if train {
 					ch := i*g.C + gr*cg + cc
 					g.gg[ch], g.gb[ch] = float32(sg), float32(sb)
@@ -147,8 +165,9 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 			m1 /= float64(n)
 			m2 /= float64(n)
 			dx := g.dx.Data[off : off+n]
-			// dx = (γ·rs)·dy − (rs²·m2)·(x−μ) − rs·m1
-			bx, c := -float32(float64(rs)*float64(rs)*m2), -float32(float64(rs)*m1)
+			// dx = (γ·rs)·dy − (rs²·m2)·(x−μ) − rs·m1, x−μ = (x−μ₃₂) − lo
+			bx := -float32(float64(rs) * float64(rs) * m2)
+			c := -float32(float64(rs)*m1) - bx*lo
 			for cc := 0; cc < cg; cc++ {
 				ga, _ := g.gamma(gr*cg + cc)
 				j := cc * hw
