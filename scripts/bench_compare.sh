@@ -20,8 +20,9 @@
 #   --report DIR only print the tables of an earlier run's --raw DIR
 # Environment: THREADS (default 2: GOMAXPROCS and --threads for dptrain,
 # torch.set_num_threads for PyTorch), STEPS (timed steps per mode; default 5,
-# 3 at 224×224), MAXLOAD (default 2.5: before each measurement wait up to 10
-# minutes for the 1-minute load average to drop below it), TORCH_PY (default
+# 3 at 224×224), MAXLOAD and MAXWAIT (default 2.5 and 600: before each
+# measurement wait up to MAXWAIT seconds for the 1-minute load average to drop
+# below MAXLOAD; each row records the load), TORCH_PY (default
 # /usr/bin/python3, Debian's interpreter with python3-torch).
 set -euo pipefail
 
@@ -35,13 +36,14 @@ while [ $# -gt 0 ]; do
 	--no-models) models=0 ;;
 	--raw) raw="$2"; shift ;;
 	--report) raw="$2" report=1; shift ;;
-	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
 	*) echo "bench_compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
 THREADS=${THREADS:-2}
 MAXLOAD=${MAXLOAD:-2.5}
+MAXWAIT=${MAXWAIT:-600}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}
 JEMALLOC=""
 for f in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2; do
@@ -74,9 +76,9 @@ fi
 load1() { cut -d' ' -f1 /proc/loadavg; }
 waitload() {
 	local i
-	for i in $(seq 60); do
+	for i in $(seq $((MAXWAIT / 10))); do
 		awk -v l="$(load1)" -v m="$MAXLOAD" 'BEGIN{exit !(l < m)}' && return 0
-		[ "$i" = 1 ] && echo "bench_compare: load $(load1) ≥ $MAXLOAD, waiting (up to 10 min)" >&2
+		[ "$i" = 1 ] && echo "bench_compare: load $(load1) ≥ $MAXLOAD, waiting (up to ${MAXWAIT}s)" >&2
 		sleep 10
 	done
 	echo "bench_compare: load still $(load1); measuring anyway (figures are noisier)" >&2
