@@ -462,8 +462,7 @@ func (c *Conv2d) backwardDX(sc *convScratch, dyc []float32, ldy, r0, n, h, w int
 			}
 			continue
 		}
-		clear(dxi)
-		tensor.Col2imStrided(dxi, sc.dcol[a*t:], ldy, c.Cin, h, w, c.K, c.K, c.Stride, c.Pad)
+		tensor.Col2imStridedTo(dxi, sc.dcol[a*t:], ldy, c.Cin, h, w, c.K, c.K, c.Stride, c.Pad)
 	}
 }
 
