@@ -22,7 +22,8 @@ import (
 // per line as space-separated key=value overrides (YAML values, as the
 // command line's --key=value flags). Each run writes its usual output to
 // $DPTRAIN_SCATTER_SWEEP_OUT/<line number> (default a temporary folder) and
-// one result line to the test log. Example:
+// one result line to the test log. The file is read again before each
+// run, so runs can be appended while it goes. Example:
 //
 //	DPTRAIN_SCATTER_SWEEP=sweep.txt go test ./nn -run ScatterNetSweep -v -timeout 0
 //
@@ -33,18 +34,7 @@ func TestScatterNetSweep(t *testing.T) {
 	if path == "" {
 		t.Skip("set DPTRAIN_SCATTER_SWEEP to a sweep file to run")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			lines = append(lines, l)
-		}
-	}
+	lines := readSweep(t, path)
 	if len(lines) < 2 {
 		t.Fatalf("%s: want a base config line and at least one run line", path)
 	}
@@ -58,7 +48,10 @@ func TestScatterNetSweep(t *testing.T) {
 	keep.CacheBytes = 3 << 30
 	keep.Forward(tensor.New(1, 3, 32, 32), false)
 	defer runtime.KeepAlive(keep)
-	for i, line := range lines[1:] {
+	// The file is read again before each run: lines appended while the
+	// sweep runs are picked up.
+	for i := 0; i+1 < len(lines); i, lines = i+1, readSweep(t, path) {
+		line := lines[i+1]
 		cfg, err := train.LoadConfigFile(lines[0])
 		if err != nil {
 			t.Fatal(err)
@@ -81,4 +74,23 @@ func TestScatterNetSweep(t *testing.T) {
 		t.Logf("run %d [%s]: test accuracy %.4f, ε=%.4f (%s; RDP %.4f), σ=%.4g, %d steps, %.0f s (memo: %d hits, %d misses, %d entries) → %s",
 			i+1, line, s.TestAccuracy, s.Epsilon, s.Accountant, s.EpsilonRDP, s.NoiseMultiplier, s.Steps, s.WallSeconds, h, m, e, dir)
 	}
+}
+
+func readSweep(t *testing.T, path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
 }

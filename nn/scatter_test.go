@@ -592,3 +592,32 @@ func ExampleScattering() {
 	// scattering J=2 L=8 3→243 (32×32→8×8)
 	// [2 243 8 8]
 }
+
+// One DP-SGD physical batch of scatternet-linear once the scattering maps
+// are memoised (the steady state of training without augmentation):
+// forward, per-example norms, clipped sum.
+func BenchmarkScatterNetLinearCachedStep(b *testing.B) {
+	const bs = 256
+	m, err := NewModel(ModelConfig{Name: "scatternet-linear", NumClasses: 10, InputShape: [3]int{3, 32, 32}, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	x := tensor.New(bs, 3, 32, 32)
+	for i := range x.Data {
+		x.Data[i] = float32(r.NormFloat64())
+	}
+	labels := make([]int, bs)
+	coef := make([]float32, bs)
+	for i := range labels {
+		labels[i], coef[i] = i%10, 0.5
+	}
+	m.Forward(x, true) // fill the memo
+	var loss SoftmaxCrossEntropy
+	for b.Loop() {
+		loss.Forward(m.Forward(x, true), labels)
+		m.BackwardPerExample(loss.Backward([]float32{1}), PerExampleOptions{})
+		m.AccumulateClipped(coef)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*bs), "µs/example")
+}
