@@ -68,30 +68,7 @@ func TestSensitivity(t *testing.T) {
 			if st.Examples != n || st.Clipped < 1 || st.MaxNorm < 50*clip {
 				t.Fatalf("stats %+v: want %d examples and the outlier clipped", st, n)
 			}
-			full := gradVector(m)
-			for drop := 0; drop < n; drop++ {
-				rows := (n - 1) * tc.k
-				xs := tensor.New(rows, 1, 28, 28)
-				ls := make([]int, 0, rows)
-				for i, o := 0, 0; i < n*tc.k; i++ {
-					if i/tc.k == drop {
-						continue
-					}
-					copy(xs.Data[o*784:(o+1)*784], x.Data[i*784:(i+1)*784])
-					ls = append(ls, labels[i])
-					o++
-				}
-				step.Begin()
-				step.Accumulate(xs, ls)
-				step.Finish()
-				var d float64
-				for i, v := range gradVector(m) {
-					d += (v - full[i]) * (v - full[i])
-				}
-				if math.Sqrt(d) > clip*(1+1e-4) {
-					t.Errorf("removing example %d moved the sum by %g > C = %g", drop, math.Sqrt(d), clip)
-				}
-			}
+			checkLeaveOneOut(t, step, x, labels, n, tc.k, clip, 1e-4)
 		})
 	}
 }
@@ -260,30 +237,52 @@ func TestSensitivityModels(t *testing.T) {
 			if st.Clipped == 0 {
 				t.Fatalf("no example clipped (max norm %g): the test would not detect missing clipping", st.MaxNorm)
 			}
-			full := gradVector(m)
-			for drop := 0; drop < n; drop++ {
-				xs := tensor.New(rows-tc.k, 3, 16, 16)
-				var ls []int
-				o := 0
-				for i := 0; i < rows; i++ {
-					if i/tc.k == drop {
-						continue
-					}
-					copy(xs.Data[o*768:(o+1)*768], x.Data[i*768:(i+1)*768])
-					ls = append(ls, labels[i])
-					o++
-				}
-				step.Begin()
-				step.Accumulate(xs, ls)
-				step.Finish()
-				var d float64
-				for i, v := range gradVector(m) {
-					d += (v - full[i]) * (v - full[i])
-				}
-				if math.Sqrt(d) > clip*(1+1e-3) {
-					t.Errorf("removing example %d moved the clipped sum by %g > C = %g", drop, math.Sqrt(d), clip)
-				}
+			twoBatches := gradVector(m)
+			full := checkLeaveOneOut(t, step, x, labels, n, tc.k, clip, 1e-3)
+			var d, nrm float64
+			for i, v := range full {
+				d += (v - twoBatches[i]) * (v - twoBatches[i])
+				nrm += v * v
+			}
+			if math.Sqrt(d) > 1e-5*math.Sqrt(nrm) {
+				t.Errorf("two physical batches and one give clipped sums %g apart (relative)", math.Sqrt(d/nrm))
 			}
 		})
 	}
+}
+
+// checkLeaveOneOut recomputes the step's clipped sum without each of the n
+// examples (K rows each) of x, and fails if any removal moves the sum by
+// more than C·(1+tol) (σ = 0 and B = 1, so the sum is what Finish leaves).
+func checkLeaveOneOut(t *testing.T, step *PrivateStep, x *tensor.Tensor, labels []int, n, k int, clip, tol float64) (full []float64) {
+	t.Helper()
+	step.Begin()
+	step.Accumulate(x, labels)
+	step.Finish()
+	full = gradVector(step.Model)
+	per := len(x.Data) / x.Shape[0]
+	for drop := 0; drop < n; drop++ {
+		xs := tensor.New(append([]int{(n - 1) * k}, x.Shape[1:]...)...)
+		var ls []int
+		o := 0
+		for i := 0; i < n*k; i++ {
+			if i/k == drop {
+				continue
+			}
+			copy(xs.Data[o*per:(o+1)*per], x.Data[i*per:(i+1)*per])
+			ls = append(ls, labels[i])
+			o++
+		}
+		step.Begin()
+		step.Accumulate(xs, ls)
+		step.Finish()
+		var d float64
+		for i, v := range gradVector(step.Model) {
+			d += (v - full[i]) * (v - full[i])
+		}
+		if math.Sqrt(d) > clip*(1+tol) {
+			t.Errorf("removing example %d moved the clipped sum by %g > C = %g", drop, math.Sqrt(d), clip)
+		}
+	}
+	return full
 }
