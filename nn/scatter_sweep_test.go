@@ -23,9 +23,11 @@ import (
 // command line's --key=value flags). Each run writes its usual output to
 // $DPTRAIN_SCATTER_SWEEP_OUT/<line number> (default a temporary folder) and
 // one result line to the test log. The file is read again before each
-// run, so runs can be appended while it goes. Example:
+// run, so runs can be appended while it goes. Relative paths (sweep file,
+// configs, data) are taken from $DPTRAIN_SCATTER_SWEEP_CWD when set, else
+// from the package folder. Example, from the repository root:
 //
-//	DPTRAIN_SCATTER_SWEEP=sweep.txt go test ./nn -run ScatterNetSweep -v -timeout 0
+//	DPTRAIN_SCATTER_SWEEP=sweep.txt DPTRAIN_SCATTER_SWEEP_CWD=$PWD go test ./nn -run ScatterNetSweep -v -timeout 0
 //
 // The sweep itself spends privacy: report only the runs you would have run
 // anyway, or account for the selection.
@@ -33,6 +35,9 @@ func TestScatterNetSweep(t *testing.T) {
 	path := os.Getenv("DPTRAIN_SCATTER_SWEEP")
 	if path == "" {
 		t.Skip("set DPTRAIN_SCATTER_SWEEP to a sweep file to run")
+	}
+	if dir := os.Getenv("DPTRAIN_SCATTER_SWEEP_CWD"); dir != "" {
+		t.Chdir(dir) // relative data paths in configs, as for dptrain run from dir
 	}
 	lines := readSweep(t, path)
 	if len(lines) < 2 {
