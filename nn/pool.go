@@ -24,11 +24,7 @@ func (p *MaxPool) Describe() string {
 func (*MaxPool) Params() []*Param { return nil }
 
 func (p *MaxPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	if len(x.Shape) != 4 {
-		shapePanic("MaxPool.Forward", "input %v, want [B,C,H,W]", x.Shape)
-	}
-	b, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	oh, ow := tensor.ConvOut(h, p.K, p.Stride, p.Pad), tensor.ConvOut(w, p.K, p.Stride, p.Pad)
+	b, c, h, w, oh, ow := poolShape("MaxPool.Forward", x, p.K, p.Stride, p.Pad)
 	p.inShape = append(p.inShape[:0], x.Shape...)
 	p.y = tensor.Ensure(p.y, b, c, oh, ow)
 	if cap(p.arg) < len(p.y.Data) {
@@ -102,11 +98,7 @@ func (p *AvgPool) Describe() string {
 func (*AvgPool) Params() []*Param { return nil }
 
 func (p *AvgPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	if len(x.Shape) != 4 {
-		shapePanic("AvgPool.Forward", "input %v, want [B,C,H,W]", x.Shape)
-	}
-	b, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	oh, ow := tensor.ConvOut(h, p.K, p.Stride, p.Pad), tensor.ConvOut(w, p.K, p.Stride, p.Pad)
+	b, c, h, w, oh, ow := poolShape("AvgPool.Forward", x, p.K, p.Stride, p.Pad)
 	p.inShape = append(p.inShape[:0], x.Shape...)
 	p.y = tensor.Ensure(p.y, b, c, oh, ow)
 	inv := 1 / float32(p.K*p.K)
@@ -214,4 +206,14 @@ func (p *GlobalAvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tenso
 		}
 	}
 	return p.dx
+}
+
+// poolShape checks a pooling input [B,C,H,W] and returns its sizes and the
+// output plane size for a k×k window.
+func poolShape(op string, x *tensor.Tensor, k, stride, pad int) (b, c, h, w, oh, ow int) {
+	if len(x.Shape) != 4 {
+		shapePanic(op, "input %v, want [B,C,H,W]", x.Shape)
+	}
+	b, c, h, w = x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	return b, c, h, w, tensor.ConvOut(h, k, stride, pad), tensor.ConvOut(w, k, stride, pad)
 }
