@@ -18,8 +18,13 @@ type ModelConfig struct {
 	Stem string
 	// WS enables weight standardisation on every convolution (always on for
 	// wrn-16-4, as in De et al. 2022).
-	WS   bool
-	Seed uint64
+	WS bool
+	// FeatureNorm selects the normalisation after the fixed front end of
+	// the ScatterNet models: "group" (default: GroupNorm with 27 groups,
+	// per example) or "data" (a [Standardize] layer whose per-channel
+	// statistics are set from the training data before training).
+	FeatureNorm string
+	Seed        uint64
 }
 
 type modelBuilder func(cfg ModelConfig, r *rand.Rand) ([]Layer, error)
@@ -253,7 +258,13 @@ func scatterFront(cfg ModelConfig) ([]Layer, [3]int, error) {
 	s := NewScattering(c, h, w, 2, 8)
 	s.CacheBytes = scatterCacheBytes
 	out := s.OutShape()
-	return []Layer{s, NewGroupNorm("scatter_norm", 27, out[0], false)}, out, nil
+	switch cfg.FeatureNorm {
+	case "", "group":
+		return []Layer{s, NewGroupNorm("scatter_norm", 27, out[0], false)}, out, nil
+	case "data":
+		return []Layer{s, NewStandardize("scatter_norm", out[0])}, out, nil
+	}
+	return nil, [3]int{}, fmt.Errorf("model %s: feature_norm %q, want group or data", cfg.Name, cfg.FeatureNorm)
 }
 
 // scatternet-linear: Scattering → GroupNorm(27, 81·C) → flatten → linear

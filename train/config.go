@@ -25,6 +25,19 @@ type Config struct {
 	Init                  string `yaml:"init" json:"init"`                                     // checkpoint dir or .safetensors file to start from
 	FreezeLayers          int    `yaml:"freeze_layers" json:"freeze_layers"`                   // freeze the first N parameterised layers
 	TrainLastLayerOnly    bool   `yaml:"train_last_layer_only" json:"train_last_layer_only"`
+	// FeatureNorm: ScatterNet models only, "group" (default) or "data":
+	// per-channel statistics of the training features, computed once
+	// before training with the Gaussian mechanism (DataNorm*) and
+	// accounted with the DP-SGD steps.
+	FeatureNorm string `yaml:"feature_norm" json:"feature_norm"`
+	// DataNormNoiseMultiplier is σ_n of the two Gaussian mechanisms that
+	// release Σ clip(mean_i, C_μ) and Σ clip(meansq_i, C_s) (default 8).
+	DataNormNoiseMultiplier float64 `yaml:"data_norm_noise_multiplier" json:"data_norm_noise_multiplier"`
+	// DataNormMeanClip (C_μ) and DataNormSqClip (C_s) bound the L2 norm of
+	// each example's vector of per-channel spatial means of x and of x²
+	// (required for private runs with feature_norm: data).
+	DataNormMeanClip float64 `yaml:"data_norm_mean_clip" json:"data_norm_mean_clip"`
+	DataNormSqClip   float64 `yaml:"data_norm_sq_clip" json:"data_norm_sq_clip"`
 
 	// Data
 	TrainData        string `yaml:"train_data" json:"train_data"` // data spec, e.g. mnist:DIR, imagefolder:train.tar
@@ -229,6 +242,29 @@ func (c *Config) validate() error {
 		}
 	} else if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
 		bad("private: false with noise_multiplier/target_epsilon set: contradictory")
+	}
+	switch c.FeatureNorm {
+	case "", "group":
+		if c.DataNormNoiseMultiplier != 0 || c.DataNormMeanClip != 0 || c.DataNormSqClip != 0 {
+			bad("data_norm_*: set, but feature_norm is %q: they apply to feature_norm: data only", c.FeatureNorm)
+		}
+	case "data":
+		if !strings.HasPrefix(c.Model, "scatternet-") {
+			bad("feature_norm: data applies to the ScatterNet models, not %s", c.Model)
+		}
+		if c.DataNormNoiseMultiplier < 0 || math.IsNaN(c.DataNormNoiseMultiplier) || math.IsInf(c.DataNormNoiseMultiplier, 0) {
+			bad("data_norm_noise_multiplier: %g, want > 0 (default 8)", c.DataNormNoiseMultiplier)
+		}
+		if c.IsPrivate() {
+			if !(c.DataNormMeanClip > 0) || math.IsInf(c.DataNormMeanClip, 0) {
+				bad("data_norm_mean_clip: %g, want > 0 (C_μ, the bound on each example's vector of channel means; required with feature_norm: data)", c.DataNormMeanClip)
+			}
+			if !(c.DataNormSqClip > 0) || math.IsInf(c.DataNormSqClip, 0) {
+				bad("data_norm_sq_clip: %g, want > 0 (C_s, the bound on each example's vector of channel mean squares; required with feature_norm: data)", c.DataNormSqClip)
+			}
+		}
+	default:
+		bad("feature_norm: %q, want group or data", c.FeatureNorm)
 	}
 	switch c.Optimizer {
 	case "", "sgd", "momentum", "nesterov", "adam":

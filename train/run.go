@@ -62,16 +62,22 @@ type run struct {
 	// maxLedgerSteps (with a target ε) is how many (q, σ) steps the budget
 	// allows in the ledger, steps lost to crashes in secure mode included.
 	maxLedgerSteps int64
-	lostSteps      int64
-	journal        *os.File
-	augmentSeed    uint64
-	ckptDir        string
-	start          time.Time
-	priorWall      float64
-	metrics        *metricsWriter
-	progress       *progress
-	evals          []evalPoint
-	initSkipped    []string
+	// prior is the event released before the DP-SGD steps (private data
+	// normalisation), nil if none; it takes priorLen of the ledger's Len.
+	prior       accounting.Event
+	priorLen    int64
+	dataNorm    *nn.Standardize
+	dataNormIdx int
+	lostSteps   int64
+	journal     *os.File
+	augmentSeed uint64
+	ckptDir     string
+	start       time.Time
+	priorWall   float64
+	metrics     *metricsWriter
+	progress    *progress
+	evals       []evalPoint
+	initSkipped []string
 }
 
 func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
@@ -133,6 +139,9 @@ func (r *run) setup() error {
 		c.LRSchedule = "constant"
 	}
 	if c.IsPrivate() {
+		if c.FeatureNorm == "data" && c.DataNormNoiseMultiplier == 0 {
+			c.DataNormNoiseMultiplier = 8
+		}
 		if c.Accountant == "" {
 			c.Accountant = "pld"
 		}
@@ -162,12 +171,21 @@ func (r *run) setup() error {
 	if r.tr.Height > 0 {
 		oh, ow = r.tr.Height, r.tr.Width
 	}
-	r.modelCfg = nn.ModelConfig{Name: c.Model, NumClasses: r.trainDS.NumClasses(), InputShape: [3]int{ch, oh, ow}, Stem: c.Stem, WS: c.WeightStandardization, Seed: c.Seed}
+	r.modelCfg = nn.ModelConfig{Name: c.Model, NumClasses: r.trainDS.NumClasses(), InputShape: [3]int{ch, oh, ow}, Stem: c.Stem, WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Seed: c.Seed}
 	if r.model, err = nn.NewModel(r.modelCfg); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
 	if err := nn.Validate(r.model); err != nil {
 		return err
+	}
+	if c.FeatureNorm == "data" {
+		if r.dataNorm, r.dataNormIdx = findStandardize(r.model); r.dataNorm == nil {
+			return fmt.Errorf("feature_norm: data: model %s has no data-normalisation layer", c.Model)
+		}
+		if c.IsPrivate() {
+			r.prior = dataNormEvent(c.DataNormNoiseMultiplier)
+			r.priorLen = 1
+		}
 	}
 	if c.Init != "" {
 		if r.initSkipped, err = initFrom(r.model, c.Init); err != nil {
@@ -212,11 +230,11 @@ func (r *run) setup() error {
 		}
 		r.sigma = c.NoiseMultiplier
 		if c.TargetEpsilon > 0 {
-			r.sigma, err = accounting.CalibrateNoise(r.kind, c.TargetEpsilon, r.delta, r.q, int(r.plannedSteps))
+			r.sigma, _, err = accounting.CalibrateNoiseAfter(r.kind, c.TargetEpsilon, r.delta, r.q, int(r.plannedSteps), r.prior)
 			if err != nil {
 				return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
 			}
-			maxSteps, err := accounting.MaxSteps(r.kind, c.TargetEpsilon, r.delta, r.q, r.sigma)
+			maxSteps, err := accounting.MaxStepsAfter(r.kind, c.TargetEpsilon, r.delta, r.q, r.sigma, r.prior)
 			if err != nil {
 				return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
 			}
@@ -298,6 +316,16 @@ func (r *run) setup() error {
 	resumed, err := r.resume()
 	if err != nil {
 		return err
+	}
+	if !resumed && r.dataNorm != nil {
+		if err := r.computeDataNorm(); err != nil {
+			return err
+		}
+		if r.prior != nil {
+			if err := r.ledger.Record(r.prior); err != nil {
+				return err
+			}
+		}
 	}
 	if err := r.openJournal(resumed); err != nil {
 		return err
@@ -426,8 +454,8 @@ func (r *run) loop() error {
 	stepsThisRun := 0
 	event := accounting.Step(r.q, r.sigma)
 	for r.step < r.totalSteps {
-		if r.maxLedgerSteps > 0 && int64(r.ledger.Len()) >= r.maxLedgerSteps {
-			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, r.ledger.Len(), r.lostSteps, r.step)
+		if r.maxLedgerSteps > 0 && int64(r.ledger.Len())-r.priorLen >= r.maxLedgerSteps {
+			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, int64(r.ledger.Len())-r.priorLen, r.lostSteps, r.step)
 			break
 		}
 		t0 := time.Now()

@@ -1,0 +1,250 @@
+package train
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"dptrain/accounting"
+	"dptrain/checkpoint"
+	"dptrain/dpsgd"
+	"dptrain/tensor"
+)
+
+// TestChannelMomentsAgainstNaive: sums of clipped per-example channel means
+// and mean squares, and the exact (σ_n = 0) statistics, against a float64
+// loop written from the definitions.
+func TestChannelMomentsAgainstNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const b, c, h, w = 7, 5, 3, 4
+	z := tensor.New(b, c, h, w)
+	for i := range z.Data {
+		z.Data[i] = float32(rng.NormFloat64()*2 + 1)
+	}
+	orig := append([]float32(nil), z.Data...)
+	for _, clip := range [][2]float64{{0, 0}, {1.5, 4}, {100, 100}} {
+		cm := newChannelMoments(c, clip[0], clip[1])
+		cm.add(z)
+		wantM, wantS := make([]float64, c), make([]float64, c)
+		clipped := 0
+		for i := 0; i < b; i++ {
+			m, s := make([]float64, c), make([]float64, c)
+			for ch := 0; ch < c; ch++ {
+				for p := 0; p < h*w; p++ {
+					v := float64(orig[(i*c+ch)*h*w+p])
+					m[ch] += v / (h * w)
+					s[ch] += v * v / (h * w)
+				}
+			}
+			for _, pair := range []struct {
+				v    []float64
+				clip float64
+			}{{m, clip[0]}, {s, clip[1]}} {
+				n := 0.0
+				for _, x := range pair.v {
+					n += x * x
+				}
+				n = math.Sqrt(n)
+				if pair.clip > 0 && n > pair.clip {
+					clipped++
+					for k := range pair.v {
+						pair.v[k] *= pair.clip / n
+					}
+				}
+			}
+			for ch := range m {
+				wantM[ch] += m[ch]
+				wantS[ch] += s[ch]
+			}
+		}
+		for ch := 0; ch < c; ch++ {
+			if math.Abs(cm.sumMean[ch]-wantM[ch]) > 1e-9*(1+math.Abs(wantM[ch])) || math.Abs(cm.sumSq[ch]-wantS[ch]) > 1e-9*(1+math.Abs(wantS[ch])) {
+				t.Fatalf("clip %v: channel %d: sums %g %g, want %g %g", clip, ch, cm.sumMean[ch], cm.sumSq[ch], wantM[ch], wantS[ch])
+			}
+		}
+		if cm.clippedM+cm.clippedS != clipped {
+			t.Errorf("clip %v: %d vectors clipped, want %d", clip, cm.clippedM+cm.clippedS, clipped)
+		}
+		if clip[0] == 0 {
+			mean, variance := cm.release(nil, 0, b)
+			for ch := 0; ch < c; ch++ {
+				var s1, s2 float64
+				for i := 0; i < b; i++ {
+					for p := 0; p < h*w; p++ {
+						v := float64(orig[(i*c+ch)*h*w+p])
+						s1 += v
+						s2 += v * v
+					}
+				}
+				mu := s1 / (b * h * w)
+				va := s2/(b*h*w) - mu*mu
+				if math.Abs(mean[ch]-mu) > 1e-9 || math.Abs(variance[ch]-va) > 1e-9 {
+					t.Errorf("channel %d: μ=%g v=%g, want %g %g", ch, mean[ch], variance[ch], mu, va)
+				}
+			}
+		}
+	}
+	for i := range orig {
+		if z.Data[i] != orig[i] {
+			t.Fatal("add modified its input")
+		}
+	}
+}
+
+// TestChannelMomentsNoiseScale: the released mean has noise of standard
+// deviation σ_n·C_μ/N per channel (and σ_n·C_s/N on the mean square).
+func TestChannelMomentsNoiseScale(t *testing.T) {
+	const c, n, sigmaN, clipM, clipS = 64, 1000, 3.0, 2.0, 5.0
+	cm := newChannelMoments(c, clipM, clipS) // all sums 0
+	noise := dpsgd.NewSeededNoise(5)
+	var ss, sq float64
+	const reps = 200
+	for range reps {
+		mean, variance := cm.release(noise, sigmaN, n)
+		for k := range mean {
+			ss += mean[k] * mean[k]
+			// v = max(S/N − μ², 0): recover S/N.
+			_ = variance
+		}
+		// The mean square's noise, directly.
+		buf := make([]float32, c)
+		noise.AddGaussian(buf, sigmaN*clipS)
+		for _, x := range buf {
+			sq += float64(x) * float64(x) / (n * n)
+		}
+	}
+	got := math.Sqrt(ss / (reps * c))
+	want := sigmaN * clipM / n
+	if math.Abs(got/want-1) > 0.05 {
+		t.Errorf("noise std on the mean %g, want %g", got, want)
+	}
+	if g, w := math.Sqrt(sq/(reps*c)), sigmaN*clipS/n; math.Abs(g/w-1) > 0.05 {
+		t.Errorf("noise std on the mean square %g, want %g", g, w)
+	}
+}
+
+func dataNormConfig(t *testing.T) Config {
+	cfg := smallConfig(t)
+	cfg.Model = "scatternet-linear"
+	cfg.FeatureNorm = "data"
+	cfg.DataNormMeanClip = 2
+	cfg.DataNormSqClip = 8
+	cfg.NoiseMultiplier = 0
+	cfg.TargetEpsilon = 2
+	cfg.ClipNorm = 0.1
+	cfg.LearningRate = 1
+	cfg.MaxTrainExamples = 600
+	cfg.MaxTestExamples = 200
+	return cfg
+}
+
+// TestDataNormPrivateRun: the statistics release is the first ledger entry,
+// σ is calibrated for it and the steps together (ε ≤ target, as the
+// accountant recomputes it from the events), the statistics are in the
+// checkpoint, and an interrupted run resumes to the same weights and ε
+// without releasing the statistics again.
+func TestDataNormPrivateRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scattering a slice of MNIST: skipped with -short")
+	}
+	cfg := dataNormConfig(t)
+	a := t.TempDir()
+	sa, err := Run(cfg, Options{Out: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.Epsilon > cfg.TargetEpsilon || sa.Steps != int64(cfg.Steps) {
+		t.Fatalf("ε=%g after %d steps, target %g", sa.Epsilon, sa.Steps, cfg.TargetEpsilon)
+	}
+	ck, _, _, err := checkpoint.LoadLatest(a + "/checkpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led accounting.Ledger
+	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+		t.Fatal(err)
+	}
+	es := led.Entries()
+	prior := dataNormEvent(8)
+	if len(es) != 2 || es[0].Count != 1 || es[0].Event.String() != prior.String() || es[1].Count != cfg.Steps {
+		t.Fatalf("ledger %v, want the release then %d steps", es, cfg.Steps)
+	}
+	want, err := accounting.EpsilonAfter("pld", sa.Delta, sa.SamplingRate, sa.NoiseMultiplier, cfg.Steps, prior)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(sa.Epsilon-want) > 1e-9 {
+		t.Errorf("summary ε=%g, accountant on prior+steps %g", sa.Epsilon, want)
+	}
+	alone, _ := accounting.ComputeEpsilon("pld", sa.Delta, sa.SamplingRate, sa.NoiseMultiplier, cfg.Steps)
+	if !(sa.Epsilon > alone) {
+		t.Errorf("ε=%g does not count the release (steps alone %g)", sa.Epsilon, alone)
+	}
+	if rep, err := os.ReadFile(a + "/report.md"); err != nil || !strings.Contains(string(rep), "Data normalisation") {
+		t.Errorf("report.md does not describe the statistics release (%v)", err)
+	}
+	mean, ok := ck.Tensors["weights"]["scatter_norm.mean"]
+	if !ok {
+		t.Fatal("checkpoint lacks scatter_norm.mean")
+	}
+	nonzero := 0
+	for _, v := range mean.Data {
+		if v != 0 {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		t.Error("statistics not set (all means 0)")
+	}
+
+	b := t.TempDir()
+	if _, err := Run(cfg, Options{Out: b, StopAfter: 4}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	sb, err := Run(cfg, Options{Out: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := finalWeights(t, b)
+	for name, ta := range ck.Tensors["weights"] {
+		for i := range ta.Data {
+			if ta.Data[i] != wb[name].Data[i] {
+				t.Fatalf("%s[%d]: resumed %g, uninterrupted %g", name, i, wb[name].Data[i], ta.Data[i])
+			}
+		}
+	}
+	if sb.Epsilon != sa.Epsilon {
+		t.Errorf("resumed ε=%g, uninterrupted %g", sb.Epsilon, sa.Epsilon)
+	}
+}
+
+// TestDataNormConfigErrors: the data_norm keys are checked and named.
+func TestDataNormConfigErrors(t *testing.T) {
+	base := dataNormConfig(t)
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no mean clip", func(c *Config) { c.DataNormMeanClip = 0 }, "data_norm_mean_clip"},
+		{"no sq clip", func(c *Config) { c.DataNormSqClip = -1 }, "data_norm_sq_clip"},
+		{"negative σ_n", func(c *Config) { c.DataNormNoiseMultiplier = -2 }, "data_norm_noise_multiplier"},
+		{"not scatternet", func(c *Config) { c.Model = "cnn-mnist" }, "feature_norm"},
+		{"keys without data norm", func(c *Config) { c.FeatureNorm = "" }, "data_norm_"},
+		{"unknown norm", func(c *Config) { c.FeatureNorm = "batch" }, "feature_norm"},
+	}
+	for _, tc := range cases {
+		c := base
+		tc.edit(&c)
+		err := c.validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.want)
+		}
+	}
+	if err := base.validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
