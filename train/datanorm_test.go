@@ -136,8 +136,8 @@ func dataNormConfig(t *testing.T) Config {
 	cfg.TargetEpsilon = 2
 	cfg.ClipNorm = 0.1
 	cfg.LearningRate = 1
-	cfg.MaxTrainExamples = 600
-	cfg.MaxTestExamples = 200
+	cfg.MaxTrainExamples = 300
+	cfg.MaxTestExamples = 100
 	return cfg
 }
 
@@ -147,9 +147,6 @@ func dataNormConfig(t *testing.T) Config {
 // checkpoint, and an interrupted run resumes to the same weights and ε
 // without releasing the statistics again.
 func TestDataNormPrivateRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scattering a slice of MNIST: skipped with -short")
-	}
 	cfg := dataNormConfig(t)
 	a := t.TempDir()
 	sa, err := Run(cfg, Options{Out: a})
