@@ -27,6 +27,12 @@ const (
 // noise multiplier σ, with the accountant kind "rdp" or "pld" (default
 // settings).
 func ComputeEpsilon(kind string, delta, samplingRate, sigma float64, steps int) (float64, error) {
+	return stepsEpsilon(kind, delta, steps, Steps(samplingRate, sigma, steps))
+}
+
+// stepsEpsilon validates kind, δ and the step count, and returns ε(δ) of e
+// (the steps, possibly after a prior event) from a fresh accountant.
+func stepsEpsilon(kind string, delta float64, steps int, e Event) (float64, error) {
 	if err := validateKind(kind); err != nil {
 		return 0, err
 	}
@@ -37,7 +43,7 @@ func ComputeEpsilon(kind string, delta, samplingRate, sigma float64, steps int) 
 		return 0, err
 	}
 	a, _ := New(kind)
-	if err := a.Compose(Steps(samplingRate, sigma, steps)); err != nil {
+	if err := a.Compose(e); err != nil {
 		return 0, err
 	}
 	return a.Epsilon(delta)

@@ -16,20 +16,7 @@ func EpsilonAfter(kind string, delta, samplingRate, sigma float64, steps int, pr
 	if prior == nil {
 		return ComputeEpsilon(kind, delta, samplingRate, sigma, steps)
 	}
-	if err := validateKind(kind); err != nil {
-		return 0, err
-	}
-	if err := validateDelta(delta); err != nil {
-		return 0, err
-	}
-	if err := validateCount(steps); err != nil {
-		return 0, err
-	}
-	a, _ := New(kind)
-	if err := a.Compose(Composed{Events: []Event{prior, Steps(samplingRate, sigma, steps)}}); err != nil {
-		return 0, err
-	}
-	return a.Epsilon(delta)
+	return stepsEpsilon(kind, delta, steps, Composed{Events: []Event{prior, Steps(samplingRate, sigma, steps)}})
 }
 
 // CalibrateNoiseAfter returns the smallest noise multiplier σ (to the

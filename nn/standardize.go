@@ -60,12 +60,12 @@ func (s *Standardize) SetStats(mean, variance []float64) error {
 		s.Mean.Value[c] = float32(mean[c])
 		s.Var.Value[c] = float32(variance[c])
 	}
-	s.scale = nil
 	return nil
 }
 
-// scales returns 1/√(v+ε) per channel, 0 where v = 0 (recomputed when the
-// parameters change, e.g. after a checkpoint load).
+// scales returns 1/√(v+ε) per channel, 0 where v = 0, recomputed on every
+// Forward (C square roots) so that SetStats and checkpoint loads, which
+// write Var directly, always take effect.
 func (s *Standardize) scales() []float32 {
 	if s.scale == nil {
 		s.scale = make([]float32, s.C)

@@ -108,41 +108,22 @@ func quantiles(v []float64, ps ...float64) []float64 {
 	return out
 }
 
-// clipTo scales v to L2 norm ≤ bound (bound ≤ 0: no clipping) and reports
-// whether it did. A non-finite vector becomes 0, as ClipFactors does.
+// clipTo scales v to L2 norm ≤ bound (bound ≤ 0: no clipping) with the
+// clip factor of DP-SGD (dpsgd.ClipFactors: min(1, C/(‖v‖+1e-6)) rounded
+// down, 0 for a non-finite norm) and reports whether it scaled v.
 func clipTo(v []float64, bound float64) bool {
 	if bound <= 0 {
 		return false
 	}
-	var sq float64
-	for _, x := range v {
-		sq += x * x
-	}
-	norm := math.Sqrt(sq)
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		clear(v)
-		return true
-	}
-	if norm <= bound {
+	n := l2(v)
+	var f [1]float32
+	if dpsgd.ClipFactors(f[:], []float64{n * n}, bound) == 0 {
 		return false
 	}
-	f := bound / norm
 	for k := range v {
-		v[k] *= f
+		v[k] *= float64(f[0])
 	}
-	// Rounding must never leave the norm above the bound.
-	for {
-		sq = 0
-		for _, x := range v {
-			sq += x * x
-		}
-		if math.Sqrt(sq) <= bound {
-			return true
-		}
-		for k := range v {
-			v[k] *= 1 - 1e-12
-		}
-	}
+	return true
 }
 
 // release adds the noise 𝒩(0, (σ_n·C)²) to each sum (σ_n = 0: none) and

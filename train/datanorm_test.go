@@ -48,10 +48,11 @@ func TestChannelMomentsAgainstNaive(t *testing.T) {
 					n += x * x
 				}
 				n = math.Sqrt(n)
-				if pair.clip > 0 && n > pair.clip {
+				// DESIGN §2's clip factor min(1, C/(‖v‖+1e-6)).
+				if f := pair.clip / (n + 1e-6); pair.clip > 0 && f < 1 {
 					clipped++
 					for k := range pair.v {
-						pair.v[k] *= pair.clip / n
+						pair.v[k] *= f
 					}
 				}
 			}
@@ -61,7 +62,8 @@ func TestChannelMomentsAgainstNaive(t *testing.T) {
 			}
 		}
 		for ch := 0; ch < c; ch++ {
-			if math.Abs(cm.sumMean[ch]-wantM[ch]) > 1e-9*(1+math.Abs(wantM[ch])) || math.Abs(cm.sumSq[ch]-wantS[ch]) > 1e-9*(1+math.Abs(wantS[ch])) {
+			// 1e-7: the clip factor is rounded down to float32.
+			if math.Abs(cm.sumMean[ch]-wantM[ch]) > 1e-7*(1+math.Abs(wantM[ch])) || math.Abs(cm.sumSq[ch]-wantS[ch]) > 1e-7*(1+math.Abs(wantS[ch])) {
 				t.Fatalf("clip %v: channel %d: sums %g %g, want %g %g", clip, ch, cm.sumMean[ch], cm.sumSq[ch], wantM[ch], wantS[ch])
 			}
 		}
@@ -94,35 +96,70 @@ func TestChannelMomentsAgainstNaive(t *testing.T) {
 	}
 }
 
-// TestChannelMomentsNoiseScale: the released mean has noise of standard
-// deviation σ_n·C_μ/N per channel (and σ_n·C_s/N on the mean square).
+// TestChannelMomentsNoiseScale: the released mean and mean square carry
+// noise of standard deviation σ_n·C_μ/N and σ_n·C_s/N per channel. The sums
+// are set so that v = S/N − μ² stays positive, which makes S/N = v + μ²
+// recoverable from the release.
 func TestChannelMomentsNoiseScale(t *testing.T) {
-	const c, n, sigmaN, clipM, clipS = 64, 1000, 3.0, 2.0, 5.0
-	cm := newChannelMoments(c, clipM, clipS) // all sums 0
+	const c, n, sigmaN, clipM, clipS, sq = 64, 1000, 3.0, 2.0, 5.0, 100.0
+	cm := newChannelMoments(c, clipM, clipS)
+	for k := range cm.sumSq {
+		cm.sumSq[k] = sq * n // S/N = 100 before noise; Σ m_i = 0
+	}
 	noise := dpsgd.NewSeededNoise(5)
-	var ss, sq float64
+	var ssM, ssS float64
 	const reps = 200
 	for range reps {
 		mean, variance := cm.release(noise, sigmaN, n)
 		for k := range mean {
-			ss += mean[k] * mean[k]
-			// v = max(S/N − μ², 0): recover S/N.
-			_ = variance
-		}
-		// The mean square's noise, directly.
-		buf := make([]float32, c)
-		noise.AddGaussian(buf, sigmaN*clipS)
-		for _, x := range buf {
-			sq += float64(x) * float64(x) / (n * n)
+			if variance[k] == 0 {
+				t.Fatal("variance clamped at 0: the test's sums are too small")
+			}
+			ssM += mean[k] * mean[k]
+			d := variance[k] + mean[k]*mean[k] - sq
+			ssS += d * d
 		}
 	}
-	got := math.Sqrt(ss / (reps * c))
-	want := sigmaN * clipM / n
-	if math.Abs(got/want-1) > 0.05 {
+	if got, want := math.Sqrt(ssM/(reps*c)), sigmaN*clipM/n; math.Abs(got/want-1) > 0.05 {
 		t.Errorf("noise std on the mean %g, want %g", got, want)
 	}
-	if g, w := math.Sqrt(sq/(reps*c)), sigmaN*clipS/n; math.Abs(g/w-1) > 0.05 {
-		t.Errorf("noise std on the mean square %g, want %g", g, w)
+	if got, want := math.Sqrt(ssS/(reps*c)), sigmaN*clipS/n; math.Abs(got/want-1) > 0.05 {
+		t.Errorf("noise std on the mean square %g, want %g", got, want)
+	}
+}
+
+// TestClipToBound: after clipping, no vector's norm exceeds the bound (the
+// sensitivity the accounting assumes), short vectors are untouched, and a
+// non-finite vector is zeroed.
+func TestClipToBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range 2000 {
+		v := make([]float64, 1+rng.IntN(300))
+		scale := math.Exp(rng.NormFloat64() * 3)
+		for k := range v {
+			v[k] = rng.NormFloat64() * scale
+		}
+		orig := append([]float64(nil), v...)
+		bound := math.Exp(rng.NormFloat64() * 2)
+		clipped := clipTo(v, bound)
+		n := 0.0
+		for _, x := range v {
+			n += x * x
+		}
+		if math.Sqrt(n) > bound {
+			t.Fatalf("case %d: norm %g after clipping to %g", i, math.Sqrt(n), bound)
+		}
+		if !clipped {
+			for k := range v {
+				if v[k] != orig[k] {
+					t.Fatalf("case %d: unclipped vector changed", i)
+				}
+			}
+		}
+	}
+	v := []float64{1, math.Inf(1), 2}
+	if !clipTo(v, 1) || v[0] != 0 || v[2] != 0 {
+		t.Errorf("non-finite vector: %v, want zeros", v)
 	}
 }
 

@@ -63,9 +63,8 @@ type run struct {
 	// allows in the ledger, steps lost to crashes in secure mode included.
 	maxLedgerSteps int64
 	// prior is the event released before the DP-SGD steps (private data
-	// normalisation), nil if none; it takes priorLen of the ledger's Len.
+	// normalisation), nil if none; it is one entry of the ledger's Len.
 	prior       accounting.Event
-	priorLen    int64
 	dataNorm    *nn.Standardize
 	dataNormIdx int
 	lostSteps   int64
@@ -78,6 +77,14 @@ type run struct {
 	progress    *progress
 	evals       []evalPoint
 	initSkipped []string
+}
+
+// priorLen is how many ledger events precede the DP-SGD steps.
+func (r *run) priorLen() int64 {
+	if r.prior == nil {
+		return 0
+	}
+	return 1
 }
 
 func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
@@ -184,7 +191,6 @@ func (r *run) setup() error {
 		}
 		if c.IsPrivate() {
 			r.prior = dataNormEvent(c.DataNormNoiseMultiplier)
-			r.priorLen = 1
 		}
 	}
 	if c.Init != "" {
@@ -454,8 +460,8 @@ func (r *run) loop() error {
 	stepsThisRun := 0
 	event := accounting.Step(r.q, r.sigma)
 	for r.step < r.totalSteps {
-		if r.maxLedgerSteps > 0 && int64(r.ledger.Len())-r.priorLen >= r.maxLedgerSteps {
-			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, int64(r.ledger.Len())-r.priorLen, r.lostSteps, r.step)
+		if r.maxLedgerSteps > 0 && int64(r.ledger.Len())-r.priorLen() >= r.maxLedgerSteps {
+			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, int64(r.ledger.Len())-r.priorLen(), r.lostSteps, r.step)
 			break
 		}
 		t0 := time.Now()

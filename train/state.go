@@ -158,8 +158,8 @@ func (r *run) resume() (bool, error) {
 		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out",
 			path, st.TrainExamples, st.SamplingRate, st.NoiseMultiplier, st.Delta, r.n, r.q, r.sigma, r.delta)
 	}
-	if r.cfg.IsPrivate() && int64(led.Len()) != r.priorLen+ck.Step+st.LostSteps {
-		return false, fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen)
+	if r.cfg.IsPrivate() && int64(led.Len()) != r.priorLen()+ck.Step+st.LostSteps {
+		return false, fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen())
 	}
 	r.lostSteps = st.LostSteps
 	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
