@@ -271,6 +271,11 @@ func (c *Config) validate() error {
 	default:
 		bad("optimizer: %q, want sgd, momentum, nesterov or adam", c.Optimizer)
 	}
+	if (c.Optimizer == "sgd" || c.Optimizer == "adam") && c.Momentum != 0 {
+		// A config file that sets momentum for the default optimiser, with
+		// --optimizer=sgd or adam on the command line, lands here.
+		bad("momentum: %g is not used by optimizer %s; set momentum: 0 (adam has its own β1 = 0.9) or use optimizer momentum or nesterov", c.Momentum, c.Optimizer)
+	}
 	if !(c.LearningRate > 0) {
 		bad("learning_rate: %g, want > 0", c.LearningRate)
 	}
