@@ -223,18 +223,18 @@ func timeLayers(ls []Layer, prefix string) []*timedLayer {
 // convolutions as a metric.
 func BenchmarkLayerTimes(b *testing.B) {
 	for _, tc := range []struct {
-		model       string
-		size, batch int
-	}{{"cnn-cifar", 32, 256}, {"wrn-16-4", 32, 128}, {"resnet18", 32, 128}, {"resnet18", 224, 16}} {
+		model              string
+		chans, size, batch int
+	}{{"scatternet-cnn", 1, 28, 512}, {"cnn-cifar", 3, 32, 256}, {"wrn-16-4", 3, 32, 128}, {"resnet18", 3, 32, 128}, {"resnet18", 3, 224, 16}} {
 		for _, private := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s-%d-b%d-private=%v", tc.model, tc.size, tc.batch, private), func(b *testing.B) {
-				m, err := NewModel(ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{3, tc.size, tc.size}, Seed: 1})
+				m, err := NewModel(ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{tc.chans, tc.size, tc.size}, Seed: 1})
 				if err != nil {
 					b.Fatal(err)
 				}
 				timers := timeLayers(m.Layers, "")
 				r := rand.New(rand.NewPCG(1, 1))
-				x := tensor.New(tc.batch, 3, tc.size, tc.size)
+				x := tensor.New(tc.batch, tc.chans, tc.size, tc.size)
 				for i := range x.Data {
 					x.Data[i] = float32(r.NormFloat64())
 				}
@@ -298,6 +298,67 @@ func BenchmarkLayerTimes(b *testing.B) {
 				b.Logf("per layer (ms/step):\n%s\nby kind:%s", strings.Join(lines, "\n"), sum.String())
 				b.ReportMetric(float64(tc.batch*b.N)/total.Seconds(), "examples/s")
 				b.ReportMetric(100*kinds["conv"].Seconds()/total.Seconds(), "%conv")
+			})
+		}
+	}
+}
+
+// normRuleLayers are the convolutions whose timings fitted normCosts: the
+// layers of scatternet-cnn and cnn-mnist (MNIST), a ResNet-18 1×1
+// downsample, and two ResNet 3×3 layers at CIFAR resolution.
+var normRuleLayers = []struct {
+	name                               string
+	cin, cout, k, stride, pad, hw, bsz int
+}{
+	{"scatternet-conv1", 81, 64, 3, 1, 1, 7, 512},
+	{"scatternet-conv2", 64, 64, 3, 1, 1, 3, 512},
+	{"cnn-mnist-conv1", 1, 16, 8, 2, 3, 28, 512},
+	{"cnn-mnist-conv2", 16, 32, 4, 2, 0, 13, 512},
+	{"resnet-down128-256", 128, 256, 1, 2, 0, 16, 128},
+	{"resnet-conv128-16x16", 128, 128, 3, 1, 1, 16, 128},
+	{"resnet-conv256-8x8", 256, 256, 3, 1, 1, 8, 128},
+}
+
+// BenchmarkNormRules times one private backward (per-example norms, input
+// gradient, clipped sum) of single convolutions under each per-example norm
+// rule, and under the rule chooseMethod picks ("auto"), whose time should
+// be near the best of the three.
+func BenchmarkNormRules(b *testing.B) {
+	for _, l := range normRuleLayers {
+		for _, method := range []string{"auto", "materialize-stored", "ghost", "materialize"} {
+			b.Run(l.name+"/"+method, func(b *testing.B) {
+				r := rand.New(rand.NewPCG(5, uint64(l.cin*l.hw)))
+				c := NewConv2d("c", l.cin, l.cout, l.k, l.stride, l.pad, true, false, r)
+				if method != "auto" {
+					c.ForceNorm = method
+				}
+				x := tensor.New(l.bsz, l.cin, l.hw, l.hw)
+				for i := range x.Data {
+					x.Data[i] = float32(r.NormFloat64())
+				}
+				y := c.Forward(x, true)
+				dy := tensor.New(y.Shape...)
+				for i := range dy.Data {
+					dy.Data[i] = float32(r.NormFloat64())
+				}
+				coef := make([]float32, l.bsz)
+				for i := range coef {
+					coef[i] = 0.5
+				}
+				step := func() {
+					c.Forward(x, true)
+					c.Backward(dy, &BackwardContext{Mode: PerExample, NeedDX: true, SqNorms: make([]float64, l.bsz)})
+					c.AccumulateClipped(coef)
+				}
+				step()
+				if method == "auto" {
+					b.Logf("chose %s", c.NormMethod())
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					step()
+				}
+				b.ReportMetric(float64(l.bsz*b.N)/b.Elapsed().Seconds(), "examples/s")
 			})
 		}
 	}

@@ -21,7 +21,9 @@ import (
 //
 //   - "materialize-stored": ∇W_i = dy_i·col_iᵀ is formed and kept when
 //     B·|W| fits the materialise budget; the clipped sum is then a weighted
-//     sum of the kept gradients. Chosen for small early layers.
+//     sum of the kept gradients. Chosen for small early layers with many
+//     positions per example, where recomputing costs more than the memory
+//     traffic of keeping (normCosts).
 //   - "ghost": ‖∇Ŵ_i‖² = ⟨col_iᵀcol_i, dy_iᵀdy_i⟩ from two T×T Gram
 //     matrices, O(T²(d+Cout)); the clipped sum is one more pass of weighted
 //     per-example GEMMs. Chosen when T is small (late layers).
@@ -503,38 +505,71 @@ func (c *Conv2d) chooseMethod(m, k, t, budget int) string {
 	if budget <= 0 {
 		budget = defaultMaterializeBudget
 	}
-	p, d := c.Cout, c.d()
-	if m*p*d <= budget {
+	kt, d, p := float64(k*t), float64(c.d()), float64(c.Cout)
+	ghost, mat, store := normCosts(kt, d, p)
+	ghostOK := kt*kt <= 1<<22
+	if m*c.Cout*c.d() <= budget && store <= mat && (!ghostOK || store <= ghost) {
 		return "materialize-stored"
 	}
-	kt := float64(k * t)
-	ghost := kt * kt * float64(d+p)
-	mat := kt * float64(d) * float64(p)
-	if ghost < mat && kt*kt <= 1<<22 {
+	if ghostOK && ghost < mat {
 		return "ghost"
 	}
 	return "materialize"
 }
+
+// Per-example cost model of the norm rules, in multiply-adds of one large
+// GEMM, for kt columns per example, d = Cin·K² and p = Cout:
+//
+//   - the per-example products (∇W_i = dy_i·col_iᵀ, or the two kt×kt Grams)
+//     are small GEMMs, costing smallGEMMCost per multiply-add;
+//   - ghost and materialize then recompute the clipped sum as one large GEMM
+//     of kt·d·p multiply-adds per example;
+//   - materialize-stored skips that GEMM but writes p·d floats per example
+//     and reads them back in AccumulateClipped, storedFloatCost each.
+//
+// The constants were fitted on this project's 2-core VM with OpenBLAS
+// (BenchmarkNormRules): storing wins for large kt (cnn-mnist's first
+// layer, kt = 196), and loses to ghost for ScatterNet-CNN's layers
+// (kt = 49 and 9), where the old "store whenever it fits" rule cost 25%.
+func normCosts(kt, d, p float64) (ghost, mat, store float64) {
+	prod := kt * d * p
+	ghost = smallGEMMCost*kt*kt*(d+p) + prod
+	mat = smallGEMMCost*prod + prod
+	store = smallGEMMCost*prod + storedFloatCost*d*p
+	return ghost, mat, store
+}
+
+const (
+	smallGEMMCost   = 1.6
+	storedFloatCost = 48
+)
 
 // materializeSq forms ∇W_j = dy_j·col_jᵀ over the example's kt columns
 // (through WS when enabled), returns its squared norm, and keeps it when the
 // method is materialize-stored.
 func (c *Conv2d) materializeSq(sc *convScratch, col []float32, ld int, dyc []float32, ldy, kt, j int) float64 {
 	p, d := c.Cout, c.d()
-	sc.gw = tensor.EnsureSlice(sc.gw, p*d)
-	tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, sc.gw, d)
-	g := sc.gw
+	stored := c.method == "materialize-stored"
+	// Without WS a stored gradient is written by the GEMM in place.
+	var g []float32
+	if stored && !c.WS {
+		g = c.stored[j*p*d : (j+1)*p*d]
+	} else {
+		sc.gw = tensor.EnsureSlice(sc.gw, p*d)
+		g = sc.gw
+	}
+	tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, g, d)
 	if c.WS {
 		sc.acc = tensor.EnsureSlice(sc.acc, p*d)
 		c.wsBackward(sc.acc, sc.gw, false)
 		g = sc.acc
+		if stored {
+			copy(c.stored[j*p*d:(j+1)*p*d], g)
+		}
 	}
 	var s float64
 	for _, v := range g {
 		s += float64(v) * float64(v)
-	}
-	if c.method == "materialize-stored" {
-		copy(c.stored[j*p*d:(j+1)*p*d], g)
 	}
 	return s
 }
