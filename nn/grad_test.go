@@ -50,6 +50,7 @@ func layerCases() []layerCase {
 		{"gn-1group", func(r *rand.Rand) Layer { return randGN("g", 1, 4, r) }, []int{2, 4, 3, 3}},
 		{"gn-2groups", func(r *rand.Rand) Layer { return randGN("g", 2, 4, r) }, []int{2, 4, 3, 5}},
 		{"gn-4groups", func(r *rand.Rand) Layer { return randGN("g", 4, 8, r) }, []int{2, 8, 3, 5}},
+		{"standardize", func(r *rand.Rand) Layer { return statsStandardize("s") }, []int{3, 4, 2, 3}},
 		{"relu", func(r *rand.Rand) Layer { return &ReLU{} }, []int{2, 3, 4, 5}},
 		{"tanh", func(r *rand.Rand) Layer { return &Tanh{} }, []int{2, 3, 4, 5}},
 		{"maxpool-3s2p1", func(r *rand.Rand) Layer { return NewMaxPool(3, 2, 1) }, []int{2, 2, 7, 6}},
@@ -156,6 +157,9 @@ func TestLayerForwardAndGradients(t *testing.T) {
 				}
 			}
 			for _, p := range l.Params() {
+				if p.Frozen {
+					continue // constants (Standardize's statistics): no gradient
+				}
 				for i := range p.Value {
 					if g := fd(ps[p], i); !closeEnough(float64(p.Grad[i]), g, 2e-3) {
 						t.Fatalf("%s grad[%d] = %g, finite difference %g", p.Name, i, p.Grad[i], g)

@@ -104,6 +104,16 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, in.shape}
+	case *Standardize:
+		c, hw := in.shape[1], in.shape[2]*in.shape[3]
+		mean, variance := ps[v.Mean], ps[v.Var]
+		out := make([]float64, len(in.x))
+		for i, x := range in.x {
+			if ch := (i / hw) % c; variance[ch] != 0 {
+				out[i] = (x - mean[ch]) / math.Sqrt(variance[ch]+float64(v.Eps))
+			}
+		}
+		return ref{out, in.shape}
 	case *ReLU:
 		out := make([]float64, len(in.x))
 		for i, x := range in.x {
