@@ -44,11 +44,9 @@ func writeReport(path string, s *Summary, r *run) error {
 	}
 	fmt.Fprintf(&b, ") is clipped to norm C = %g; the sum over a logical batch receives Gaussian noise of standard deviation σ·C with noise multiplier σ = %.6g, once per step, and is divided by the expected batch size %d.\n", c.ClipNorm, s.NoiseMultiplier, c.BatchSize)
 	fmt.Fprintf(&b, "- Sampling assumption: every step draws its batch by **Poisson sampling** — each example joins independently with probability q = %.6g — so batch sizes vary. The guarantee holds for this sampling (%s); it does not hold if batches were formed differently.\n", s.SamplingRate, s.Sampling)
-	if c.FeatureNorm == "data" {
-		fmt.Fprintf(&b, "- Data normalisation: before training, the per-channel means of the features and of their squares (each example's vector clipped to L2 norm C_μ = %g and C_s = %g) were summed over the training set and released with Gaussian noise of standard deviation σ_n·C_μ and σ_n·C_s, σ_n = %g: two Gaussian mechanisms, composed with the DP-SGD steps below (the normalisation layer of the model uses them).\n", c.DataNormMeanClip, c.DataNormSqClip, c.DataNormNoiseMultiplier)
-	}
 	released := fmt.Sprintf("%d steps", s.Steps)
-	if c.FeatureNorm == "data" {
+	if r.prior != nil { // the data-normalisation release, the ledger's first event
+		fmt.Fprintf(&b, "- Data normalisation: before training, the per-channel means of the features and of their squares (each example's vector clipped to L2 norm C_μ = %g and C_s = %g) were summed over the training set and released with Gaussian noise of standard deviation σ_n·C_μ and σ_n·C_s, σ_n = %g: two Gaussian mechanisms, composed with the DP-SGD steps below (the normalisation layer of the model uses them).\n", c.DataNormMeanClip, c.DataNormSqClip, c.DataNormNoiseMultiplier)
 		released = "the release and " + released
 	}
 	fmt.Fprintf(&b, "- Accounting: %s composed with the **%s** accountant", released, strings.ToUpper(s.Accountant))
