@@ -5,12 +5,14 @@
 //
 // The data-independent half lives in these files:
 //
-//   - noise.go, secure.go: NoiseSource, with a reproducible SeededNoise
-//     (counter-based streams: deterministic whatever the thread count,
-//     checkpointable as (seed, calls)) and a SecureNoise for releases
+//   - noise.go, secure.go, noise64.go: NoiseSource, with a reproducible
+//     SeededNoise (counter-based streams: deterministic whatever the thread
+//     count, checkpointable as (seed, calls)) and a SecureNoise for releases
 //     (crypto/rand-keyed ChaCha8, outputs snapped to a power-of-two grid
-//     against floating-point attacks). The mode ("seeded" / "secure") is
-//     recorded with the run.
+//     against floating-point attacks), for float32 vectors (AddGaussian:
+//     the clipped sums) and float64 ones (AddGaussian64: releases computed
+//     in float64, such as the data-normalisation sums, snapped before any
+//     rounding). The mode ("seeded" / "secure") is recorded with the run.
 //   - optim.go: SGD, heavy-ball momentum, Nesterov and Adam on parameter
 //     groups given as [][]float32 (one slice per tensor), with decoupled
 //     weight decay (p ← p − η·λ·p, λ multiplied by the learning rate as in

@@ -18,6 +18,15 @@ type NoiseSource interface {
 	// be finite and ≥ 0 (std = 0 leaves dst unchanged); otherwise it panics
 	// with a *UsageError.
 	AddGaussian(dst []float32, std float64)
+	// AddGaussian64 is AddGaussian for values released in float64: it sets
+	// every dst[i] to a sample of dst[i] + 𝒩(0, std²) computed and returned
+	// in float64, with no float32 rounding inside (SecureNoise releases
+	// g·round((x + std·Z)/g) for x = dst[i]; see SecureNoise). Noise the
+	// value being released itself: x + (noise drawn on a zero buffer) is
+	// the naive floating-point mechanism again, whose low bits are x's. A
+	// call counts as one call of the stream, like AddGaussian. std is
+	// checked as for AddGaussian.
+	AddGaussian64(dst []float64, std float64)
 	// Mode names the source for the run record: "seeded" or "secure".
 	Mode() string
 	// MarshalBinary saves the position in the noise stream, so that a
@@ -70,17 +79,21 @@ func RestoreNoise(state []byte) (NoiseSource, error) {
 const noiseChunk = 1 << 16
 
 // SeededNoise is the reproducible source (mode "seeded"). Call k (counting
-// from 0) of AddGaussian fills chunk j (elements [j·65536, (j+1)·65536)) of
-// its dst from a PCG generator seeded by a hash of (seed, k, j), so the
-// noise depends only on the seed and the sequence of calls, never on the
-// number of goroutines, and the state is the pair (seed, k). The normal
-// variates come from math/rand/v2's NormFloat64 (a ziggurat), so a stream
-// is reproducible for a given Go release.
+// from 0) of AddGaussian or AddGaussian64 fills chunk j (elements
+// [j·65536, (j+1)·65536)) of its dst from a PCG generator seeded by a hash
+// of (seed, k, j), so the noise depends only on the seed and the sequence of
+// calls, never on the number of goroutines, and the state is the pair
+// (seed, k). The normal variates Z come from math/rand/v2's NormFloat64 (a
+// ziggurat), so a stream is reproducible for a given Go release. Element i
+// becomes fl(x_i + std·Z_i) in float64, then float32 for AddGaussian; both
+// methods draw the same Z for the same call k, so float32 of AddGaussian64's
+// output for float64(x) is AddGaussian's output for x.
 //
 // Seeded noise is for experiments and reproducibility: anyone who knows the
 // seed can subtract the noise, so a model trained with it has no privacy
-// guarantee against someone who knows the seed. Use SecureNoise for a
-// release.
+// guarantee against someone who knows the seed. Nor is it hardened against
+// floating-point attacks (the naive sum's low bits depend on x; see
+// SecureNoise). Use SecureNoise for a release.
 type SeededNoise struct {
 	seed  uint64
 	calls uint64
@@ -89,10 +102,11 @@ type SeededNoise struct {
 }
 
 type seededJob struct {
-	dst  []float32
-	std  float64
-	k0   uint64 // hash of (seed, call)
-	ndst int
+	dst   []float32
+	dst64 []float64 // set instead of dst by AddGaussian64
+	std   float64
+	k0    uint64 // hash of (seed, call)
+	ndst  int
 }
 
 // NewSeededNoise returns a reproducible source for seed.
@@ -103,21 +117,28 @@ func NewSeededNoise(seed uint64) *SeededNoise {
 // Mode returns "seeded".
 func (s *SeededNoise) Mode() string { return ModeSeeded }
 
-// Calls returns how many AddGaussian calls the source has served.
+// Calls returns how many AddGaussian and AddGaussian64 calls the source
+// has served.
 func (s *SeededNoise) Calls() uint64 { return s.calls }
 
 // AddGaussian adds 𝒩(0, std²) to every element of dst.
 func (s *SeededNoise) AddGaussian(dst []float32, std float64) {
-	checkStd("SeededNoise.AddGaussian", std)
+	s.add("SeededNoise.AddGaussian", dst, nil, std)
+}
+
+// add serves one call on dst or dst64 (the other is nil).
+func (s *SeededNoise) add(op string, dst []float32, dst64 []float64, std float64) {
+	checkStd(op, std)
 	call := s.calls
 	s.calls++
-	if std == 0 || len(dst) == 0 {
+	n := len(dst) + len(dst64)
+	if std == 0 || n == 0 {
 		return
 	}
-	s.job = seededJob{dst: dst, std: std, k0: mix64(s.seed ^ mix64(call+0x9e3779b97f4a7c15)), ndst: len(dst)}
-	chunks := (len(dst) + noiseChunk - 1) / noiseChunk
+	s.job = seededJob{dst: dst, dst64: dst64, std: std, k0: mix64(s.seed ^ mix64(call+0x9e3779b97f4a7c15)), ndst: n}
+	chunks := (n + noiseChunk - 1) / noiseChunk
 	parallelFor(chunks, 1, &s.job, &s.local)
-	s.job.dst = nil
+	s.job.dst, s.job.dst64 = nil, nil
 }
 
 func (j *seededJob) run(lo, hi int, w *worker) {
@@ -126,11 +147,20 @@ func (j *seededJob) run(lo, hi int, w *worker) {
 		b := mix64(a ^ 0xd1b54a32d192ed03)
 		w.pcg.Seed(a, b)
 		r := w.pcgRand()
-		d := j.dst[c*noiseChunk : min((c+1)*noiseChunk, j.ndst)]
-		std := j.std
-		for i := range d {
-			d[i] = float32(float64(d[i]) + std*r.NormFloat64())
+		first, end := c*noiseChunk, min((c+1)*noiseChunk, j.ndst)
+		if j.dst64 != nil {
+			addNormal(j.dst64[first:end], j.std, r)
+		} else {
+			addNormal(j.dst[first:end], j.std, r)
 		}
+	}
+}
+
+// addNormal sets d[i] to fl(d[i] + std·Z_i), Z_i from r, in float64 and
+// then in d's precision.
+func addNormal[T float32 | float64](d []T, std float64, r *rand.Rand) {
+	for i := range d {
+		d[i] = T(float64(d[i]) + std*r.NormFloat64())
 	}
 }
 

@@ -337,3 +337,224 @@ func BenchmarkNoise(b *testing.B) {
 		}
 	}
 }
+
+// TestNoise64Statistics: AddGaussian64 of both sources adds standard-normal
+// noise times std, on inputs with low bits set far below the secure grid.
+func TestNoise64Statistics(t *testing.T) {
+	const n = 1 << 20 // 16 chunks
+	for _, tc := range []struct {
+		name string
+		src  NoiseSource
+		base float64 // value the noise is added to
+		std  float64
+	}{
+		{"seeded/zero", NewSeededNoise(1), 0, 1},
+		{"seeded/offset", NewSeededNoise(2), 1.2 + 0x1p-40, 24},
+		{"seeded/small", NewSeededNoise(3), -0.5, 1e-3},
+		{"secure/zero", NewSecureNoise(), 0, 1},
+		{"secure/offset", NewSecureNoise(), 1.2 + 0x1p-40, 24},
+		{"secure/small", NewSecureNoise(), -0.5, 1e-3},
+		{"secure/large", NewSecureNoise(), 3e5, 2.5}, // |x| ≈ 2^17·std
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := make([]float64, n)
+			for i := range dst {
+				dst[i] = tc.base
+			}
+			tc.src.AddGaussian64(dst, tc.std)
+			z := make([]float64, n)
+			for i, v := range dst {
+				z[i] = (v - tc.base) / tc.std
+			}
+			normalStats(t, tc.name, z)
+		})
+	}
+}
+
+// TestSecureGrid64: every AddGaussian64 output of the secure source is a
+// multiple of g, whatever the low bits of the float64 input, also for an
+// input beyond the 2^22·std bound; and nothing is rounded to float32 (a
+// float32 output would be a multiple of 2^(e−24) for its binade e, which
+// an output on the finer grid g is with probability about 2^-6 at most).
+func TestSecureGrid64(t *testing.T) {
+	s := NewSecureNoise()
+	for _, tc := range []struct {
+		std, base float64
+	}{{1, 0}, {24, 1.2}, {24, 50}, {1e-3, -0.5}, {4096, 1e6}, {1, 0x1p24}} {
+		g := s.Grid(tc.std)
+		d := make([]float64, 1<<14)
+		for i := range d {
+			// Inputs with low bits set far below g, and exact zeros.
+			d[i] = tc.base + float64(i%7-3)*0x1p-50*math.Max(1, math.Abs(tc.base))
+		}
+		s.AddGaussian64(d, tc.std)
+		notF32 := 0
+		for i, v := range d {
+			if q := v / g; q != math.Trunc(q) {
+				t.Fatalf("std %g, base %g: output %d = %g is not a multiple of the grid %g", tc.std, tc.base, i, v, g)
+			}
+			if float64(float32(v)) != v {
+				notF32++
+			}
+		}
+		// Below the bound the outputs are on g, 2^30 times finer than std,
+		// so almost none is a float32; beyond it they are on the coarser
+		// float64 spacing of the sum (the caveat in SecureNoise).
+		if math.Abs(tc.base) <= 0x1p22*tc.std && notF32 < len(d)/2 {
+			t.Errorf("std %g, base %g: only %d of %d outputs are not float32 values: rounded to float32?", tc.std, tc.base, notF32, len(d))
+		}
+	}
+}
+
+// TestNoise64MatchesFloat32: for the same variates, AddGaussian64 is
+// AddGaussian without the final float32 rounding. Seeded: call k of either
+// method draws the same Z. Secure: the chunk sampler run on fixed keys.
+func TestNoise64MatchesFloat32(t *testing.T) {
+	const n = 2*noiseChunk + 77
+	in32 := make([]float32, n)
+	for i := range in32 {
+		in32[i] = float32(i%13)*0.37 - 2
+	}
+	check := func(name string, got64 []float64, got32 []float32) {
+		t.Helper()
+		same := 0
+		for i := range got32 {
+			if float32(got64[i]) != got32[i] {
+				t.Fatalf("%s: element %d: float32(%v) != %v", name, i, got64[i], got32[i])
+			}
+			if got64[i] == float64(got32[i]) {
+				same++
+			}
+		}
+		if same > n/2 {
+			t.Errorf("%s: %d of %d float64 outputs are float32 values", name, same, n)
+		}
+	}
+	for _, std := range []float64{1, 24, 1e-3} {
+		a, b := NewSeededNoise(8), NewSeededNoise(8)
+		a.AddGaussian(make([]float32, 5), 1) // call 0 of both streams
+		b.AddGaussian64(make([]float64, 5), 1)
+		d32 := slices.Clone(in32)
+		a.AddGaussian(d32, std)
+		d64 := make([]float64, n)
+		for i, v := range in32 {
+			d64[i] = float64(v)
+		}
+		b.AddGaussian64(d64, std)
+		check("seeded/std="+strconv.FormatFloat(std, 'g', -1, 64), d64, d32)
+
+		s := NewSecureNoise()
+		g := s.Grid(std)
+		keys := make([]byte, 32*3)
+		for i := range keys {
+			keys[i] = byte(i*31 + 7)
+		}
+		var w worker
+		d32 = slices.Clone(in32)
+		j32 := secureJob{dst: d32, n: n, std: std, g: g, invG: 1 / g, keys: keys}
+		j32.run(0, 3, &w)
+		for i, v := range in32 {
+			d64[i] = float64(v)
+		}
+		j64 := secureJob{dst64: d64, n: n, std: std, g: g, invG: 1 / g, keys: keys}
+		j64.run(0, 3, &w)
+		check("secure/std="+strconv.FormatFloat(std, 'g', -1, 64), d64, d32)
+	}
+}
+
+// TestSeeded64Reproducible: AddGaussian64 is deterministic in the seed and
+// the call sequence at any thread count, counts as one call, and resumes
+// exactly after MarshalBinary / RestoreNoise, with float32 and float64
+// calls interleaved.
+func TestSeeded64Reproducible(t *testing.T) {
+	sizes := []int{10, 2*noiseChunk + 5, 1, noiseChunk}
+	// draw runs 6 calls alternating AddGaussian64 and AddGaussian, saving
+	// and restoring the source before call `restoreAt` (−1: never).
+	draw := func(threads int, seed uint64, restoreAt int) [][]float64 {
+		old := SetThreads(threads)
+		defer SetThreads(old)
+		var src NoiseSource = NewSeededNoise(seed)
+		var out [][]float64
+		for i := range 6 {
+			if i == restoreAt {
+				st, err := src.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if src, err = RestoreNoise(st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := sizes[i%len(sizes)]
+			d := make([]float64, n)
+			for k := range d {
+				d[k] = 0.25 * float64(k%5)
+			}
+			if i%2 == 0 {
+				src.AddGaussian64(d, 1.5)
+			} else {
+				d32 := make([]float32, n)
+				for k := range d32 {
+					d32[k] = float32(d[k])
+				}
+				src.AddGaussian(d32, 1.5)
+				for k, v := range d32 {
+					d[k] = float64(v)
+				}
+			}
+			out = append(out, d)
+		}
+		if c := src.(*SeededNoise).Calls(); c != 6 {
+			t.Errorf("Calls() = %d after 6 calls", c)
+		}
+		return out
+	}
+	equal := func(a, b [][]float64) bool { return slices.EqualFunc(a, b, slices.Equal) }
+	ref := draw(1, 42, -1)
+	for _, tc := range []struct{ threads, restoreAt int }{{2, -1}, {3, -1}, {8, -1}, {1, 2}, {2, 3}, {8, 5}} {
+		if got := draw(tc.threads, 42, tc.restoreAt); !equal(got, ref) {
+			t.Errorf("threads %d, restored before call %d: noise differs from the 1-thread uninterrupted stream", tc.threads, tc.restoreAt)
+		}
+	}
+	if equal(draw(1, 43, -1), ref) {
+		t.Error("seeds 42 and 43 gave the same noise")
+	}
+	// Consecutive float64 calls do not repeat.
+	s := NewSeededNoise(42)
+	a, b := make([]float64, 64), make([]float64, 64)
+	s.AddGaussian64(a, 1)
+	s.AddGaussian64(b, 1)
+	if slices.Equal(a, b) {
+		t.Error("two AddGaussian64 calls gave identical noise")
+	}
+}
+
+func TestNoise64StdZeroPanicsAllocs(t *testing.T) {
+	for _, src := range []NoiseSource{NewSeededNoise(1), NewSecureNoise()} {
+		st0, _ := src.MarshalBinary()
+		d := []float64{1 + 0x1p-50, 2, 3}
+		src.AddGaussian64(d, 0)
+		if !slices.Equal(d, []float64{1 + 0x1p-50, 2, 3}) {
+			t.Errorf("%s: std 0 changed dst to %v", src.Mode(), d)
+		}
+		if st1, _ := src.MarshalBinary(); bytes.Equal(st0, st1) {
+			t.Errorf("%s: a std-0 AddGaussian64 call was not counted", src.Mode())
+		}
+		for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+			func() {
+				defer func() {
+					e, ok := recover().(*UsageError)
+					if !ok || !strings.Contains(e.Op, "AddGaussian64") {
+						t.Errorf("%s: std %v: panic %v, want a *UsageError of AddGaussian64", src.Mode(), bad, e)
+					}
+				}()
+				src.AddGaussian64(d, bad)
+			}()
+		}
+		big := make([]float64, 4*noiseChunk)
+		src.AddGaussian64(big, 1) // first call may allocate (pool, buffers)
+		if a := testing.AllocsPerRun(5, func() { src.AddGaussian64(big, 1) }); a != 0 {
+			t.Errorf("%s: %v allocations per AddGaussian64", src.Mode(), a)
+		}
+	}
+}

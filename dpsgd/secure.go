@@ -27,15 +27,24 @@ const secureGridBits = 30
 //
 //	y = g · round((x + std·Z) / g),   g = 2^(⌊log2 std⌋ − 30),
 //
-// computed in float64, then stored as float32. Rounding to the grid g is
+// computed in float64 (ties to even), then stored as float32 by AddGaussian
+// and returned as float64 by AddGaussian64. Rounding to the grid g is
 // post-processing of the Gaussian mechanism x + std·Z, so it costs no
 // privacy; every output is a multiple of g whatever x is, so the set of
 // possible outputs no longer depends on the low bits of x; and the grid is
 // about 2^30 times finer than std, so the rounding changes nothing useful
-// (float32 itself keeps only 24 bits). What remains is how closely the
-// sampler gives each grid cell of width g (2^-30 std) its Gaussian
-// probability. Z comes from the Box–Muller transform on uniforms with
-// full relative precision (the radius uniform takes a second 64-bit word
+// (float32 itself keeps only 24 bits). Anything computed from y afterwards
+// (AddGaussian's float32 rounding, a caller's y/N stored as float32) is
+// post-processing too. The hardening holds only for the value the noise is
+// applied to: noise drawn on a zero buffer and added to x by the caller
+// gives fl(x + y), the naive mechanism again (y lies on a grid, g or the
+// float32 one, that is coarser than x's low bits, so the sum keeps them
+// and (x + y) mod g = x mod g). Release AddGaussian64 of x for a float64
+// x, never x + AddGaussian64 of 0 (review finding F2: the data-norm sums).
+//
+// What remains is how closely the sampler gives each grid cell of width g
+// (2^-30 std) its Gaussian probability. Z comes from the Box–Muller
+// transform on uniforms with full relative precision (the radius uniform takes a second 64-bit word
 // when it is below 2^-11, so the tails are resolved too) and a 53-bit angle:
 // each grid cell holds on the order of 2^15 or more distinct sampler
 // outputs, in contrast to the few a naive sampler offers at float32 scale.
@@ -44,8 +53,17 @@ const secureGridBits = 30
 // an engineering argument from the sampler's resolution and the accuracy of
 // math.Log/Sqrt/Sincos (about 1 ulp), not an exact sampler with a proof as
 // the discrete Gaussian of Canonne, Kamath & Steinke (2020) would be, and
-// the float64 sum x + std·Z is itself rounded (harmless unless |x| is more
-// than 2^22·std); the code is not constant-time (a timing channel would
+// the float64 sum x + std·Z is itself rounded before the snap. That is
+// harmless while |x| ≤ 2^22·std: the sum is then below 2^53·g (but for
+// the noise), so its float64 spacing is at most g, the rounded sum lies on
+// a grid that g is a multiple of, and the snap gives the cell of the exact sum except within one
+// spacing of a cell's edge (double rounding). For larger |x| the spacing
+// exceeds g and y is the plain float64 sum: still a multiple of g, with
+// std·Z on a grid far finer than that spacing, but the argument above
+// holds only approximately. The bound is on the input of both methods;
+// for a sum of N terms each clipped to C and released with std = σ·C, as
+// the data-normalisation sums are, |x| ≤ N·C and it holds while
+// N ≤ 2^22·σ. The code is not constant-time (a timing channel would
 // have to observe the generator, which is keyed freshly per chunk). Secure
 // noise is not reproducible: its saved state only records the mode, and a
 // resumed run draws fresh noise. It is about twice as slow as SeededNoise.
@@ -58,6 +76,8 @@ type SecureNoise struct {
 
 type secureJob struct {
 	dst     []float32
+	dst64   []float64 // set instead of dst by AddGaussian64
+	n       int       // len(dst) + len(dst64)
 	std     float64
 	g, invG float64
 	keys    []byte
@@ -77,18 +97,24 @@ func (s *SecureNoise) Grid(std float64) float64 {
 }
 
 // AddGaussian sets dst[i] to g·round((dst[i] + std·Z_i)/g) with Z_i i.i.d.
-// standard normal (see SecureNoise).
+// standard normal, stored as float32 (see SecureNoise).
 func (s *SecureNoise) AddGaussian(dst []float32, std float64) {
-	checkStd("SecureNoise.AddGaussian", std)
+	s.add("SecureNoise.AddGaussian", dst, nil, std)
+}
+
+// add serves one call on dst or dst64 (the other is nil).
+func (s *SecureNoise) add(op string, dst []float32, dst64 []float64, std float64) {
+	checkStd(op, std)
 	s.calls++
-	if std == 0 || len(dst) == 0 {
+	n := len(dst) + len(dst64)
+	if std == 0 || n == 0 {
 		return
 	}
 	g := s.Grid(std)
 	if g < 0x1p-1000 {
-		usagef("SecureNoise.AddGaussian", "std %g too small for the output grid", std)
+		usagef(op, "std %g too small for the output grid", std)
 	}
-	chunks := (len(dst) + noiseChunk - 1) / noiseChunk
+	chunks := (n + noiseChunk - 1) / noiseChunk
 	if cap(s.keys) < 32*chunks {
 		s.keys = make([]byte, 32*chunks)
 	}
@@ -97,10 +123,10 @@ func (s *SecureNoise) AddGaussian(dst []float32, std float64) {
 		// crypto/rand.Read does not fail on supported systems since Go 1.24.
 		panic(fmt.Sprintf("dpsgd: crypto/rand failed: %v", err))
 	}
-	s.job = secureJob{dst: dst, std: std, g: g, invG: 1 / g, keys: keys}
+	s.job = secureJob{dst: dst, dst64: dst64, n: n, std: std, g: g, invG: 1 / g, keys: keys}
 	parallelFor(chunks, 1, &s.job, &s.local)
 	clear(keys)
-	s.job.dst = nil
+	s.job.dst, s.job.dst64 = nil, nil
 }
 
 func (j *secureJob) run(lo, hi int, w *worker) {
@@ -108,23 +134,40 @@ func (j *secureJob) run(lo, hi int, w *worker) {
 	for c := lo; c < hi; c++ {
 		copy(key[:], j.keys[32*c:])
 		w.cha.Seed(key)
-		d := j.dst[c*noiseChunk : min((c+1)*noiseChunk, len(j.dst))]
-		i := 0
-		for ; i+1 < len(d); i += 2 {
-			z0, z1 := w.boxMuller()
-			d[i] = j.round(d[i], z0)
-			d[i+1] = j.round(d[i+1], z1)
-		}
-		if i < len(d) {
-			z0, _ := w.boxMuller()
-			d[i] = j.round(d[i], z0)
+		first, end := c*noiseChunk, min((c+1)*noiseChunk, j.n)
+		if j.dst64 != nil {
+			secureFill(j, w, j.dst64[first:end])
+		} else {
+			secureFill(j, w, j.dst[first:end])
 		}
 	}
 	clear(key[:])
 }
 
-func (j *secureJob) round(x float32, z float64) float32 {
-	return float32(math.RoundToEven((float64(x)+j.std*z)*j.invG) * j.g)
+// secureFill releases every element of one chunk, consuming Box–Muller
+// pairs from w.cha in order (the same variates whatever T is).
+func secureFill[T float32 | float64](j *secureJob, w *worker, d []T) {
+	i := 0
+	for ; i+1 < len(d); i += 2 {
+		z0, z1 := w.boxMuller()
+		d[i] = T(j.release(float64(d[i]), z0))
+		d[i+1] = T(j.release(float64(d[i+1]), z1))
+	}
+	if i < len(d) {
+		z0, _ := w.boxMuller()
+		d[i] = T(j.release(float64(d[i]), z0))
+	}
+}
+
+// release returns y = g·round((x + std·z)/g) in float64.
+func (j *secureJob) release(x, z float64) float64 {
+	return j.snap(x + j.std*z)
+}
+
+// snap returns g·round(v/g), ties to even; the product is exact (g is a
+// power of two), so the result is a multiple of g.
+func (j *secureJob) snap(v float64) float64 {
+	return math.RoundToEven(v*j.invG) * j.g
 }
 
 // boxMuller returns two independent standard normal variates from w.cha.

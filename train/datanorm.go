@@ -126,23 +126,26 @@ func clipTo(v []float64, bound float64) bool {
 	return true
 }
 
-// release adds the noise 𝒩(0, (σ_n·C)²) to each sum (σ_n = 0: none) and
-// returns μ = M/n and v = max(S/n − μ², 0).
+// release returns the noisy sums' statistics μ = M̃/n and
+// v = max(S̃/n − μ², 0), from M̃ = M + 𝒩(0, (σ_n·C_μ)²) and
+// S̃ = S + 𝒩(0, (σ_n·C_s)²) per channel (σ_n = 0: no noise, exact).
+//
+// The noise is applied to the released values themselves, in float64, by
+// NoiseSource.AddGaussian64: a secure source releases M̃ = g·round((M +
+// σ_n·C_μ·Z)/g), a multiple of its grid g whatever the low bits of M, and
+// μ, v and their later float32 rounding (nn.Standardize) are computed from
+// M̃ and S̃ only, so they are post-processing. (Adding noise drawn on a zero
+// buffer to M instead would release fl(M + n), whose low bits are M's: the
+// floating-point attack the secure sampler exists to stop.) The secure
+// sampler's float64 bound |M| ≤ 2^22·σ_n·C_μ holds since |M| ≤ n·C_μ,
+// whenever n ≤ 2^22·σ_n (about 4.2 million examples per unit of σ_n).
 func (cm *channelMoments) release(noise dpsgd.NoiseSource, sigmaN float64, n int) (mean, variance []float64) {
 	c := len(cm.sumMean)
 	M := append([]float64(nil), cm.sumMean...)
 	S := append([]float64(nil), cm.sumSq...)
 	if sigmaN > 0 {
-		buf := make([]float32, c)
-		noise.AddGaussian(buf, sigmaN*cm.clipMean)
-		for k := range M {
-			M[k] += float64(buf[k])
-		}
-		clear(buf)
-		noise.AddGaussian(buf, sigmaN*cm.clipSq)
-		for k := range S {
-			S[k] += float64(buf[k])
-		}
+		noise.AddGaussian64(M, sigmaN*cm.clipMean)
+		noise.AddGaussian64(S, sigmaN*cm.clipSq)
 	}
 	mean, variance = make([]float64, c), make([]float64, c)
 	for k := range mean {

@@ -128,6 +128,94 @@ func TestChannelMomentsNoiseScale(t *testing.T) {
 	}
 }
 
+// recordingNoise is a NoiseSource that records the float64 releases it is
+// asked for and adds a known noise, n_i = (i+1)·std/8, to each element; the
+// float32 path fails the test.
+type recordingNoise struct {
+	t     *testing.T
+	dsts  [][]float64
+	stds  []float64
+	added [][]float64
+}
+
+func (r *recordingNoise) AddGaussian(dst []float32, std float64) {
+	r.t.Errorf("AddGaussian(%d float32, %g): the release must noise the float64 sums themselves", len(dst), std)
+}
+
+func (r *recordingNoise) AddGaussian64(dst []float64, std float64) {
+	r.dsts = append(r.dsts, append([]float64(nil), dst...))
+	r.stds = append(r.stds, std)
+	n := make([]float64, len(dst))
+	for i := range dst {
+		n[i] = float64(i+1) * std / 8
+		dst[i] += n[i]
+	}
+	r.added = append(r.added, n)
+}
+
+func (r *recordingNoise) Mode() string                   { return "recording" }
+func (r *recordingNoise) MarshalBinary() ([]byte, error) { return nil, nil }
+func (r *recordingNoise) UnmarshalBinary([]byte) error   { return nil }
+
+// TestChannelMomentsReleaseNoisesSums: the release applies the noise to M
+// and S themselves (AddGaussian64 on the sums, std σ_n·C_μ and σ_n·C_s) and
+// computes μ and v from the noisy values only; σ_n = 0 draws nothing.
+func TestChannelMomentsReleaseNoisesSums(t *testing.T) {
+	const c, n, sigmaN, clipM, clipS = 4, 7, 1.5, 2.0, 3.0
+	cm := newChannelMoments(c, clipM, clipS)
+	for k := range c {
+		cm.sumMean[k] = 1.2 + float64(k) + 0x1p-40
+		cm.sumSq[k] = 3*float64(k) + 0x1p-41
+	}
+	wantM := append([]float64(nil), cm.sumMean...)
+	wantS := append([]float64(nil), cm.sumSq...)
+	rec := &recordingNoise{t: t}
+	mean, variance := cm.release(rec, sigmaN, n)
+	if len(rec.dsts) != 2 || rec.stds[0] != sigmaN*clipM || rec.stds[1] != sigmaN*clipS {
+		t.Fatalf("%d AddGaussian64 calls with stds %v, want 2 with %g and %g", len(rec.dsts), rec.stds, sigmaN*clipM, sigmaN*clipS)
+	}
+	for k := range c {
+		if rec.dsts[0][k] != wantM[k] || rec.dsts[1][k] != wantS[k] {
+			t.Fatalf("channel %d: noised %g and %g, want the sums %g and %g", k, rec.dsts[0][k], rec.dsts[1][k], wantM[k], wantS[k])
+		}
+		mu := (wantM[k] + rec.added[0][k]) / n
+		v := math.Max((wantS[k]+rec.added[1][k])/n-mu*mu, 0)
+		if mean[k] != mu || variance[k] != v {
+			t.Errorf("channel %d: μ=%g v=%g, want %g %g from the noisy sums", k, mean[k], variance[k], mu, v)
+		}
+	}
+	if cm.sumMean[0] != wantM[0] || cm.sumSq[0] != wantS[0] {
+		t.Error("release changed the accumulated sums")
+	}
+	rec = &recordingNoise{t: t}
+	mean, _ = cm.release(rec, 0, n)
+	if len(rec.dsts) != 0 || mean[1] != wantM[1]/n {
+		t.Errorf("σ_n = 0: %d noise calls, μ[1] = %g, want none and %g", len(rec.dsts), mean[1], wantM[1]/n)
+	}
+}
+
+// TestChannelMomentsReleaseSecureGrid: with the secure source, the released
+// sum M̃ = N·μ is a multiple of the sampler's grid g whatever the low bits
+// of M (review finding F2): here M/g has fractional part 0.37, which M + n
+// with noise n drawn apart on the grid would keep.
+func TestChannelMomentsReleaseSecureGrid(t *testing.T) {
+	const c, n, sigmaN, clipM, clipS = 256, 50_000, 12.0, 2.0, 5.0
+	noise := dpsgd.NewSecureNoise()
+	g := noise.Grid(sigmaN * clipM)
+	cm := newChannelMoments(c, clipM, clipS)
+	for k := range c {
+		cm.sumMean[k] = 1 + (float64(k)+0.37)*g
+		cm.sumSq[k] = 1e4
+	}
+	mean, _ := cm.release(noise, sigmaN, n)
+	for k, mu := range mean {
+		q := mu * n / g // exact up to the rounding of M̃/N: |q|·2^-52
+		if f := math.Abs(q - math.Round(q)); f > 1e-3 {
+			t.Fatalf("channel %d: released N·μ = %.17g is %.3g grid steps off the grid %g", k, mu*n, f, g)
+		}
+	}
+}
+
 // TestClipToBound: after clipping, no vector's norm exceeds the bound (the
 // sensitivity the accounting assumes), short vectors are untouched, and a
 // non-finite vector is zeroed.
