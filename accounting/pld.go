@@ -119,7 +119,7 @@ func (a *PLD) eventPMFs(e Event, count int) (rem, add *pmf, err error) {
 		}()
 		rem, err = build(false)
 		<-done
-		return rem, add, errors.Join(err, errAdd)
+		return rem, add, joinDistinct(err, errAdd)
 	case SelfComposed:
 		n := count * x.Count
 		if x.Count != 0 && n/x.Count != count {
@@ -218,8 +218,17 @@ func (s *stepPLD) epsilon(n int, delta float64) (float64, error) {
 	}()
 	eps, err := one(s.rem)
 	<-done
-	if err = errors.Join(err, errAdd); err != nil {
+	if err = joinDistinct(err, errAdd); err != nil {
 		return 0, err
 	}
 	return math.Max(eps, epsAdd), nil
+}
+
+// joinDistinct joins the errors of the two adjacency directions, once when
+// both failed the same way (the usual case: the same size limit).
+func joinDistinct(a, b error) error {
+	if a != nil && b != nil && a.Error() == b.Error() {
+		return a
+	}
+	return errors.Join(a, b)
 }

@@ -100,9 +100,28 @@ func setAside(path, prefix string) (string, error) {
 }
 
 // WriteSafetensors writes tensors and meta as one F32 safetensors file at
-// path, atomically: into a temporary sibling, fsynced, renamed over path, and
-// the directory fsynced. Use it to export weights for other tools.
-func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]string) (err error) {
+// path, atomically (see WriteFileAtomic). Use it to export weights for other
+// tools.
+func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]string) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := EncodeSafetensors(w, tensors, meta)
+		return err
+	})
+}
+
+// WriteFileAtomic replaces path with data so that a crash leaves either the
+// old or the new contents, never a mixture: it writes a new hidden temporary
+// sibling created exclusively (O_EXCL, so a planted file or symlink there is
+// never followed), fsyncs it, renames it over path and fsyncs the directory.
+// A symlink at path itself is replaced, not followed.
+func WriteFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeAtomic(path string, fill func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
 	if err != nil {
@@ -114,10 +133,7 @@ func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]st
 			_ = os.Remove(tmp)
 		}
 	}()
-	if _, err := writeSync(f, func(w io.Writer) error {
-		_, err := EncodeSafetensors(w, tensors, meta)
-		return err
-	}); err != nil {
+	if _, err := writeSync(f, fill); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -128,6 +144,10 @@ func WriteSafetensors(path string, tensors map[string]Tensor, meta map[string]st
 	}
 	return nil
 }
+
+// SyncDir fsyncs a directory, so that files created, renamed or removed in
+// it survive a power loss.
+func SyncDir(dir string) error { return syncDir(dir) }
 
 func exists(path string) (bool, error) {
 	_, err := os.Lstat(path)
