@@ -21,21 +21,47 @@
 //
 // PoissonSampler draws each logical batch by including every example
 // independently with probability Rate, the sampling that DP-SGD's accountants
-// assume; it is deterministic given (Seed, step) and costs O(qN) per step
+// assume; it is deterministic given (Key, step) and costs O(qN) per step
 // (geometric skipping). ShuffleSampler (fixed-size batches from a shuffled
 // epoch) is an explicitly non-default alternative whose privacy analysis is
 // different; its Describe says so.
+//
+// # Randomness
+//
+// Batch membership and augmentation come from a cryptographic generator
+// keyed by 256 bits, a Key: NewSecretKey draws one from crypto/rand (secure
+// mode); KeyFromSeed derives one from a public 64-bit seed for reproducible
+// runs (seeded mode, where the batches are only as secret as the seed).
+// Each Poisson step, each shuffle epoch and each (step, example index,
+// augmentation number) has its own math/rand/v2 ChaCha8 generator, seeded
+// with SHA-256(key ‖ stream tag ‖ step ‖ index ‖ k) (fixed-width
+// little-endian; distinct tags for Poisson, shuffle and augmentation). So
+// the streams are independent of each other and of the steps drawn before,
+// and results depend on (key, step, …) only, never on scheduling or on the
+// number of loader workers. The augmenters reseed a ChaCha8 they hold, so
+// the hot path does not allocate.
 //
 // # Transforms and loading
 //
 // A Transform turns a uint8 CHW image into float32 CHW: random crop with
 // padding, horizontal flip, random-resized crop, centre crop, per-channel
-// normalisation. Randomness is derived from (seed, step, example index,
-// augmentation number), so results do not depend on scheduling. A Loader
-// produces Batches of K augmentations per example (augmentation
-// multiplicity) in NCHW layout, split into physical batches, with a
-// background Stream that prefetches a bounded number of batches across step
-// boundaries and recycles their buffers.
+// normalisation. Randomness is derived from (key, step, example index,
+// augmentation number), see above. A Loader produces Batches of K
+// augmentations per example (augmentation multiplicity) in NCHW layout,
+// split into physical batches, with a background Stream that prefetches a
+// bounded number of batches across step boundaries and recycles their
+// buffers.
+//
+// # Content digest
+//
+// Digest returns a SHA-256 digest ("sha256:…") of a dataset's size, shape,
+// class names, labels and pixels in index order, so that a resumed run can
+// notice training files replaced in place. Datasets implementing
+// ContentDigester compute it cheaply: a prepared dataset from the shard
+// checksums verified at open (with NoVerify, by hashing the shards on the
+// first call); others are read once through Image and Label (about 30 ms
+// for MNIST's training set). The two flavours differ for the same
+// examples; each is stable across opens of the same files.
 //
 // # Errors
 //

@@ -28,9 +28,11 @@ func Example() {
 	c, h, w := ds.Shape()
 	fmt.Println(ds.Len(), ds.Classes(), c, h, w)
 
-	sampler := data.PoissonSampler{N: ds.Len(), Rate: 0.5, Seed: 1}
+	// KeyFromSeed makes this example reproducible; in secure mode the key
+	// comes from data.NewSecretKey() and is kept secret.
+	sampler := data.PoissonSampler{N: ds.Len(), Rate: 0.5, Key: data.KeyFromSeed(5)}
 	tr := data.Transform{Crop: data.CropRandom, Pad: 2, Flip: true, Mean: data.CIFAR10Mean, Std: data.CIFAR10Std}
-	loader, err := data.NewLoader(ds, tr, data.LoaderOptions{K: 2, Physical: 4, Seed: 7})
+	loader, err := data.NewLoader(ds, tr, data.LoaderOptions{K: 2, Physical: 4, Key: data.KeyFromSeed(7)})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,15 @@ func (b *Batch) Last() bool { return b.Part == b.Parts-1 }
 
 // LoaderOptions configure a Loader.
 type LoaderOptions struct {
-	K        int    // augmentations per example (augmentation multiplicity); default 1
-	Physical int    // maximum examples per physical batch; default 256
-	Workers  int    // transform goroutines; default GOMAXPROCS
-	Prefetch int    // physical batches prepared ahead by a Stream; default 2
-	Seed     uint64 // augmentation seed
+	K        int // augmentations per example (augmentation multiplicity); default 1
+	Physical int // maximum examples per physical batch; default 256
+	Workers  int // transform goroutines; default GOMAXPROCS
+	Prefetch int // physical batches prepared ahead by a Stream; default 2
+	// Key keys the augmentation generators: augmentation k of example i at
+	// step s is drawn from ChaCha8 seeded by a PRF of (Key, s, i, k), so
+	// batches do not depend on Workers or on scheduling. Use NewSecretKey
+	// (secure mode) or KeyFromSeed (reproducible runs).
+	Key Key
 }
 
 // Loader turns dataset examples into transformed float32 batches.
@@ -61,6 +66,9 @@ func NewLoader(ds Dataset, tr Transform, opt LoaderOptions) (*Loader, error) {
 	if opt.K < 0 || opt.Physical < 0 {
 		return nil, fmt.Errorf("loader: augmentation multiplicity %d and physical batch %d: expected > 0", opt.K, opt.Physical)
 	}
+	if uint64(opt.K) > math.MaxUint32 {
+		return nil, fmt.Errorf("loader: augmentation multiplicity %d: expected at most 2^32-1", opt.K)
+	}
 	l := &Loader{ds: ds, tr: tr, opt: opt}
 	l.c, l.h, l.w = ds.Shape()
 	if err := tr.Validate(l.c, l.h, l.w); err != nil {
@@ -84,7 +92,7 @@ type workerSet struct {
 func (l *Loader) newWorkers() *workerSet {
 	ws := &workerSet{augs: make([]*augmenter, l.opt.Workers)}
 	for i := range ws.augs {
-		ws.augs[i] = newAugmenter(l.tr, l.opt.Seed, l.c, l.h, l.w)
+		ws.augs[i] = newAugmenter(l.tr, l.opt.Key, l.c, l.h, l.w)
 	}
 	return ws
 }

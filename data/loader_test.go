@@ -28,7 +28,7 @@ var cifarAug = Transform{Crop: CropRandom, Pad: 4, Height: 32, Width: 32, Flip: 
 
 func TestLoaderBatchLayout(t *testing.T) {
 	ds := synthDataset(50, 3, 32, 32, 10)
-	l, err := NewLoader(ds, cifarAug, LoaderOptions{K: 3, Workers: 3, Seed: 5})
+	l, err := NewLoader(ds, cifarAug, LoaderOptions{K: 3, Workers: 3, Key: KeyFromSeed(5)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestLoaderBatchLayout(t *testing.T) {
 			if b.Labels[row] != ds.Label(i) {
 				t.Fatalf("row %d label %d, want %d", row, b.Labels[row], ds.Label(i))
 			}
-			cifarAug.Apply(want, img, 3, 32, 32, 5, 8, i, k)
+			cifarAug.Apply(want, img, 3, 32, 32, KeyFromSeed(5), 8, i, k)
 			if !slices.Equal(b.X[row*size:(row+1)*size], want) {
 				t.Fatalf("row %d is not augmentation %d of example %d", row, k, i)
 			}
@@ -60,7 +60,7 @@ func TestLoaderBatchLayout(t *testing.T) {
 		}
 	}
 	// Same result with one worker.
-	l1, _ := NewLoader(ds, cifarAug, LoaderOptions{K: 3, Workers: 1, Seed: 5})
+	l1, _ := NewLoader(ds, cifarAug, LoaderOptions{K: 3, Workers: 1, Key: KeyFromSeed(5)})
 	var b1 Batch
 	l1.Load(&b1, 8, idx)
 	if !slices.Equal(b.X, b1.X) {
@@ -78,10 +78,10 @@ func TestLoaderBatchLayout(t *testing.T) {
 func TestStreamMatchesLoad(t *testing.T) {
 	ds := synthDataset(300, 3, 8, 8, 7)
 	tr := Transform{Crop: CropRandom, Pad: 2, Flip: true}
-	opt := LoaderOptions{K: 2, Physical: 16, Workers: 2, Seed: 9, Prefetch: 2}
+	opt := LoaderOptions{K: 2, Physical: 16, Workers: 2, Key: KeyFromSeed(9), Prefetch: 2}
 	l, _ := NewLoader(ds, tr, opt)
 	for _, rate := range []float64{0.1, 0.002} {
-		s := PoissonSampler{N: ds.Len(), Rate: rate, Seed: 4}
+		s := PoissonSampler{N: ds.Len(), Rate: rate, Key: KeyFromSeed(4)}
 		st := l.Stream(s, 10)
 		buffers := map[*Batch]bool{}
 		var ref Batch
@@ -166,7 +166,7 @@ func TestEvalBatches(t *testing.T) {
 		}
 		for j, i := range b.Indices {
 			ds.Image(i, img)
-			(Transform{Crop: CropCenter, Height: 8, Width: 8}).Apply(want, img, 3, 10, 10, 0, 0, 0, 0)
+			(Transform{Crop: CropCenter, Height: 8, Width: 8}).Apply(want, img, 3, 10, 10, Key{}, 0, 0, 0)
 			if !slices.Equal(b.X[j*192:(j+1)*192], want) || b.Labels[j] != ds.Label(i) {
 				t.Fatalf("example %d is not its centre crop", i)
 			}

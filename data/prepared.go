@@ -103,6 +103,13 @@ type preparedDataset struct {
 	releases []func() error
 	labels   []int32
 	pixels   int
+	workers  int
+
+	// SHA-256 of each shard as mapped: set when verified at open, else
+	// computed by the first ContentDigest.
+	sums     [][sha256.Size]byte
+	sumsOnce sync.Once
+	sumsErr  error
 }
 
 func (d *preparedDataset) Len() int             { return d.m.Count }
@@ -145,7 +152,7 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &preparedDataset{m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count)}
+	d := &preparedDataset{m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers()}
 	for _, s := range m.Shards {
 		p := filepath.Join(dir, s.File)
 		f, err := os.Open(p)
@@ -171,42 +178,58 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 		d.shards = append(d.shards, data)
 		d.releases = append(d.releases, release)
 	}
-	if err := d.check(dir, !opts.NoVerify, opts.workers()); err != nil {
+	if err := d.check(dir, !opts.NoVerify); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-// check reads the labels (and verifies checksums) of all shards in parallel.
-func (d *preparedDataset) check(dir string, verify bool, workers int) error {
-	errs := make([]error, len(d.shards))
+// check reads the labels (and verifies and records the checksums) of all
+// shards in parallel.
+func (d *preparedDataset) check(dir string, verify bool) error {
+	var sums [][sha256.Size]byte
+	if verify {
+		sums = make([][sha256.Size]byte, len(d.shards))
+	}
+	err := parallelShards(len(d.shards), d.workers, func(si int) error {
+		s, data := d.m.Shards[si], d.shards[si]
+		p := filepath.Join(dir, s.File)
+		if verify {
+			sums[si] = sha256.Sum256(data)
+			if got := hex.EncodeToString(sums[si][:]); got != s.SHA256 {
+				return formatErr(p, -1, "SHA-256 %s: expected %s from the manifest (file corrupt or changed)", got, s.SHA256)
+			}
+		}
+		base := si * d.m.RecordsPerShard
+		for r := range s.Count {
+			off := r * d.m.RecordSize
+			l := binary.LittleEndian.Uint32(data[off:])
+			if l >= uint32(len(d.m.Classes)) {
+				return formatErr(p, int64(off), "label %d of record %d out of range: expected [0,%d)", l, r, len(d.m.Classes))
+			}
+			d.labels[base+r] = int32(l)
+		}
+		return nil
+	})
+	if err == nil {
+		d.sums = sums
+	}
+	return err
+}
+
+// parallelShards runs fn(0) … fn(n-1) on at most workers goroutines and
+// joins their errors.
+func parallelShards(n, workers int, fn func(i int) error) error {
+	errs := make([]error, n)
 	sem := make(chan struct{}, max(workers, 1))
 	var wg sync.WaitGroup
-	for si := range d.shards {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, data := d.m.Shards[si], d.shards[si]
-			p := filepath.Join(dir, s.File)
-			if verify {
-				sum := sha256.Sum256(data)
-				if got := hex.EncodeToString(sum[:]); got != s.SHA256 {
-					errs[si] = formatErr(p, -1, "SHA-256 %s: expected %s from the manifest (file corrupt or changed)", got, s.SHA256)
-					return
-				}
-			}
-			base := si * d.m.RecordsPerShard
-			for r := range s.Count {
-				off := r * d.m.RecordSize
-				l := binary.LittleEndian.Uint32(data[off:])
-				if l >= uint32(len(d.m.Classes)) {
-					errs[si] = formatErr(p, int64(off), "label %d of record %d out of range: expected [0,%d)", l, r, len(d.m.Classes))
-					return
-				}
-				d.labels[base+r] = int32(l)
-			}
+			errs[i] = fn(i)
 		}()
 	}
 	wg.Wait()

@@ -11,7 +11,7 @@ import (
 type Sampler interface {
 	// Sample returns the sorted (Poisson) or shuffled example indices of
 	// logical batch step, appended to dst[:0]. It is deterministic in the
-	// sampler's seed and step.
+	// sampler's key and step.
 	Sample(step int64, dst []int) []int
 	// ExpectedBatch is the expected logical batch size (B in DP-SGD's
 	// normalisation Σ/B).
@@ -25,11 +25,13 @@ type Sampler interface {
 // independently with probability Rate, so batch sizes vary (they may be 0).
 // This is the sampling DP-SGD's privacy accounting assumes. Sample costs
 // O(Rate·N) by drawing the gaps between included examples from the
-// geometric distribution.
+// geometric distribution. The draws of step come from a ChaCha8 generator
+// seeded by a PRF of (Key, step) alone, so a batch is unpredictable without
+// the key and does not depend on which steps were sampled before.
 type PoissonSampler struct {
 	N    int
 	Rate float64
-	Seed uint64
+	Key  Key
 }
 
 // Validate reports a misconfigured sampler (a privacy misconfiguration).
@@ -49,25 +51,6 @@ func (s PoissonSampler) ExpectedBatch() float64 { return s.Rate * float64(s.N) }
 // Describe names the scheme.
 func (s PoissonSampler) Describe() string { return fmt.Sprintf("poisson(q=%g, N=%d)", s.Rate, s.N) }
 
-// stepRand returns the generator for one (seed, stream, step).
-func stepRand(seed, stream uint64, step int64) *rand.Rand {
-	return rand.New(rand.NewPCG(mix64(seed^mix64(stream)), mix64(uint64(step)^0x9e3779b97f4a7c15^mix64(stream+seed))))
-}
-
-// mix64 is the splitmix64 finaliser: a bijection that spreads nearby inputs.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
-const (
-	streamPoisson = 1
-	streamShuffle = 2
-	streamAugment = 3
-)
-
 // Sample returns the indices of logical batch step in increasing order,
 // appended to dst[:0]. It panics with a UsageError if the sampler is
 // invalid (check Validate first).
@@ -85,13 +68,14 @@ func (s PoissonSampler) Sample(step int64, dst []int) []int {
 		}
 		return dst
 	}
-	r := stepRand(s.Seed, streamPoisson, step)
+	r := newStream(&s.Key, streamPoisson, step, 0, 0)
 	lq := math.Log1p(-s.Rate)
 	n := float64(s.N)
 	for pos := -1.0; ; {
 		// Failures before the next inclusion: Geometric(Rate), by inversion
-		// with U in (0,1]: P(gap ≥ k) = (1-Rate)^k.
-		u := 1 - r.Float64()
+		// with U in (0,1]: P(gap ≥ k) = (1-Rate)^k. U = 1 − F with F the
+		// 53-bit float in [0,1) of rand.Rand.Float64.
+		u := 1 - float64(r.Uint64()<<11>>11)/(1<<53)
 		pos += math.Floor(math.Log(u)/lq) + 1
 		if pos >= n {
 			return dst
@@ -103,11 +87,12 @@ func (s PoissonSampler) Sample(step int64, dst []int) []int {
 // ShuffleSampler returns fixed-size batches from a fresh random permutation
 // each epoch (the last partial batch of an epoch is dropped). It is NOT the
 // default: DP-SGD accounting for Poisson sampling does not apply to it, and
-// reports must say that shuffling was used (see Describe).
+// reports must say that shuffling was used (see Describe). The permutation
+// of epoch e comes from a ChaCha8 generator seeded by a PRF of (Key, e).
 type ShuffleSampler struct {
 	N         int
 	BatchSize int
-	Seed      uint64
+	Key       Key
 
 	mu    sync.Mutex
 	epoch int64
@@ -151,7 +136,7 @@ func (s *ShuffleSampler) Sample(step int64, dst []int) []int {
 		for i := range s.perm {
 			s.perm[i] = i
 		}
-		r := stepRand(s.Seed, streamShuffle, epoch)
+		r := rand.New(newStream(&s.Key, streamShuffle, epoch, 0, 0))
 		r.Shuffle(s.N, func(i, j int) { s.perm[i], s.perm[j] = s.perm[j], s.perm[i] })
 		s.epoch = epoch
 	}

@@ -8,14 +8,14 @@ import (
 )
 
 func TestPoissonSamplerBasics(t *testing.T) {
-	s := PoissonSampler{N: 1000, Rate: 0.05, Seed: 7}
+	s := PoissonSampler{N: 1000, Rate: 0.05, Key: KeyFromSeed(7)}
 	a := s.Sample(3, nil)
 	b := s.Sample(3, make([]int, 0, 5))
 	if !slices.Equal(a, b) {
-		t.Fatal("same (seed, step) gave different batches")
+		t.Fatal("same (key, step) gave different batches")
 	}
-	if slices.Equal(a, s.Sample(4, nil)) || slices.Equal(a, PoissonSampler{N: 1000, Rate: 0.05, Seed: 8}.Sample(3, nil)) {
-		t.Fatal("different step or seed gave the same batch")
+	if slices.Equal(a, s.Sample(4, nil)) || slices.Equal(a, PoissonSampler{N: 1000, Rate: 0.05, Key: KeyFromSeed(8)}.Sample(3, nil)) {
+		t.Fatal("different step or key gave the same batch")
 	}
 	for step := range int64(200) {
 		idx := s.Sample(step, a)
@@ -60,7 +60,7 @@ func TestPoissonSamplerMoments(t *testing.T) {
 		q    float64
 		reps int
 	}{{10000, 0.01, 4000}, {1000, 0.5, 4000}, {1281167, 0.0005, 500}} {
-		s := PoissonSampler{N: tt.n, Rate: tt.q, Seed: 11}
+		s := PoissonSampler{N: tt.n, Rate: tt.q, Key: KeyFromSeed(11)}
 		sizes := make([]float64, tt.reps)
 		var idx []int
 		for step := range tt.reps {
@@ -105,7 +105,7 @@ func meanVar(x []float64) (float64, float64) {
 // distribution matches Binomial(N, q).
 func TestPoissonSamplerIndependence(t *testing.T) {
 	const n, q, T = 200, 0.3, 6000
-	s := PoissonSampler{N: n, Rate: q, Seed: 3}
+	s := PoissonSampler{N: n, Rate: q, Key: KeyFromSeed(3)}
 	counts := make([]float64, n)
 	lags := []int{1, 2, 7}
 	joint := make([]float64, len(lags))
@@ -172,7 +172,7 @@ func lchoose(n, k int) float64 {
 }
 
 func TestShuffleSampler(t *testing.T) {
-	s := &ShuffleSampler{N: 103, BatchSize: 10, Seed: 1}
+	s := &ShuffleSampler{N: 103, BatchSize: 10, Key: KeyFromSeed(1)}
 	if s.StepsPerEpoch() != 10 || !strings.Contains(s.Describe(), "not Poisson") {
 		t.Fatal(s.StepsPerEpoch(), s.Describe())
 	}
@@ -194,8 +194,8 @@ func TestShuffleSampler(t *testing.T) {
 	// Deterministic whatever the call order; epochs differ.
 	a := s.Sample(25, nil)
 	s.Sample(3, nil)
-	if !slices.Equal(a, (&ShuffleSampler{N: 103, BatchSize: 10, Seed: 1}).Sample(25, nil)) || slices.Equal(a, s.Sample(15, nil)) {
-		t.Fatal("shuffle sampler not deterministic per (seed, step) or epochs repeat")
+	if !slices.Equal(a, (&ShuffleSampler{N: 103, BatchSize: 10, Key: KeyFromSeed(1)}).Sample(25, nil)) || slices.Equal(a, s.Sample(15, nil)) {
+		t.Fatal("shuffle sampler not deterministic per (key, step) or epochs repeat")
 	}
 	if (&ShuffleSampler{N: 5, BatchSize: 6}).Validate() == nil {
 		t.Fatal("batch larger than N accepted")

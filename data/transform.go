@@ -29,7 +29,8 @@ const (
 // Transform turns a uint8 CHW image into float32 CHW: a crop (see Crop), an
 // optional horizontal flip with probability 1/2, then scaling to [0,1] and
 // per-channel normalisation (v/255 − Mean[c]) / Std[c]. Its randomness is a
-// function of (seed, step, example index, augmentation number) only.
+// function of (key, step, example index, augmentation number) only: each
+// such tuple has its own ChaCha8 generator, seeded by a PRF of the Key.
 type Transform struct {
 	Height, Width int  // output size; 0 means the input size
 	Crop          Crop // default CropNone
@@ -146,20 +147,21 @@ func (t Transform) centerFraction() float64 {
 // reusing its buffers. One per goroutine.
 type augmenter struct {
 	t          Transform
-	seed       uint64
+	key        Key
 	c, h, w    int
 	oh, ow     int
 	scale, off []float32 // per channel: out = v*scale + off
 	lut        [][256]float32
 	img        []uint8
-	pcg        rand.PCG
-	rng        *rand.Rand
+	random     bool         // t draws random numbers (random crop or flip)
+	src        rand.ChaCha8 // reseeded in place for each (step, index, k)
+	rng        *rand.Rand   // draws from src
 	rs         resampler
 	xmap       []int // CropRandom: source column per output column, -1 = pad
 }
 
-func newAugmenter(t Transform, seed uint64, c, h, w int) *augmenter {
-	a := &augmenter{t: t, seed: seed, c: c, h: h, w: w, img: make([]uint8, c*h*w)}
+func newAugmenter(t Transform, key Key, c, h, w int) *augmenter {
+	a := &augmenter{t: t, key: key, c: c, h: h, w: w, img: make([]uint8, c*h*w)}
 	_, a.oh, a.ow = t.OutShape(c, h, w)
 	a.scale, a.off = make([]float32, c), make([]float32, c)
 	a.lut = make([][256]float32, c)
@@ -174,21 +176,25 @@ func newAugmenter(t Transform, seed uint64, c, h, w int) *augmenter {
 			a.lut[ch][v] = (float32(v)/255 - mean) / std
 		}
 	}
-	a.rng = rand.New(&a.pcg)
+	a.random = t.Flip || t.Crop == CropRandom || t.Crop == CropRandomResized
+	a.rng = rand.New(&a.src)
 	a.xmap = make([]int, a.ow)
 	return a
 }
 
-// seedFor reseeds the generator for one (step, example, augmentation).
+// seedFor reseeds the generator for one (step, example, augmentation), as
+// newStream(key, streamAugment, step, index, k) would seed a new one.
 func (a *augmenter) seedFor(step int64, index, k int) {
-	a.pcg.Seed(mix64(a.seed^mix64(uint64(step)+streamAugment)), mix64(uint64(index)<<20^uint64(k)^mix64(uint64(step))))
+	seedStream(&a.src, &a.key, streamAugment, step, index, k)
 }
 
 // apply transforms src (c×h×w) into dst (c×oh×ow), drawing randomness for
 // (step, index, k).
 func (a *augmenter) apply(dst []float32, src []uint8, step int64, index, k int) {
 	t := &a.t
-	a.seedFor(step, index, k)
+	if a.random { // deterministic transforms (evaluation) skip the PRF
+		a.seedFor(step, index, k)
+	}
 	c, h, w, oh, ow := a.c, a.h, a.w, a.oh, a.ow
 	var oy, ox int // window origin in (padded) input coordinates
 	switch t.Crop {
@@ -304,9 +310,10 @@ func (a *augmenter) resizedWindow() (x0, y0, rw, rh float64) {
 }
 
 // Apply transforms one c×h×w image into dst (len ≥ c·oh·ow, see OutShape)
-// with the randomness of (seed, step, index, k): the same arguments always
-// give the same result. It allocates; Loader reuses state across calls.
-func (t Transform) Apply(dst []float32, src []uint8, c, h, w int, seed uint64, step int64, index, k int) error {
+// with the randomness of (key, step, index, k): the same arguments always
+// give the same result. It allocates; Loader reuses state across calls. It
+// panics with a UsageError if k is outside [0, 2³²).
+func (t Transform) Apply(dst []float32, src []uint8, c, h, w int, key Key, step int64, index, k int) error {
 	if err := t.Validate(c, h, w); err != nil {
 		return err
 	}
@@ -314,7 +321,10 @@ func (t Transform) Apply(dst []float32, src []uint8, c, h, w int, seed uint64, s
 	if len(src) < c*h*w || len(dst) < c*oh*ow {
 		panic(usagef("Transform.Apply: src has %d bytes (need %d), dst %d values (need %d)", len(src), c*h*w, len(dst), c*oh*ow))
 	}
-	newAugmenter(t, seed, c, h, w).apply(dst, src, step, index, k)
+	if k < 0 || uint64(k) > math.MaxUint32 {
+		panic(usagef("Transform.Apply: augmentation number %d: expected in [0, 2^32)", k))
+	}
+	newAugmenter(t, key, c, h, w).apply(dst, src, step, index, k)
 	return nil
 }
 

@@ -57,7 +57,7 @@ func TestRandomCropFlip(t *testing.T) {
 		}
 		const draws = 3000
 		for idx := range draws {
-			if err := tr.Apply(dst, src, c, h, w, 9, 5, idx, 0); err != nil {
+			if err := tr.Apply(dst, src, c, h, w, KeyFromSeed(9), 5, idx, 0); err != nil {
 				t.Fatal(err)
 			}
 			found := false
@@ -94,20 +94,20 @@ func TestTransformDeterminism(t *testing.T) {
 	_, src := testImage(16, 16, 1)
 	tr := Transform{Crop: CropRandomResized, Height: 8, Width: 8, Flip: true, Mean: CIFAR10Mean, Std: CIFAR10Std}
 	a, b := make([]float32, 3*64), make([]float32, 3*64)
-	tr.Apply(a, src, 3, 16, 16, 1, 2, 3, 0)
-	tr.Apply(b, src, 3, 16, 16, 1, 2, 3, 0)
+	tr.Apply(a, src, 3, 16, 16, KeyFromSeed(1), 2, 3, 0)
+	tr.Apply(b, src, 3, 16, 16, KeyFromSeed(1), 2, 3, 0)
 	if !slices.Equal(a, b) {
-		t.Fatal("same (seed, step, index, k) gave different outputs")
+		t.Fatal("same (key, step, index, k) gave different outputs")
 	}
 	differ := 0
 	for _, args := range [][4]int{{2, 2, 3, 0}, {1, 3, 3, 0}, {1, 2, 4, 0}, {1, 2, 3, 1}} {
-		tr.Apply(b, src, 3, 16, 16, uint64(args[0]), int64(args[1]), args[2], args[3])
+		tr.Apply(b, src, 3, 16, 16, KeyFromSeed(uint64(args[0])), int64(args[1]), args[2], args[3])
 		if !slices.Equal(a, b) {
 			differ++
 		}
 	}
 	if differ < 4 {
-		t.Fatalf("only %d of 4 changes of seed/step/index/k changed the output", differ)
+		t.Fatalf("only %d of 4 changes of key/step/index/k changed the output", differ)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestNormaliseAndCentre(t *testing.T) {
 	_, src := testImage(6, 8, 2)
 	mean, std := []float32{0.1, 0.5, 0.9}, []float32{0.2, 0.3, 0.4}
 	dst := make([]float32, 3*48)
-	if err := (Transform{Mean: mean, Std: std}).Apply(dst, src, 3, 6, 8, 0, 0, 0, 0); err != nil {
+	if err := (Transform{Mean: mean, Std: std}).Apply(dst, src, 3, 6, 8, Key{}, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range src {
@@ -125,12 +125,12 @@ func TestNormaliseAndCentre(t *testing.T) {
 		}
 	}
 	dst = dst[:3*4*4]
-	(Transform{Crop: CropCenter, Height: 4, Width: 4}).Apply(dst, src, 3, 6, 8, 0, 0, 0, 0)
+	(Transform{Crop: CropCenter, Height: 4, Width: 4}).Apply(dst, src, 3, 6, 8, Key{}, 0, 0, 0)
 	if !slices.Equal(dst, window(src, 3, 6, 8, 1, 2, 4, 4, false, false)) {
 		t.Fatal("centre crop is not the centre window")
 	}
 	// Eval of a random crop is the centre crop.
-	(Transform{Crop: CropRandom, Pad: 4, Height: 4, Width: 4, Flip: true}).Eval().Apply(dst, src, 3, 6, 8, 0, 5, 1, 0)
+	(Transform{Crop: CropRandom, Pad: 4, Height: 4, Width: 4, Flip: true}).Eval().Apply(dst, src, 3, 6, 8, Key{}, 5, 1, 0)
 	if !slices.Equal(dst, window(src, 3, 6, 8, 1, 2, 4, 4, false, false)) {
 		t.Fatal("Eval() of random crop is not the centre crop")
 	}
@@ -144,14 +144,14 @@ func TestResizedCrops(t *testing.T) {
 		{Crop: CropRandomResized, Scale: [2]float64{1, 1}, Ratio: [2]float64{1, 1}},
 		{Crop: CropCenterResized, CenterFraction: 1},
 	} {
-		tr.Apply(out, src, 3, 20, 20, 1, 1, 1, 0)
+		tr.Apply(out, src, 3, 20, 20, KeyFromSeed(1), 1, 1, 0)
 		if !approxEqual(out, window(src, 3, 20, 20, 0, 0, 20, 20, false, false), 1e-6) {
 			t.Fatalf("%+v is not the identity", tr)
 		}
 	}
 	// Random windows: inside the image, area and aspect ratio in range.
 	tr := Transform{Crop: CropRandomResized, Height: 8, Width: 8, Scale: [2]float64{0.25, 0.5}, Ratio: [2]float64{0.5, 2}}
-	a := newAugmenter(tr, 1, 3, 200, 300)
+	a := newAugmenter(tr, KeyFromSeed(1), 3, 200, 300)
 	var sumArea float64
 	for i := range 2000 {
 		a.seedFor(0, i, 0)
@@ -174,7 +174,7 @@ func TestResizedCrops(t *testing.T) {
 		flat[i] = 51
 	}
 	out = out[:3*64]
-	tr.Apply(out, flat, 3, 30, 40, 1, 1, 1, 0)
+	tr.Apply(out, flat, 3, 30, 40, KeyFromSeed(1), 1, 1, 0)
 	for _, v := range out {
 		if math.Abs(float64(v)-0.2) > 1e-5 {
 			t.Fatalf("constant image gave %v", v)
