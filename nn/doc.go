@@ -21,6 +21,27 @@
 // j·K … j·K+K−1 of the batch are K augmentations of one example, and its
 // gradient is the sum over the group (the loss weights carry the 1/K).
 //
+// Guarantees DP-SGD's privacy argument relies on:
+//
+//   - Norms are upper bounds. The squared norm every per-example rule
+//     reports is never below the exact one (real arithmetic on the float32
+//     inputs): it is the computed value plus a proven bound on its rounding
+//     error (normbound.go), so a clip factor min(1, C/‖g‖) never lets an
+//     example contribute more than C.
+//   - Coverage. Validate rejects a model with a trainable parameter outside
+//     every per-example rule, and BackwardPerExample checks (CheckCoverage)
+//     that the layers it registered cover exactly the trainable parameters.
+//   - Zero means nothing. AccumulateClipped leaves out examples whose
+//     coefficient is 0 entirely (their rows enter no product), so an example
+//     with a non-finite gradient, given c = 0 by the clipping, cannot turn
+//     the sum into NaN.
+//   - Determinism. Forward, Backward, the per-example norms and
+//     AccumulateClipped give the same bits on every run and at every thread
+//     count (tensor.SetThreads): layers cut batches into chunks whose size
+//     depends only on the problem size, and sum over chunks through fixed
+//     reduction slots (see package tensor). A batch of another size may
+//     round differently.
+//
 // Layout is NCHW. Layers own their output and input-gradient buffers and
 // reuse them across steps; Backward never modifies its argument. Misuse of
 // shapes panics with a *tensor.ShapeError.

@@ -12,7 +12,12 @@ import (
 // 2018). It never mixes examples, unlike BatchNorm.
 //
 // Per-example gradients of γ and β are B×C numbers, so they are always
-// materialised ("direct"): ∇γ_i[c] = Σ_hw dy·x̂, ∇β_i[c] = Σ_hw dy.
+// materialised ("direct"): ∇γ_i[c] = Σ_hw dy·x̂, ∇β_i[c] = Σ_hw dy. The kept
+// float32 values are exactly what AccumulateClipped adds (times c_i), so the
+// norm is exact for what is released; its float64 sum of squares is scaled
+// up by its rounding bound γ⁶⁴_{2C}, never rounded down. AccumulateClipped
+// skips examples whose coefficient is 0 (their gradients may be NaN or Inf,
+// and 0·Inf = NaN).
 //
 // Forward keeps its input x (valid until the layer below runs Forward again,
 // as every layer's output is) and the per-group mean and 1/σ, not x̂:
@@ -211,7 +216,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 						s += float64(g.gb[j*g.C+ch]) * float64(g.gb[j*g.C+ch])
 					}
 				}
-				g.sq[j] = s
+				g.sq[j] = up64(s*(1+gamma(2*g.C+1, unit64)), 1)
 			}
 			ctx.register(g, g.sq)
 		}
@@ -223,6 +228,9 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 }
 
 func (g *GroupNorm) addScaled(row int, c float32, _ int) {
+	if c == 0 {
+		return // the example takes no part (its gradient may be non-finite)
+	}
 	for ch := 0; ch < g.C; ch++ {
 		if !g.Gamma.Frozen {
 			g.Gamma.Grad[ch] += c * g.gg[row*g.C+ch]
@@ -233,7 +241,8 @@ func (g *GroupNorm) addScaled(row int, c float32, _ int) {
 	}
 }
 
-// AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients.
+// AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients; examples with
+// coef[j] = 0 are left out.
 func (g *GroupNorm) AccumulateClipped(coef []float32) {
 	for j, c := range coef {
 		g.addScaled(j, c, j)

@@ -19,6 +19,8 @@ type Param struct {
 	// NoDecay marks parameters (biases, normalisation affine) that weight
 	// decay should skip.
 	NoDecay bool
+
+	cover uint64 // Model.CheckCoverage's mark
 }
 
 func newParam(name string, noDecay bool, shape ...int) *Param {
@@ -79,13 +81,20 @@ func (c *BackwardContext) group() int {
 	return c.Group
 }
 
-// GradLayer is a leaf layer with trainable parameters.
+// GradLayer is a leaf layer with trainable parameters. In PerExample mode
+// its Backward registers (BackwardContext.register) one squared norm per
+// example for all its trainable parameters together, an upper bound of the
+// exact one (normbound.go); Model.CheckCoverage verifies that the
+// registered layers own every trainable parameter.
 type GradLayer interface {
 	Layer
 	// Trainable reports whether any parameter is not frozen.
 	Trainable() bool
 	// AccumulateClipped adds Σ_i coef[i]·g_i to Param.Grad, using what the
 	// last PerExample backward kept. coef has one entry per example (group).
+	// An example with coef[i] = 0 must contribute exactly nothing, even when
+	// its gradient (or its input) is NaN or infinite: it is left out of
+	// every product, never multiplied by 0.
 	AccumulateClipped(coef []float32)
 	// NormMethod names how the last PerExample backward computed norms
 	// ("ghost", "materialize", "materialize-stored", "direct").

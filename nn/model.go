@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"dptrain/tensor"
 )
@@ -17,6 +18,10 @@ type Model struct {
 	params []*Param
 	ctx    BackwardContext
 }
+
+// coverGen numbers CheckCoverage calls (process-wide, so that marks left
+// on a Param by one model's check never match another's).
+var coverGen atomic.Uint64
 
 // Params returns every parameter in forward order (cached).
 func (m *Model) Params() []*Param {
@@ -77,6 +82,9 @@ type PerExampleOptions struct {
 }
 
 // PerExampleResult describes the per-example norms of one backward pass.
+// Layers covers exactly the model's trainable parameters, each once
+// (BackwardPerExample checks it with CheckCoverage), so the clip factors
+// computed from SqNorms bound every gradient that AccumulateClipped adds.
 type PerExampleResult struct {
 	SqNorms    []float64   // ‖g_j‖² over all trainable parameters, one per example
 	Layers     []GradLayer // trainable leaves, in backward order
@@ -109,7 +117,62 @@ func (m *Model) BackwardPerExample(dy *tensor.Tensor, opt PerExampleOptions) *Pe
 		ctx.LayerNorms = nil
 	}
 	backwardSeq(m.Layers, dy, ctx)
-	return &PerExampleResult{SqNorms: ctx.SqNorms, Layers: ctx.Layers, LayerNorms: ctx.LayerNorms}
+	res := &PerExampleResult{SqNorms: ctx.SqNorms, Layers: ctx.Layers, LayerNorms: ctx.LayerNorms}
+	if err := m.CheckCoverage(res); err != nil {
+		panic(err)
+	}
+	return res
+}
+
+// CoverageError reports trainable parameters that a per-example backward
+// pass did not cover, or covered twice: a programming error (a layer that
+// is not a GradLayer, or one that does not register), since such a
+// parameter's gradient would be released without clipping or clipped with
+// the wrong norm. BackwardPerExample panics with it.
+type CoverageError struct {
+	Model             string
+	Missing, Repeated []string // parameter names
+}
+
+func (e *CoverageError) Error() string {
+	return fmt.Sprintf("nn: model %s: per-example rules do not cover the trainable parameters exactly (not covered: %v; covered twice: %v)", e.Model, e.Missing, e.Repeated)
+}
+
+// CheckCoverage verifies that the layers of res (the GradLayers that
+// registered per-example norms in a BackwardPerExample of m) own exactly
+// the model's trainable parameters, each once. It returns a *CoverageError
+// otherwise. It costs one pass over the parameters (marking each with a
+// process-wide generation number) and allocates nothing when coverage is
+// exact, beyond the slices the layers' Params methods return.
+func (m *Model) CheckCoverage(res *PerExampleResult) error {
+	gen := coverGen.Add(1)
+	var e *CoverageError
+	for _, l := range res.Layers {
+		for _, p := range l.Params() {
+			if p.Frozen {
+				continue
+			}
+			if p.cover == gen {
+				if e == nil {
+					e = &CoverageError{Model: m.Name}
+				}
+				e.Repeated = append(e.Repeated, p.Name)
+			}
+			p.cover = gen
+		}
+	}
+	for _, p := range m.Params() {
+		if !p.Frozen && p.cover != gen {
+			if e == nil {
+				e = &CoverageError{Model: m.Name}
+			}
+			e.Missing = append(e.Missing, p.Name)
+		}
+	}
+	if e != nil {
+		return e
+	}
+	return nil
 }
 
 // AccumulateClipped adds Σ_j coef[j]·g_j to Param.Grad for the layers of the

@@ -40,7 +40,7 @@ import (
 // reaches. Backward panics if the gradient of its input is requested.
 //
 // Memoisation: with CacheBytes > 0 the layer keeps its output per distinct
-// input example (keyed by a 128-bit hash of the example's pixels), stored as
+// input example (keyed by the SHA-256 of the example's pixels), stored as
 // float16, until CacheBytes are used; later calls with the same image return
 // the stored maps instead of recomputing them. So that cached and fresh
 // results agree, every output is then rounded to float16 precision (relative
@@ -83,7 +83,6 @@ type scatWork struct {
 	a, a2      []complex128 // second-order spectra (≤ Mp/2×Np/2)
 	b          []complex128 // low-pass output (Mp/2^J×Np/2^J)
 	fs         *fftScratch
-	key        []byte
 	half       []uint16
 }
 
@@ -291,14 +290,19 @@ func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	}
 	b := x.Shape[0]
 	s.y = tensor.Ensure(s.y, b, s.C*s.k, s.oh, s.ow)
-	for len(s.work) < tensor.Workers(b) {
+	nw := tensor.Workers(b)
+	for len(s.work) < nw {
 		s.work = append(s.work, s.newWork())
 	}
 	if s.CacheBytes > 0 && s.cache == nil {
 		s.cache = sharedScatCache([5]int{s.C, s.H, s.W, s.J, s.L}, s.CacheBytes, s.C*s.k*s.oh*s.ow)
 	}
 	in, out := s.C*s.H*s.W, s.C*s.k*s.oh*s.ow
-	tensor.ParallelEach(b, func(wk, i int) {
+	// Examples are independent and a worker's scratch is overwritten by
+	// each example it takes, so the maps are the same bits whichever worker
+	// computes them and at any thread count; with the memo, every output is
+	// rounded to float16 whether it was computed or found.
+	tensor.ParallelEachN(b, nw, func(wk, i int) {
 		w := s.work[wk]
 		xi, yi := x.Data[i*in:(i+1)*in], s.y.Data[i*out:(i+1)*out]
 		if s.cache == nil {

@@ -1,11 +1,11 @@
 package nn
 
 import (
-	"encoding/binary"
-	"hash/maphash"
+	"crypto/sha256"
 	"math"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 	"weak"
 )
 
@@ -33,38 +33,41 @@ func sharedScatCache(cfg [5]int, bytes int64, size int) *scatCache {
 }
 
 // scatCache memoises per-example outputs of a deterministic layer, keyed by
-// a 128-bit hash (two independently seeded maphashes) of the example's input
-// bits, stored as float16. It stops admitting entries when full; it never
-// evicts. Safe for concurrent use.
+// the SHA-256 digest of the example's input bits, stored as float16. A key
+// collision would hand one example's features to another (doubling the
+// sensitivity for that pair), so the key is a collision-resistant hash:
+// finding two inputs with the same SHA-256 is infeasible even for an
+// adversary who chooses the inputs (unlike a seeded non-cryptographic
+// hash, whose collisions are only unlikely for inputs that do not depend on
+// the seed). It stops admitting entries when full; it never evicts. Safe
+// for concurrent use.
 type scatCache struct {
-	seed0, seed1 maphash.Seed
 	size         int // floats per entry
 	limit        int // max entries
 	mu           sync.RWMutex
-	m            map[[2]uint64][]uint16
+	m            map[scatKey][]uint16
 	hits, misses atomic.Int64
 }
 
+// scatKey is the SHA-256 digest of an input example's float32 bits.
+type scatKey = [sha256.Size]byte
+
 func newScatCache(bytes int64, size int) *scatCache {
 	per := int64(2*size + 64) // float16 values, map entry and slice header
-	return &scatCache{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), size: size,
-		limit: int(bytes / per), m: make(map[[2]uint64][]uint16)}
+	return &scatCache{size: size, limit: int(bytes / per), m: make(map[scatKey][]uint16)}
 }
 
-// key hashes the bits of x.
-func (c *scatCache) key(w *scatWork, x []float32) [2]uint64 {
-	if cap(w.key) < 4*len(x) {
-		w.key = make([]byte, 4*len(x))
+// key hashes the bits of x: the SHA-256 of its float32 values as they lie
+// in memory (the memo lives in one process, so the byte order is fixed).
+func (c *scatCache) key(_ *scatWork, x []float32) scatKey {
+	if len(x) == 0 {
+		return sha256.Sum256(nil)
 	}
-	b := w.key[:4*len(x)]
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return [2]uint64{maphash.Bytes(c.seed0, b), maphash.Bytes(c.seed1, b)}
+	return sha256.Sum256(unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x)))
 }
 
 // get fills y from the entry of k and reports whether there was one.
-func (c *scatCache) get(k [2]uint64, y []float32) bool {
+func (c *scatCache) get(k scatKey, y []float32) bool {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
@@ -81,7 +84,7 @@ func (c *scatCache) get(k [2]uint64, y []float32) bool {
 
 // put rounds y to float16 precision in place and stores it under k if
 // there is room.
-func (c *scatCache) put(w *scatWork, k [2]uint64, y []float32) {
+func (c *scatCache) put(w *scatWork, k scatKey, y []float32) {
 	if cap(w.half) < len(y) {
 		w.half = make([]uint16, len(y))
 	}

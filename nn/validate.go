@@ -73,8 +73,18 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 	return b.dx
 }
 
-// Validate checks that a model is fit for DP-SGD: no layer mixes examples
-// within a batch. The error names each offending layer and what to use.
+// Validate checks that a model is fit for DP-SGD:
+//
+//   - no layer mixes examples within a batch;
+//   - no trainable parameter escapes clipping: every leaf layer (below
+//     Sequential and Residual containers) that owns a parameter that is not
+//     frozen must be a GradLayer, whose per-example rule covers its
+//     parameters. Any other layer type with trainable parameters (a custom
+//     layer, or a container Validate cannot see into) is rejected: its
+//     gradient would be released without being clipped.
+//
+// The error names each offending layer (by path and description), its
+// parameter, and what to do.
 func Validate(m *Model) error {
 	var errs []error
 	var walk func(path string, ls []Layer)
@@ -91,6 +101,13 @@ func Validate(m *Model) error {
 				walk(p+".pre.", v.Pre)
 				walk(p+".main.", v.Main)
 				walk(p+".shortcut.", v.Shortcut)
+			case GradLayer:
+			default:
+				for _, prm := range l.Params() {
+					if !prm.Frozen {
+						errs = append(errs, fmt.Errorf("model %s: layer %s (%s, %T) has trainable parameter %q but no per-example gradient rule (it is not a GradLayer), so its gradient would escape clipping; freeze it or implement GradLayer", m.Name, p, l.Describe(), l, prm.Name))
+					}
+				}
 			}
 		}
 	}

@@ -1,13 +1,39 @@
 // Package tensor holds dptrain's float32 arrays and the kernels every layer
 // runs on: matrix multiply (OpenBLAS through cgo by default, a pure-Go
-// fallback under the build tag "noblas" or with CGO_ENABLED=0), im2col/col2im
-// for convolutions, and a small parallel-for helper.
+// fallback under the build tag "noblas" or with CGO_ENABLED=0), float64
+// products for the per-example norm rules (DgemmSerial, DsyrkSerial),
+// im2col/col2im for convolutions, and parallel loops.
 //
 // Layout: activations are NCHW (batch, channel, height, width), row-major.
 // NCHW makes one example a contiguous slab (per-example work in DP-SGD slices
 // the batch without copying) and makes im2col produce the (C·kh·kw)×(H·W)
 // patch matrix of one example in place, so a convolution is one GEMM per
 // example with the weight matrix as the left operand.
+//
+// Determinism contract: for given inputs, every kernel returns the same bits
+// on every call and at every thread count (SetThreads), with a given backend
+// on a given machine. Concretely:
+//
+//   - Sgemm cuts C into blocks whose size depends only on (m, n, k), never
+//     on Threads(); each block is one single-threaded OpenBLAS call (OpenBLAS
+//     runs with one thread always), so each element of C is computed by the
+//     same kernel call with the same operands whether the blocks run on one
+//     goroutine or many. SgemmSerial, DgemmSerial and DsyrkSerial are single
+//     calls. Results do not depend on the operands' addresses (OpenBLAS packs
+//     them; checked by TestSgemmSerialIndependentOfAddresses).
+//   - ParallelFor's chunks do depend on Threads(): it is for elementwise
+//     work only, where nothing is summed across a chunk.
+//   - ParallelEach hands items to goroutines dynamically: an item's result
+//     may not depend on the goroutine (worker) that computes it, so callers
+//     keep per-worker scratch only, never per-worker partial sums.
+//   - Reductions over items use fixed slots (Slots, SlotRange, SlotBuffers):
+//     a fixed partition of the items, each slot summed in order into its own
+//     accumulator, the slots added in slot order.
+//
+// Layers build on this (package nn): their chunking depends only on the
+// problem size, so a seeded training run repeats bit for bit at any thread
+// count. Different backends (OpenBLAS, the pure-Go kernels), or OpenBLAS
+// builds selecting different CPU kernels, give different bits.
 //
 // Misuse of shapes (wrong lengths, negative sizes) is a programming error and
 // panics with a *ShapeError.

@@ -37,16 +37,39 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// sgemmParallel splits C into row or column blocks, one per thread, when the
-// product is large enough to pay for the goroutines.
+// Sgemm splits C into fixed blocks when the product is large enough to pay
+// for goroutines: the larger of its dimensions (rows when m ≥ n) is cut into
+// gemmBlocks pieces whose size depends only on (m, n, k). The blocks are
+// handed to up to Threads() goroutines, each one serial GEMM writing its own
+// part of C, so every element of C comes out of the same kernel call with
+// the same operands whatever the thread count: the result is the same bits
+// at 1, 2 or 16 threads (OpenBLAS itself always runs single-threaded here).
+const (
+	gemmParallelMin = 1 << 18 // m·n·k below which Sgemm stays on one goroutine
+	gemmMaxBlocks   = 16
+	gemmMinBlock    = 64 // rows (or columns) per block, at least
+	gemmBlockAlign  = 16
+)
+
+// gemmBlocks returns the block size and count for a dimension of length dim:
+// at most gemmMaxBlocks blocks of at least gemmMinBlock (a multiple of
+// gemmBlockAlign), the last one possibly shorter.
+func gemmBlocks(dim int) (size, count int) {
+	size = max(gemmMinBlock, (dim+gemmMaxBlocks-1)/gemmMaxBlocks)
+	size = (size + gemmBlockAlign - 1) / gemmBlockAlign * gemmBlockAlign
+	return size, (dim + size - 1) / size
+}
+
 func sgemmParallel(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := Threads()
-	if p <= 1 || int64(m)*int64(n)*int64(k) < 1<<18 {
+	if int64(m)*int64(n)*int64(k) < gemmParallelMin {
 		sgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if m >= n {
-		ParallelFor(m, 8, func(lo, hi int) {
+		bs, nb := gemmBlocks(m)
+		ParallelEach(nb, func(_, blk int) {
+			lo := blk * bs
+			hi := min(lo+bs, m)
 			ao := lo * lda
 			if transA {
 				ao = lo
@@ -55,7 +78,10 @@ func sgemmParallel(transA, transB bool, m, n, k int, alpha float32, a []float32,
 		})
 		return
 	}
-	ParallelFor(n, 8, func(lo, hi int) {
+	bs, nb := gemmBlocks(n)
+	ParallelEach(nb, func(_, blk int) {
+		lo := blk * bs
+		hi := min(lo+bs, n)
 		bo := lo
 		if transB {
 			bo = lo * ldb

@@ -34,3 +34,27 @@ func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		(*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb), C.float(beta),
 		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
 }
+
+func dgemmSerial(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if transA {
+		ta = C.CblasTrans
+	}
+	if transB {
+		tb = C.CblasTrans
+	}
+	C.cblas_dgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k), C.double(alpha),
+		(*C.double)(unsafe.Pointer(&a[0])), C.blasint(lda),
+		(*C.double)(unsafe.Pointer(&b[0])), C.blasint(ldb), C.double(beta),
+		(*C.double)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}
+
+func dsyrkSerial(trans bool, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+	t := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if trans {
+		t = C.CblasTrans
+	}
+	C.cblas_dsyrk(C.CblasRowMajor, C.CblasUpper, t, C.blasint(n), C.blasint(k), C.double(alpha),
+		(*C.double)(unsafe.Pointer(&a[0])), C.blasint(lda), C.double(beta),
+		(*C.double)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}

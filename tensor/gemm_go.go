@@ -43,3 +43,11 @@ func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		}
 	}
 }
+
+func dgemmSerial(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	dgemmGo(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+func dsyrkSerial(trans bool, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
+	dsyrkGo(trans, n, k, alpha, a, lda, beta, c, ldc)
+}

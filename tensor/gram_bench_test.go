@@ -1,0 +1,51 @@
+package tensor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkGram compares the Gram matrix AᵀA (T×T) of a d×T patch matrix
+// formed in float32 (SgemmSerial, as the ghost norm rule used to) with the
+// float64 SYRK it uses now, including the conversion of A to float64.
+func BenchmarkGram(b *testing.B) {
+	for _, s := range []struct{ t, d int }{{9, 576}, {49, 729}, {16, 4608}, {64, 2304}, {196, 256}} {
+		r := rand.New(rand.NewPCG(1, 2))
+		a := randSlice(r, s.d*s.t)
+		b.Run(fmt.Sprintf("T%d-d%d/sgemm32", s.t, s.d), func(b *testing.B) {
+			c := make([]float32, s.t*s.t)
+			for b.Loop() {
+				SgemmSerial(true, false, s.t, s.t, s.d, 1, a, s.t, a, s.t, 0, c, s.t)
+			}
+		})
+		b.Run(fmt.Sprintf("T%d-d%d/dsyrk64", s.t, s.d), func(b *testing.B) {
+			a64 := make([]float64, len(a))
+			c := make([]float64, s.t*s.t)
+			for b.Loop() {
+				for i, v := range a {
+					a64[i] = float64(v)
+				}
+				DsyrkSerial(true, s.t, s.d, 1, a64, s.t, 0, c, s.t)
+			}
+		})
+		b.Run(fmt.Sprintf("T%d-d%d/dgemm64", s.t, s.d), func(b *testing.B) {
+			a64 := make([]float64, len(a))
+			c := make([]float64, s.t*s.t)
+			for b.Loop() {
+				for i, v := range a {
+					a64[i] = float64(v)
+				}
+				DgemmSerial(true, false, s.t, s.t, s.d, 1, a64, s.t, a64, s.t, 0, c, s.t)
+			}
+		})
+		b.Run(fmt.Sprintf("T%d-d%d/convert", s.t, s.d), func(b *testing.B) {
+			a64 := make([]float64, len(a))
+			for b.Loop() {
+				for i, v := range a {
+					a64[i] = float64(v)
+				}
+			}
+		})
+	}
+}
