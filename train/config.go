@@ -61,14 +61,23 @@ type Config struct {
 	Sampling          string  `yaml:"sampling" json:"sampling"` // poisson (default) | shuffle (not covered by the accountant)
 
 	// Privacy
-	Private          *bool   `yaml:"private" json:"private"` // default true
-	ClipNorm         float64 `yaml:"clip_norm" json:"clip_norm"`
-	NoiseMultiplier  float64 `yaml:"noise_multiplier" json:"noise_multiplier"`
-	TargetEpsilon    float64 `yaml:"target_epsilon" json:"target_epsilon"`
-	Delta            float64 `yaml:"delta" json:"delta"`           // default 1/N rounded down to a power of ten
-	Accountant       string  `yaml:"accountant" json:"accountant"` // pld (default) | rdp
-	PerLayerClipping bool    `yaml:"per_layer_clipping" json:"per_layer_clipping"`
-	Noise            string  `yaml:"noise" json:"noise"` // seeded (default) | secure
+	Private         *bool   `yaml:"private" json:"private"` // default true
+	ClipNorm        float64 `yaml:"clip_norm" json:"clip_norm"`
+	NoiseMultiplier float64 `yaml:"noise_multiplier" json:"noise_multiplier"`
+	TargetEpsilon   float64 `yaml:"target_epsilon" json:"target_epsilon"`
+	Delta           float64 `yaml:"delta" json:"delta"` // default 1/N rounded down to a power of ten
+	// AllowLargeDelta accepts δ ≥ 1/N, which permits releasing an example
+	// outright with probability δ: refused unless set, and then stated in
+	// the report and summary.
+	AllowLargeDelta  bool   `yaml:"allow_large_delta" json:"allow_large_delta"`
+	Accountant       string `yaml:"accountant" json:"accountant"` // pld (default) | rdp
+	PerLayerClipping bool   `yaml:"per_layer_clipping" json:"per_layer_clipping"`
+	// Noise selects the randomness of a private run: secure (default:
+	// noise from a CSPRNG with the floating-point-hardened sampler, batches
+	// and augmentations from ChaCha8 keyed by 256 fresh bits from the OS)
+	// or seeded (everything derived from seed, for reproducible
+	// experiments: the guarantee then holds only while the seed is secret).
+	Noise string `yaml:"noise" json:"noise"`
 
 	// Optimisation
 	Optimizer         string  `yaml:"optimizer" json:"optimizer"` // sgd | momentum (default) | nesterov | adam
@@ -196,7 +205,9 @@ func (c *Config) validate() error {
 	if c.PhysicalBatchSize < 0 {
 		bad("physical_batch_size: %d, want ≥ 1", c.PhysicalBatchSize)
 	}
-	if c.Steps < 0 || c.Epochs < 0 || (c.Steps == 0 && c.Epochs == 0) {
+	if math.IsNaN(c.Epochs) || math.IsInf(c.Epochs, 0) {
+		bad("epochs: %g, want a finite number > 0", c.Epochs)
+	} else if c.Steps < 0 || c.Epochs < 0 || (c.Steps == 0 && c.Epochs == 0) {
 		bad("epochs/steps: set epochs > 0 or steps > 0 (got epochs=%g steps=%d)", c.Epochs, c.Steps)
 	}
 	if c.Steps > 0 && c.Epochs > 0 {
@@ -219,10 +230,10 @@ func (c *Config) validate() error {
 			bad("noise_multiplier (%g) and target_epsilon (%g) both set: give one (σ, or ε to calibrate σ for)", c.NoiseMultiplier, c.TargetEpsilon)
 		case c.NoiseMultiplier == 0 && c.TargetEpsilon == 0:
 			bad("noise_multiplier or target_epsilon: one is required for private training (or set private: false)")
-		case c.NoiseMultiplier < 0 || math.IsNaN(c.NoiseMultiplier):
-			bad("noise_multiplier: %g, want > 0", c.NoiseMultiplier)
-		case c.TargetEpsilon < 0 || math.IsNaN(c.TargetEpsilon):
-			bad("target_epsilon: %g, want > 0", c.TargetEpsilon)
+		case c.NoiseMultiplier < 0 || math.IsNaN(c.NoiseMultiplier) || math.IsInf(c.NoiseMultiplier, 0):
+			bad("noise_multiplier: %g, want a finite number > 0", c.NoiseMultiplier)
+		case c.TargetEpsilon < 0 || math.IsNaN(c.TargetEpsilon) || math.IsInf(c.TargetEpsilon, 0):
+			bad("target_epsilon: %g, want a finite number > 0", c.TargetEpsilon)
 		}
 		if c.Delta != 0 && !(c.Delta > 0 && c.Delta < 1) {
 			bad("delta: %g, want in (0, 1)", c.Delta)
@@ -240,8 +251,13 @@ func (c *Config) validate() error {
 		if c.Sampling == "shuffle" {
 			bad("sampling: shuffle is not covered by the Poisson-sampling privacy accountant; use sampling: poisson for private training")
 		}
-	} else if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
-		bad("private: false with noise_multiplier/target_epsilon set: contradictory")
+	} else {
+		if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
+			bad("private: false with noise_multiplier/target_epsilon set: contradictory")
+		}
+		if c.Noise != "" {
+			bad("noise: %q set, but private: false adds no noise", c.Noise)
+		}
 	}
 	switch c.FeatureNorm {
 	case "", "group":

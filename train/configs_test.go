@@ -1,7 +1,9 @@
 package train
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +22,17 @@ func TestShippedConfigsValid(t *testing.T) {
 		}
 		if err := c.validate(); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+		// Private configs train in the default secure mode and say which
+		// mode their README row used.
+		if c.IsPrivate() {
+			text, _ := os.ReadFile(f)
+			if c.Noise != "" {
+				t.Errorf("%s sets noise: %s; shipped configs must use the secure default", f, c.Noise)
+			}
+			if !strings.Contains(string(text), "# Randomness: ") {
+				t.Errorf("%s does not say which noise mode its README row used", f)
+			}
 		}
 	}
 }

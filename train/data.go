@@ -1,6 +1,8 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -14,6 +16,21 @@ type subset struct {
 }
 
 func (s subset) Len() int { return s.n }
+
+// ContentDigest names the first n examples: from the inner set's own
+// digest when it has one (a prepared set, without re-reading its shards),
+// otherwise by reading the n examples.
+func (s subset) ContentDigest() (string, error) {
+	if d, ok := s.Dataset.(data.ContentDigester); ok {
+		inner, err := d.ContentDigest()
+		if err != nil {
+			return "", err
+		}
+		h := sha256.Sum256([]byte(fmt.Sprintf("dptrain/train: the first %d examples of %s", s.n, inner)))
+		return "sha256:" + hex.EncodeToString(h[:]), nil
+	}
+	return data.Digest(struct{ data.Dataset }{s})
+}
 
 func limit(ds data.Dataset, n int) data.Dataset {
 	if n > 0 && n < ds.Len() {

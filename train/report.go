@@ -26,12 +26,17 @@ func writeReport(path string, s *Summary, r *run) error {
 		b.WriteString("**None.** This run trained without differential privacy (`private: false`): the model may memorise and reveal its training examples. Use it only on data that may be public.\n")
 		return writeFileAtomic(path, []byte(b.String()))
 	}
-	cond := ""
-	if s.NoiseMode == "seeded" {
-		cond = " **provided the run's seed stays secret** (seeded noise: see below)"
+	g := s.Guarantee
+	fmt.Fprintf(&b, "%s\n\n", g.Statement)
+	if len(g.Conditions) == 0 {
+		b.WriteString("It holds without further conditions on how the run was configured: secure noise, δ < 1/N, no initial weights from other data.\n\n")
+	} else {
+		b.WriteString("**It holds only if:**\n\n")
+		for _, cond := range g.Conditions {
+			fmt.Fprintf(&b, "- %s\n", cond)
+		}
+		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "The trained model weights (final, intermediate and averaged) satisfy **(ε = %.4g, δ = %g)-differential privacy** with respect to **one training example**%s: adding or removing any single example of the %d training examples changes the probability of any outcome of training by at most a factor e^ε, except with probability δ.\n\n",
-		s.Epsilon, s.Delta, cond, s.TrainExamples)
 	if c.MaxTrainExamples > 0 {
 		fmt.Fprintf(&b, "The training set is the first %d examples of `%s` (max_train_examples); the guarantee is with respect to that set.\n\n", s.TrainExamples, c.TrainData)
 	}
@@ -60,17 +65,21 @@ func writeReport(path string, s *Summary, r *run) error {
 	}
 	fmt.Fprintf(&b, "- Noise: %s mode.", s.NoiseMode)
 	if s.NoiseMode == "seeded" {
-		b.WriteString(" Noise and batch sampling come from a generator seeded by the configured seed, so that runs are reproducible: anyone who knows the seed can recompute the noise and the batches and remove the protection. Keep the seed (in config.yaml, summary.json and the checkpoints) secret, or train with `noise: secure` for a release.\n")
+		b.WriteString(" Noise, batch sampling and augmentation come from generators derived from the configured seed, so that runs are reproducible bit for bit: anyone who knows the seed can recompute the noise and the batches and remove the protection.")
 	} else {
-		b.WriteString(" The noise comes from a cryptographically secure generator with a sampler hardened against floating-point attacks; the sampling and augmentation seeds are drawn from the operating system's secure random source and kept only in the checkpoints.")
-		if r.lostSteps > 0 {
-			fmt.Fprintf(&b, " %d steps taken before an interruption and lost were counted as spent.", r.lostSteps)
-		}
-		b.WriteString("\n")
+		b.WriteString(" The noise comes from a cryptographically secure generator (ChaCha8 keyed with fresh bits from the operating system for every 65,536 values) with a sampler hardened against floating-point attacks; batch membership and augmentations come from ChaCha8 keyed by 256 secret bits drawn from the operating system in every process and never stored. A step re-run after a crash draws a fresh batch and fresh noise.")
 	}
-	if c.Init != "" {
-		fmt.Fprintf(&b, "- The run started from `%s`. The guarantee covers the training data of this run only; the data behind the initial weights must be public (or accounted for separately).\n", c.Init)
+	if r.lostSteps > 0 {
+		fmt.Fprintf(&b, " %d steps taken before an interruption and lost were counted as spent.", r.lostSteps)
 	}
-	b.WriteString("- What is covered: the model weights only. **Not covered** (computed from the private data without noise; keep them private): `metrics.jsonl`, the logs and `loss.png` (per-step training loss, realised batch sizes, clipping statistics, timings), the checkpoints' `state.json` (sampling seeds) and `config.yaml`, and whether the run stopped early on a bad value or image. Also not protected: aggregate properties of the data set, its size and class list, and the test set (used for evaluation without privacy).\n")
+	b.WriteString("\n")
+	b.WriteString("\n## What the guarantee covers\n\n")
+	for _, x := range g.Covers {
+		fmt.Fprintf(&b, "- %s\n", x)
+	}
+	b.WriteString("\n**Not covered** (computed from the private data without noise, or outside the model; keep them private):\n\n")
+	for _, x := range g.NotCovered {
+		fmt.Fprintf(&b, "- %s\n", x)
+	}
 	return writeFileAtomic(path, []byte(b.String()))
 }

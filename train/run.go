@@ -1,8 +1,6 @@
 package train
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"dptrain/accounting"
+	"dptrain/checkpoint"
 	"dptrain/data"
 	"dptrain/dpsgd"
 	"dptrain/nn"
@@ -58,7 +57,13 @@ type run struct {
 	step         int64
 	totalSteps   int64
 	plannedSteps int64
-	samplerSeed  uint64
+	// dataKey keys batch sampling and augmentation: derived from the seed
+	// in seeded mode; in secure mode 256 bits from the OS, fresh in every
+	// process and never stored, so that steps re-run after a crash draw new
+	// batches (their cost is then exactly one more Step(q, σ) each).
+	dataKey data.Key
+	// dataDigest identifies the training data by content (journal header).
+	dataDigest string
 	// maxLedgerSteps (with a target ε) is how many (q, σ) steps the budget
 	// allows in the ledger, steps lost to crashes in secure mode included.
 	maxLedgerSteps int64
@@ -68,8 +73,11 @@ type run struct {
 	dataNorm    *nn.Standardize
 	dataNormIdx int
 	lostSteps   int64
-	journal     *os.File
-	augmentSeed uint64
+	journal     *journal
+	// replay (seeded mode) holds the journaled events after the newest
+	// checkpoint: the re-run must release exactly these again.
+	replay      []journalEvent
+	unlock      func() error
 	ckptDir     string
 	start       time.Time
 	priorWall   float64
@@ -77,6 +85,9 @@ type run struct {
 	progress    *progress
 	evals       []evalPoint
 	initSkipped []string
+	// plannedEps is ε(δ) of the whole planned schedule, computed before the
+	// first step.
+	plannedEps float64
 }
 
 // priorLen is how many ledger events precede the DP-SGD steps.
@@ -103,19 +114,23 @@ func (r *run) logf(format string, args ...any) {
 // --out resumes from the newest valid checkpoint.
 func Run(cfg Config, opt Options) (*Summary, error) {
 	r := &run{cfg: cfg, opt: opt, start: time.Now()}
+	defer r.close()
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
-	defer r.metrics.Close()
-	defer func() {
-		if r.journal != nil {
-			r.journal.Close()
-		}
-	}()
 	if err := r.loop(); err != nil {
 		return nil, err
 	}
 	return r.finish()
+}
+
+// close releases the files and the lock of --out.
+func (r *run) close() {
+	r.metrics.Close()
+	r.journal.Close()
+	if r.unlock != nil {
+		r.unlock()
+	}
 }
 
 func (r *run) setup() error {
@@ -153,7 +168,7 @@ func (r *run) setup() error {
 			c.Accountant = "pld"
 		}
 		if c.Noise == "" {
-			c.Noise = "seeded"
+			c.Noise = dpsgd.ModeSecure
 		}
 	}
 	var err error
@@ -166,6 +181,9 @@ func (r *run) setup() error {
 	}
 	if c.BatchSize > r.n {
 		return fmt.Errorf("batch_size %d is larger than the %d training examples", c.BatchSize, r.n)
+	}
+	if r.dataDigest, err = data.Digest(r.trainDS); err != nil {
+		return fmt.Errorf("train_data %s: %w", c.TrainData, err)
 	}
 	if c.PhysicalBatchSize == 0 {
 		c.PhysicalBatchSize = min(c.BatchSize, 256)
@@ -217,13 +235,11 @@ func (r *run) setup() error {
 
 	// Length, sampling and privacy.
 	r.q = float64(c.BatchSize) / float64(r.n)
-	if c.Steps > 0 {
-		r.plannedSteps = int64(c.Steps)
-	} else {
-		r.plannedSteps = int64(math.Ceil(c.Epochs * float64(r.n) / float64(c.BatchSize)))
+	if r.plannedSteps, err = plannedSteps(c, r.n); err != nil {
+		return err
 	}
 	r.totalSteps = r.plannedSteps
-	r.samplerSeed, r.augmentSeed = c.Seed^0x5a5a5a5a, c.Seed^0xa5a5a5a5
+	r.dataKey = data.KeyFromSeed(c.Seed)
 	if c.IsPrivate() {
 		r.kind = c.Accountant
 		r.delta = c.Delta
@@ -231,8 +247,8 @@ func (r *run) setup() error {
 			r.delta = DefaultDelta(r.n)
 			c.Delta = r.delta
 		}
-		if r.delta >= 1/float64(r.n) {
-			r.logf("warning: delta %g ≥ 1/N = %g: the guarantee allows releasing an example outright with that probability", r.delta, 1/float64(r.n))
+		if r.delta >= 1/float64(r.n) && !c.AllowLargeDelta {
+			return fmt.Errorf("delta: %g ≥ 1/N = %g (N = %d training examples): such a δ allows a mechanism that publishes an example outright with probability δ; use delta < 1/N (the default is %g), or set allow_large_delta: true to accept it (the report and summary will say so)", r.delta, 1/float64(r.n), r.n, DefaultDelta(r.n))
 		}
 		r.sigma = c.NoiseMultiplier
 		if c.TargetEpsilon > 0 {
@@ -247,14 +263,15 @@ func (r *run) setup() error {
 			r.maxLedgerSteps = int64(maxSteps)
 			r.totalSteps = min(r.totalSteps, int64(maxSteps))
 		}
-		if c.Noise == "secure" {
-			// The batch composition must be unpredictable too: a known sampler
-			// seed would reveal which examples each step used.
-			var b [16]byte
-			if _, err := rand.Read(b[:]); err != nil {
+		if err := r.checkPlannedEpsilon(); err != nil {
+			return err
+		}
+		if c.Noise == dpsgd.ModeSecure {
+			// The batch composition must be unpredictable too: a known key
+			// would reveal which examples each step used.
+			if r.dataKey, err = data.NewSecretKey(); err != nil {
 				return err
 			}
-			r.samplerSeed, r.augmentSeed = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
 		}
 		if r.noise, err = dpsgd.NewNoise(c.Noise, c.Seed^0x6e6f697365); err != nil {
 			return err
@@ -314,13 +331,19 @@ func (r *run) setup() error {
 	}
 	r.fingerprint = fingerprint(*c)
 
-	// Output folder and resume.
+	// Output folder, its lock, resume.
 	if err := os.MkdirAll(r.opt.Out, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
+	}
+	if r.unlock, err = lockOut(r.opt.Out); err != nil {
+		return err
 	}
 	r.ckptDir = filepath.Join(r.opt.Out, "checkpoints")
 	resumed, err := r.resume()
 	if err != nil {
+		return err
+	}
+	if err := r.openJournal(resumed); err != nil {
 		return err
 	}
 	if !resumed && r.dataNorm != nil {
@@ -331,10 +354,11 @@ func (r *run) setup() error {
 			if err := r.ledger.Record(r.prior); err != nil {
 				return err
 			}
+			d, _ := releaseDigest([][]float32{r.dataNorm.Mean.Value, r.dataNorm.Var.Value})
+			if err := r.journal.append(journalEvent{N: int64(r.ledger.Len()), Event: "data_norm", Release: d}); err != nil {
+				return err
+			}
 		}
-	}
-	if err := r.openJournal(resumed); err != nil {
-		return err
 	}
 	if !resumed {
 		// A checkpoint at step 0: from now on a restart always resumes
@@ -350,9 +374,9 @@ func (r *run) setup() error {
 		return err
 	}
 	if c.Sampling == "shuffle" {
-		r.sampler = &data.ShuffleSampler{N: r.n, BatchSize: c.BatchSize, Seed: r.samplerSeed}
+		r.sampler = &data.ShuffleSampler{N: r.n, BatchSize: c.BatchSize, Key: r.dataKey}
 	} else {
-		ps := data.PoissonSampler{N: r.n, Rate: r.q, Seed: r.samplerSeed}
+		ps := data.PoissonSampler{N: r.n, Rate: r.q, Key: r.dataKey}
 		if err := ps.Validate(); err != nil {
 			return err
 		}
@@ -371,7 +395,13 @@ func (r *run) describe() {
 		r.logf("init %s: kept fresh initialisation for %v", c.Init, r.initSkipped)
 	}
 	if c.IsPrivate() {
-		r.logf("DP-SGD: q=%.6g (B=%d), σ=%.6g, C=%g, δ=%g, %d steps (%.3g epochs), accountant %s, noise %s", r.q, c.BatchSize, r.sigma, c.ClipNorm, r.delta, r.totalSteps, float64(r.totalSteps)*r.q, r.kind, c.Noise)
+		r.logf("DP-SGD: q=%.6g (B=%d), σ=%.6g, C=%g, δ=%g, %d steps (%.3g epochs), accountant %s, noise %s; planned ε = %.4g", r.q, c.BatchSize, r.sigma, c.ClipNorm, r.delta, r.totalSteps, float64(r.totalSteps)*r.q, r.kind, c.Noise, r.plannedEps)
+		if c.Noise == dpsgd.ModeSeeded {
+			r.logf("warning: noise: seeded — noise, batches and augmentations are derived from seed %d: every ε printed holds only while that seed stays secret (use the default, noise: secure, for a release)", c.Seed)
+		}
+		if r.delta >= 1/float64(r.n) {
+			r.logf("warning: δ = %g ≥ 1/N (allow_large_delta): the guarantee allows releasing an example outright with probability δ", r.delta)
+		}
 		if c.TargetEpsilon > 0 && r.totalSteps < r.plannedSteps {
 			r.logf("budget: ε=%g allows %d of the %d planned steps; stopping there", c.TargetEpsilon, r.totalSteps, r.plannedSteps)
 		}
@@ -443,7 +473,7 @@ func (r *run) loop() error {
 	if r.step >= r.totalSteps {
 		return nil
 	}
-	loader, err := data.NewLoader(r.trainDS, r.tr, data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Seed: r.augmentSeed})
+	loader, err := data.NewLoader(r.trainDS, r.tr, data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Key: r.dataKey})
 	if err != nil {
 		return err
 	}
@@ -500,20 +530,25 @@ func (r *run) loop() error {
 		if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
 			return fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.ckptDir)
 		}
+		release, finite := releaseDigest(r.grads)
+		if c.IsPrivate() {
+			// One event per logical step, in the ledger and the journal
+			// before anything derived from this step can be saved.
+			if err := r.ledger.Record(event); err != nil {
+				return err
+			}
+			if err := r.journalRelease(journalEvent{N: int64(r.ledger.Len()), Event: "step", Step: r.step + 1, Release: release}); err != nil {
+				return err
+			}
+		}
+		if !finite {
+			// Never applied, recorded in a checkpoint or evaluated.
+			return fmt.Errorf("step %d: the update is not finite (Inf or NaN in the noisy gradient sum, e.g. clip_norm·noise_multiplier beyond float32's range or an overflowing model): stopping without applying it; the last good checkpoint in %s is kept", r.step+1, r.ckptDir)
+		}
 		lr := r.sched.LR(r.step)
 		r.optim.Step(r.params, r.grads, lr)
 		if r.ema != nil {
 			r.ema.Update(r.params)
-		}
-		if c.IsPrivate() {
-			// One event per logical step, recorded before anything derived
-			// from this step can be saved.
-			if err := r.ledger.Record(event); err != nil {
-				return err
-			}
-			if err := r.journalStep(); err != nil {
-				return err
-			}
 		}
 		r.step++
 		stepsThisRun++
@@ -600,29 +635,35 @@ func epsText(eps, delta float64) string {
 
 // Summary is summary.json.
 type Summary struct {
-	TestAccuracy    float64     `json:"test_accuracy"`
-	TestTop5        float64     `json:"test_top5"`
-	TestLoss        float64     `json:"test_loss"`
-	Epsilon         float64     `json:"epsilon"`
-	EpsilonRDP      float64     `json:"epsilon_rdp"`
-	RDPOrder        float64     `json:"rdp_order"`
-	Delta           float64     `json:"delta"`
-	Accountant      string      `json:"accountant"`
-	NoiseMultiplier float64     `json:"noise_multiplier"`
-	SamplingRate    float64     `json:"sampling_rate"`
-	Steps           int64       `json:"steps"`
-	Epochs          float64     `json:"epochs"`
-	WallSeconds     float64     `json:"wall_seconds"`
-	Private         bool        `json:"private"`
-	Sampling        string      `json:"sampling"`
-	NoiseMode       string      `json:"noise_mode,omitempty"`
-	TrainExamples   int         `json:"train_examples"`
-	TestExamples    int         `json:"test_examples"`
-	Parameters      int         `json:"parameters"`
-	Trainable       int         `json:"trainable_parameters"`
-	Config          Config      `json:"config"`
-	Eval            *EvalResult `json:"eval,omitempty"`
-	Out             string      `json:"out"`
+	TestAccuracy    float64 `json:"test_accuracy"`
+	TestTop5        float64 `json:"test_top5"`
+	TestLoss        float64 `json:"test_loss"`
+	Epsilon         float64 `json:"epsilon"`
+	EpsilonRDP      float64 `json:"epsilon_rdp"`
+	RDPOrder        float64 `json:"rdp_order"`
+	Delta           float64 `json:"delta"`
+	Accountant      string  `json:"accountant"`
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	SamplingRate    float64 `json:"sampling_rate"`
+	Steps           int64   `json:"steps"`
+	Epochs          float64 `json:"epochs"`
+	WallSeconds     float64 `json:"wall_seconds"`
+	Private         bool    `json:"private"`
+	Sampling        string  `json:"sampling"`
+	NoiseMode       string  `json:"noise_mode,omitempty"`
+	// EpsilonConditionalOnSecretSeed is true in seeded mode: ε then holds
+	// only while the seed stays secret (see Guarantee.Conditions).
+	EpsilonConditionalOnSecretSeed bool `json:"epsilon_conditional_on_secret_seed"`
+	// LostSteps were taken, lost in a crash and counted as spent.
+	LostSteps     int64       `json:"lost_steps,omitempty"`
+	Guarantee     *Guarantee  `json:"guarantee,omitempty"`
+	TrainExamples int         `json:"train_examples"`
+	TestExamples  int         `json:"test_examples"`
+	Parameters    int         `json:"parameters"`
+	Trainable     int         `json:"trainable_parameters"`
+	Config        Config      `json:"config"`
+	Eval          *EvalResult `json:"eval,omitempty"`
+	Out           string      `json:"out"`
 }
 
 func (r *run) finish() (*Summary, error) {
@@ -648,6 +689,9 @@ func (r *run) finish() (*Summary, error) {
 			s.EpsilonRDP, s.RDPOrder, _ = ra.EpsilonAndOrder(r.delta)
 		}
 		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = r.delta, r.kind, r.sigma, r.q, r.noise.Mode()
+		s.EpsilonConditionalOnSecretSeed = s.NoiseMode == dpsgd.ModeSeeded
+		s.LostSteps = r.lostSteps
+		s.Guarantee = r.guarantee(s)
 	}
 	s.WallSeconds = r.wallSeconds()
 	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
@@ -679,22 +723,4 @@ func writeJSON(path string, v any) error {
 	return writeFileAtomic(path, append(b, '\n'))
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeFileAtomic(path string, b []byte) error { return checkpoint.WriteFileAtomic(path, b) }

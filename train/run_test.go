@@ -46,6 +46,7 @@ checkpoint_every: 3
 crop: random
 crop_padding: 2
 aug_multiplicity: 2
+noise: seeded
 seed: 7
 `
 	if err := ParseConfig([]byte(yml), &c); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -26,8 +27,6 @@ type runState struct {
 	Step             int64              `json:"step"`
 	TotalSteps       int64              `json:"total_steps"`
 	Fingerprint      string             `json:"config_fingerprint"`
-	SamplerSeed      uint64             `json:"sampler_seed"`
-	AugmentSeed      uint64             `json:"augment_seed"`
 	NoiseState       []byte             `json:"noise_state,omitempty"`
 	NoiseMode        string             `json:"noise_mode"`
 	NoiseMultiplier  float64            `json:"noise_multiplier"`
@@ -46,7 +45,10 @@ type runState struct {
 	LostSteps        int64              `json:"lost_steps"`
 }
 
-const stateVersion = 1
+// stateVersion 2: no sampling seeds (seeded mode derives its key from the
+// config's seed; secure mode draws a fresh key in every process and never
+// stores it).
+const stateVersion = 2
 
 // fingerprint hashes the settings that define a run's trajectory and its
 // privacy: resuming under a different one is refused.
@@ -71,7 +73,7 @@ func (r *run) saveCheckpoint() error {
 		optT[strings.ReplaceAll(k, "/", ".")] = checkpoint.Tensor{Shape: []int{len(v)}, Data: v}
 	}
 	st := runState{FormatVersion: stateVersion, Step: r.step, TotalSteps: r.totalSteps, Fingerprint: r.fingerprint,
-		SamplerSeed: r.samplerSeed, AugmentSeed: r.augmentSeed, NoiseMultiplier: r.sigma, SamplingRate: r.q, Delta: r.delta,
+		NoiseMultiplier: r.sigma, SamplingRate: r.q, Delta: r.delta,
 		OptimizerKind: os.Kind, OptimizerSteps: os.Steps, OptimizerScalars: os.Scalars,
 		Model: r.modelCfg, Classes: r.trainDS.Classes(), Normalize: r.cfg.Normalize, WallSeconds: r.wallSeconds(),
 		TrainExamples: r.n, LostSteps: r.lostSteps}
@@ -158,8 +160,11 @@ func (r *run) resume() (bool, error) {
 		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out",
 			path, st.TrainExamples, st.SamplingRate, st.NoiseMultiplier, st.Delta, r.n, r.q, r.sigma, r.delta)
 	}
-	if r.cfg.IsPrivate() && int64(led.Len()) != r.priorLen()+ck.Step+st.LostSteps {
+	if int64(led.Len()) != r.priorLen()+ck.Step+st.LostSteps && r.cfg.IsPrivate() || !r.cfg.IsPrivate() && led.Len() != 0 {
 		return false, fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen())
+	}
+	if err := r.checkLedger(&led); err != nil {
+		return false, fmt.Errorf("resume %s: %w; use a new --out", path, err)
 	}
 	r.lostSteps = st.LostSteps
 	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
@@ -182,7 +187,6 @@ func (r *run) resume() (bool, error) {
 	}
 	r.ledger = &led
 	r.step = ck.Step
-	r.samplerSeed, r.augmentSeed = st.SamplerSeed, st.AugmentSeed
 	r.priorWall = st.WallSeconds
 	r.logf("resumed from %s (step %d of %d)", path, ck.Step, r.totalSteps)
 	return true, nil
@@ -244,49 +248,94 @@ func initFrom(m *nn.Model, path string) (skipped []string, err error) {
 	return copyWeights(m, ts, false)
 }
 
-// The privacy journal (privacy-journal.log in --out) gets one line per
-// private step, fsynced before anything derived from the step is written.
-// After a crash, steps in the journal beyond the checkpoint were taken but
-// their results lost. In seeded mode the re-run repeats them bit for bit
-// (the same release), so they cost nothing more; in secure mode the re-run
-// draws fresh noise, so the lost steps are added to the ledger as spent.
-func (r *run) openJournal(resumed bool) error {
-	if !r.cfg.IsPrivate() {
-		return nil
-	}
-	path := filepath.Join(r.opt.Out, "privacy-journal.log")
-	if resumed && r.cfg.Noise == "secure" {
-		b, err := os.ReadFile(path)
-		if err != nil && !os.IsNotExist(err) {
-			return err
+// checkLedger verifies that every event of a resumed ledger is one this
+// configuration releases: the prior release (data normalisation) once,
+// first, if the run has one, then DP-SGD steps Step(q, σ) only. The
+// ledger's length alone would let an edited σ or q (with a recomputed
+// manifest) lower ε.
+func (r *run) checkLedger(led *accounting.Ledger) error {
+	step := accounting.Event(accounting.Step(r.q, r.sigma))
+	for i, e := range led.Entries() {
+		want := step
+		if i == 0 && r.prior != nil {
+			want = r.prior
+			if e.Count != 1 {
+				return fmt.Errorf("ledger entry 0 records %s %d times, want once", e.Event, e.Count)
+			}
 		}
-		taken := int64(strings.Count(string(b), "\n"))
-		if extra := taken - int64(r.ledger.Len()); extra > 0 {
+		if !reflect.DeepEqual(e.Event, want) {
+			return fmt.Errorf("ledger entry %d is %s, but this run releases %s", i, e.Event, want)
+		}
+	}
+	if r.prior != nil && led.Len() == 0 {
+		return fmt.Errorf("ledger is empty, but this run releases %s before training", r.prior)
+	}
+	return nil
+}
+
+// openJournal opens the privacy journal (see journalName) after resume
+// has restored the newest checkpoint (resumed) or found none.
+func (r *run) openJournal(resumed bool) error {
+	path := filepath.Join(r.opt.Out, journalName)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("privacy journal %s is a symbolic link: dptrain never reads or writes the journal through a link (someone may have planted it); remove it", path)
+	}
+	hdr, events, err := readJournal(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("privacy journal: %w", err)
+	}
+	present := err == nil
+	if !resumed {
+		if present && len(events) > 0 {
+			return fmt.Errorf("%s records %d releases of an earlier run in this folder, but no checkpoint of it is left: starting over would release again without counting them (privacy would be under-counted); restore the checkpoints, or use a new --out", path, len(events))
+		}
+		r.journal, err = createJournal(path, journalHeader{Data: r.dataDigest, Examples: r.n})
+		return err
+	}
+	if !present {
+		if r.cfg.IsPrivate() {
+			return fmt.Errorf("resume: %s is missing: the steps taken after the newest checkpoint cannot be counted, so ε would be under-counted; restore the journal, or use a new --out", path)
+		}
+		r.journal, err = createJournal(path, journalHeader{Data: r.dataDigest, Examples: r.n})
+		return err
+	}
+	if hdr.Data != r.dataDigest || hdr.Examples != r.n {
+		return fmt.Errorf("resume: the training data %s changed since this run started (%d examples, %s; now %d examples, %s): a resumed run would train on other data than its ledger accounts for; use a new --out", r.cfg.TrainData, hdr.Examples, hdr.Data, r.n, r.dataDigest)
+	}
+	taken, recorded := int64(len(events)), int64(r.ledger.Len())
+	if taken < recorded {
+		return fmt.Errorf("resume: %s records %d releases, the checkpoint's ledger %d: the journal was truncated or replaced, so the steps taken after the checkpoint cannot be counted; restore it, or use a new --out", path, taken, recorded)
+	}
+	if extra := taken - recorded; extra > 0 {
+		if r.cfg.Noise == dpsgd.ModeSecure {
 			if err := r.ledger.RecordN(accounting.Step(r.q, r.sigma), int(extra)); err != nil {
 				return err
 			}
 			r.lostSteps += extra
-			r.logf("secure mode: %d steps taken after the last checkpoint were lost; they are counted as spent", extra)
+			r.logf("secure mode: %d steps taken after the last checkpoint were lost; they are counted as spent (the re-run draws fresh batches and noise)", extra)
+		} else {
+			r.replay = events[recorded:]
+			r.logf("seeded mode: the %d steps taken after the last checkpoint are re-run and checked bit for bit against the journal", extra)
 		}
 	}
-	// Rewrite the journal to match the ledger, then append.
-	if err := writeFileAtomic(path, []byte(strings.Repeat("step\n", r.ledger.Len()))); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	r.journal = f
-	return nil
+	r.journal, err = appendJournal(path, taken)
+	return err
 }
 
-func (r *run) journalStep() error {
-	if r.journal == nil {
+// journalRelease journals one release, or in seeded mode, while re-running
+// steps lost in a crash, checks that it repeats the journaled one exactly.
+func (r *run) journalRelease(e journalEvent) error {
+	if len(r.replay) == 0 {
+		return r.journal.append(e)
+	}
+	want := r.replay[0]
+	r.replay = r.replay[1:]
+	if want.Event == "" { // a line torn by the crash: contents unknown
 		return nil
 	}
-	if _, err := r.journal.WriteString("step\n"); err != nil {
-		return err
+	if want.N != e.N || want.Event != e.Event || want.Release != e.Release {
+		return fmt.Errorf("seeded mode: the re-run of step %d released %s (ledger event %d), but before the interruption it released %s (event %d): the repeat is not bit-identical (another machine, library or thread-dependent kernel?), so it would be a second release of that step that no accountant covers; stopping before anything is written. Resume on the machine that took the step, or use a new --out",
+			e.Step, e.Release, e.N, want.Release, want.N)
 	}
-	return r.journal.Sync()
+	return nil
 }

@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"dptrain/accounting"
 	"dptrain/checkpoint"
-	"dptrain/internal/mnistdata"
+	"dptrain/internal/synthdata"
 	"dptrain/train"
 )
 
@@ -25,25 +28,30 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func killConfig(t *testing.T, dir string) string {
-	d, err := mnistdata.Dir()
-	if err != nil {
+// killConfig writes a short seeded run of cnn-cifar on synthetic 3×32×32
+// data whose convolutions take all three per-example norm rules (stored,
+// materialise, ghost: the materialise budget is that of train's
+// TestThreeRuleModelUsesEveryRule), at the default thread count.
+func killConfig(t *testing.T, dir, noise string) string {
+	data := filepath.Join(dir, "cifar")
+	if err := synthdata.WriteCIFAR10(data, 240, 40, 2); err != nil {
 		t.Fatal(err)
 	}
-	cfg := `model: cnn-mnist
-train_data: mnist:` + d + `
-test_data: mnist:` + d + `
-max_train_examples: 900
-max_test_examples: 200
-batch_size: 30
-steps: 60
+	cfg := `model: cnn-cifar
+train_data: cifar10:` + data + `
+test_data: cifar10:` + data + `
+batch_size: 12
+physical_batch_size: 8
+materialize_budget: 73728
+steps: 40
 clip_norm: 1
 noise_multiplier: 1.2
-learning_rate: 0.3
+learning_rate: 0.05
 optimizer: momentum
 ema_decay: 0.9
-checkpoint_every: 2
+checkpoint_every: 3
 keep_checkpoints: 2
+noise: ` + noise + `
 seed: 3
 `
 	p := filepath.Join(dir, "run.yaml")
@@ -53,25 +61,15 @@ seed: 3
 	return p
 }
 
-// TestSIGKILLResume kills `dptrain train` with SIGKILL at random moments and
-// re-runs the same command until it finishes: the final weights and ε equal
-// those of an uninterrupted run.
-func TestSIGKILLResume(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := killConfig(t, dir)
-	ref := filepath.Join(dir, "ref")
-	var stdout, stderr bytes.Buffer
-	t0 := time.Now()
-	if err := runTrain([]string{"--config", cfgPath, "--out", ref}, &stdout, &stderr); err != nil {
-		t.Fatalf("reference run: %v\n%s", err, stderr.String())
-	}
-	// Kill at random moments spread over about one run's duration (startup
-	// included), so kills land before, between and during checkpoint writes.
-	span := time.Since(t0) + 300*time.Millisecond
-	out := filepath.Join(dir, "killed")
+// killLoop runs `dptrain train` and SIGKILLs it at random moments spread
+// over about one run's duration (startup included, so kills land before,
+// between and during checkpoint writes), re-running the same command until
+// it finishes. It returns the number of kills.
+func killLoop(t *testing.T, cfgPath, out string, span time.Duration) int {
+	t.Helper()
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills, done := 0, false
-	for attempt := 0; attempt < 40 && !done; attempt++ {
+	kills := 0
+	for attempt := 0; attempt < 40; attempt++ {
 		cmd := exec.Command(os.Args[0], "train", "--config", cfgPath, "--out", out)
 		cmd.Env = append(os.Environ(), "DPTRAIN_TEST_MAIN=1")
 		var errb bytes.Buffer
@@ -86,19 +84,35 @@ func TestSIGKILLResume(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run %d failed: %v\n%s", attempt, err, errb.String())
 			}
-			done = true
+			return kills
 		case <-time.After(span*15/100 + time.Duration(r.Int64N(int64(span)*6/10))):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
 			kills++
 			// Whatever the kill interrupted, the newest valid checkpoint is
-			// complete and its ledger covers exactly its steps (checked on
-			// resume by the next run).
+			// complete and its ledger and the journal cover every release
+			// (checked on resume by the next run).
 		}
 	}
-	if !done {
-		t.Fatalf("run did not finish after %d kills", kills)
+	t.Fatalf("run did not finish after %d kills", kills)
+	return kills
+}
+
+// TestSIGKILLResume kills a seeded `dptrain train` at random moments and
+// re-runs it until it finishes: the final weights, ledger and ε equal
+// those of an uninterrupted run bit for bit, the lost steps having been
+// re-run and checked against the journal.
+func TestSIGKILLResume(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := killConfig(t, dir, "seeded")
+	ref := filepath.Join(dir, "ref")
+	var stdout, stderr bytes.Buffer
+	t0 := time.Now()
+	if err := runTrain([]string{"--config", cfgPath, "--out", ref}, &stdout, &stderr); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, stderr.String())
 	}
+	out := filepath.Join(dir, "killed")
+	kills := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
 	t.Logf("finished after %d SIGKILLs", kills)
 	want, _, _, err := checkpoint.LoadLatest(filepath.Join(ref, "checkpoints"))
 	if err != nil {
@@ -111,11 +125,13 @@ func TestSIGKILLResume(t *testing.T) {
 	if got.Step != want.Step {
 		t.Fatalf("final step %d, reference %d", got.Step, want.Step)
 	}
-	for name, w := range want.Tensors["weights"] {
-		g := got.Tensors["weights"][name]
-		for i := range w.Data {
-			if w.Data[i] != g.Data[i] {
-				t.Fatalf("%s[%d] = %g after kills, %g uninterrupted", name, i, g.Data[i], w.Data[i])
+	for g, ts := range want.Tensors {
+		for name, w := range ts {
+			gt := got.Tensors[g][name]
+			for i := range w.Data {
+				if math.Float32bits(w.Data[i]) != math.Float32bits(gt.Data[i]) {
+					t.Fatalf("%s/%s[%d] = %g after kills, %g uninterrupted", g, name, i, gt.Data[i], w.Data[i])
+				}
 			}
 		}
 	}
@@ -127,5 +143,48 @@ func TestSIGKILLResume(t *testing.T) {
 	readJSON(t, filepath.Join(out, "summary.json"), &b)
 	if a.Epsilon != b.Epsilon || a.TestAccuracy != b.TestAccuracy {
 		t.Fatalf("ε %g acc %g after kills; uninterrupted ε %g acc %g", b.Epsilon, b.TestAccuracy, a.Epsilon, a.TestAccuracy)
+	}
+}
+
+// TestSIGKILLSecureCountsEveryRelease kills a secure-mode run at random
+// moments: every release it ever made is in the journal, and the final
+// ledger counts each of them (lost steps included) as one independent
+// Step(q, σ), which is their exact cost because every process draws fresh
+// batches and noise; ε is that of all of them.
+func TestSIGKILLSecureCountsEveryRelease(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := killConfig(t, dir, "secure")
+	out := filepath.Join(dir, "killed")
+	t0 := time.Now()
+	var stdout, stderr bytes.Buffer
+	if err := runTrain([]string{"--config", cfgPath, "--out", filepath.Join(dir, "ref")}, &stdout, &stderr); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, stderr.String())
+	}
+	kills := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
+	j, err := os.ReadFile(filepath.Join(out, "privacy-journal.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	releases := len(strings.Split(strings.TrimSpace(string(j)), "\n")) - 1 // minus the header
+	ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led accounting.Ledger
+	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+		t.Fatal(err)
+	}
+	var s train.Summary
+	readJSON(t, filepath.Join(out, "summary.json"), &s)
+	t.Logf("%d SIGKILLs, %d releases for %d steps (%d lost and counted)", kills, releases, s.Steps, s.LostSteps)
+	if led.Len() != releases || int64(releases) != s.Steps+s.LostSteps {
+		t.Fatalf("ledger %d events, journal %d releases, summary %d steps + %d lost", led.Len(), releases, s.Steps, s.LostSteps)
+	}
+	want, err := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, releases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Epsilon != want {
+		t.Fatalf("ε = %g, ε of the %d releases %g", s.Epsilon, releases, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"dptrain/internal/synthdata"
 )
 
 func readJSON(t *testing.T, path string, v any) {
@@ -59,5 +61,37 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if m["private_examples_per_sec"].(float64) <= 0 {
 		t.Errorf("private_examples_per_sec %v", m["private_examples_per_sec"])
+	}
+}
+
+// TestTrainPrintsGuaranteeConditions: the "privacy spent" line of a seeded
+// run is followed by the condition that the seed stays secret; a secure
+// run (the default) states ε with no condition.
+func TestTrainPrintsGuaranteeConditions(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "cifar")
+	if err := synthdata.WriteCIFAR10(data, 120, 20, 4); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"train", "--model=cnn-cifar", "--train-data=cifar10:" + data, "--batch-size=8", "--steps=2",
+		"--clip-norm=1", "--noise-multiplier=1", "--learning-rate=0.1", "--delta=1e-3"}
+	for _, tc := range []struct {
+		noise string
+		want  bool
+	}{{"", false}, {"--noise=secure", false}, {"--noise=seeded", true}} {
+		args := append(append([]string(nil), base...), "--out", filepath.Join(dir, "run"+tc.noise))
+		if tc.noise != "" {
+			args = append(args, tc.noise)
+		}
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "privacy spent: ε = ") {
+			t.Fatalf("no privacy line:\n%s", out.String())
+		}
+		if got := strings.Contains(out.String(), "holds only if: The seed stays secret"); got != tc.want {
+			t.Errorf("noise %q: condition printed %v, want %v:\n%s", tc.noise, got, tc.want, out.String())
+		}
 	}
 }

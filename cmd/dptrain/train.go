@@ -106,8 +106,17 @@ func printSummary(w io.Writer, s *train.Summary) {
 		fmt.Fprintf(w, "test accuracy: %.2f%% (top-5 %.2f%%) on %d examples\n", 100*s.TestAccuracy, 100*s.TestTop5, s.TestExamples)
 	}
 	if s.Private {
-		fmt.Fprintf(w, "privacy spent: ε = %.4g at δ = %g (%s accountant; RDP gives ε = %.4g), σ = %.4g, q = %.4g, %d steps\n",
+		fmt.Fprintf(w, "privacy spent: ε = %.4g at δ = %g (%s accountant; RDP gives ε = %.4g), σ = %.4g, q = %.4g, %d steps",
 			s.Epsilon, s.Delta, s.Accountant, s.EpsilonRDP, s.NoiseMultiplier, s.SamplingRate, s.Steps)
+		if s.LostSteps > 0 {
+			fmt.Fprintf(w, " (+%d lost to interruptions, counted)", s.LostSteps)
+		}
+		fmt.Fprintln(w)
+		if s.Guarantee != nil {
+			for _, c := range s.Guarantee.Conditions {
+				fmt.Fprintf(w, "  holds only if: %s\n", c)
+			}
+		}
 	} else {
 		fmt.Fprintln(w, "not private: no differential-privacy guarantee")
 	}
