@@ -145,10 +145,6 @@ func writeAtomic(path string, fill func(io.Writer) error) (err error) {
 	return nil
 }
 
-// SyncDir fsyncs a directory, so that files created, renamed or removed in
-// it survive a power loss.
-func SyncDir(dir string) error { return syncDir(dir) }
-
 func exists(path string) (bool, error) {
 	_, err := os.Lstat(path)
 	if err == nil {

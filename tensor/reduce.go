@@ -100,19 +100,3 @@ func (b *SlotBuffers) Reduce() []float32 {
 	})
 	return acc
 }
-
-// AddTo adds the reduced sum to dst: dst[i] += ((a₀[i] + a₁[i]) + …), for
-// the first len(dst) elements of the accumulators (in parallel over
-// elements; the order of the additions per element is fixed).
-func (b *SlotBuffers) AddTo(dst []float32) {
-	if len(dst) > len(b.bufs[0]) {
-		shapePanic("SlotBuffers.AddTo", "dst len %d > accumulator len %d", len(dst), len(b.bufs[0]))
-	}
-	acc := b.Reduce()
-	ParallelFor(len(dst), 1<<14, func(lo, hi int) {
-		d := dst[lo:hi]
-		for i, v := range acc[lo:hi] {
-			d[i] += v
-		}
-	})
-}
