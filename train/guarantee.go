@@ -12,8 +12,9 @@ import (
 type Guarantee struct {
 	// Statement is the (ε, δ)-DP claim in words.
 	Statement string `json:"statement"`
-	// Conditions are what the statement further relies on; empty when it
-	// holds unconditionally (secure mode, δ < 1/N, no initial weights).
+	// Conditions are what the statement further relies on in this run's
+	// configuration; empty for secure mode, δ < 1/N and no initial weights.
+	// (It always covers only the outputs in Covers.)
 	Conditions []string `json:"conditions,omitempty"`
 	// Covers and NotCovered list the outputs of the run the statement does
 	// and does not protect.
@@ -47,10 +48,11 @@ func (r *run) guarantee(s *Summary) *Guarantee {
 	g.NotCovered = []string{
 		"metrics.jsonl step lines, the progress log and loss.png: per-step training loss, realised batch sizes, clipping statistics and timings, computed from the private data without noise",
 		"wall_seconds in summary.json and the checkpoints' state.json (roughly proportional to the realised batch sizes)",
-		"privacy-journal.log (it names the training set by a content digest) and the checkpoints' state.json and config.yaml",
+		"privacy-journal.log: its content digest of the training set lets whoever holds it test exactly whether a candidate data set is the training set; and the checkpoints' state.json and config.yaml",
 		"whether the run stopped early on a non-finite loss or update or on a bad image",
 		"aggregate properties of the data set: its size N and its class list (public by convention, as in q = B/N)",
 		"the test set, used for evaluation without privacy",
+		"other runs on the same data, including one restarted in a new --out: their privacy costs add to this run's",
 	}
 	return g
 }

@@ -29,7 +29,7 @@ func writeReport(path string, s *Summary, r *run) error {
 	g := s.Guarantee
 	fmt.Fprintf(&b, "%s\n\n", g.Statement)
 	if len(g.Conditions) == 0 {
-		b.WriteString("It holds without further conditions on how the run was configured: secure noise, δ < 1/N, no initial weights from other data.\n\n")
+		b.WriteString("It holds with no condition on the configuration (secure noise, δ < 1/N, no initial weights from other data). Like every differential-privacy guarantee it covers only the outputs listed as covered below, and treats the data set's size and class list as public.\n\n")
 	} else {
 		b.WriteString("**It holds only if:**\n\n")
 		for _, cond := range g.Conditions {
@@ -50,8 +50,15 @@ func writeReport(path string, s *Summary, r *run) error {
 	fmt.Fprintf(&b, ") is clipped to norm C = %g; the sum over a logical batch receives Gaussian noise of standard deviation σ·C with noise multiplier σ = %.6g, once per step, and is divided by the expected batch size %d.\n", c.ClipNorm, s.NoiseMultiplier, c.BatchSize)
 	fmt.Fprintf(&b, "- Sampling assumption: every step draws its batch by **Poisson sampling** — each example joins independently with probability q = %.6g — so batch sizes vary. The guarantee holds for this sampling (%s); it does not hold if batches were formed differently.\n", s.SamplingRate, s.Sampling)
 	released := fmt.Sprintf("%d steps", s.Steps)
+	if s.LostSteps > 0 {
+		released = fmt.Sprintf("%d steps (and %d more taken before interruptions and lost)", s.Steps, s.LostSteps)
+	}
 	if r.prior != nil { // the data-normalisation release, the ledger's first event
-		fmt.Fprintf(&b, "- Data normalisation: before training, the per-channel means of the features and of their squares (each example's vector clipped to L2 norm C_μ = %g and C_s = %g) were summed over the training set and released with Gaussian noise of standard deviation σ_n·C_μ and σ_n·C_s, σ_n = %g: two Gaussian mechanisms, composed with the DP-SGD steps below (the normalisation layer of the model uses them).\n", c.DataNormMeanClip, c.DataNormSqClip, c.DataNormNoiseMultiplier)
+		fmt.Fprintf(&b, "- Data normalisation: before training, the per-channel means of the features and of their squares (each example's vector clipped to L2 norm C_μ = %g and C_s = %g) were summed over the training set and released with Gaussian noise of standard deviation σ_n·C_μ and σ_n·C_s, σ_n = %g: two Gaussian mechanisms, composed with the DP-SGD steps below (the normalisation layer of the model uses them).", c.DataNormMeanClip, c.DataNormSqClip, c.DataNormNoiseMultiplier)
+		if r.priorCount > 1 {
+			fmt.Fprintf(&b, " It was released %d times (runs interrupted before their first checkpoint), each counted.", r.priorCount)
+		}
+		b.WriteString("\n")
 		released = "the release and " + released
 	}
 	fmt.Fprintf(&b, "- Accounting: %s composed with the **%s** accountant", released, strings.ToUpper(s.Accountant))

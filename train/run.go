@@ -69,7 +69,11 @@ type run struct {
 	maxLedgerSteps int64
 	// prior is the event released before the DP-SGD steps (private data
 	// normalisation), nil if none; it is one entry of the ledger's Len.
-	prior       accounting.Event
+	prior accounting.Event
+	// priorCount is how many times prior was released: 1, or more when a
+	// secure-mode run crashed after the release and before its first
+	// checkpoint (each release counts).
+	priorCount  int64
 	dataNorm    *nn.Standardize
 	dataNormIdx int
 	lostSteps   int64
@@ -95,7 +99,16 @@ func (r *run) priorLen() int64 {
 	if r.prior == nil {
 		return 0
 	}
-	return 1
+	return r.priorCount
+}
+
+// priorEvent is everything released before the DP-SGD steps, as one event
+// (nil if nothing).
+func (r *run) priorEvent() accounting.Event {
+	if r.prior == nil || r.priorCount <= 1 {
+		return r.prior
+	}
+	return accounting.SelfComposed{Event: r.prior, Count: int(r.priorCount)}
 }
 
 func (r *run) wallSeconds() float64 { return r.priorWall + time.Since(r.start).Seconds() }
@@ -208,7 +221,7 @@ func (r *run) setup() error {
 			return fmt.Errorf("feature_norm: data: model %s has no data-normalisation layer", c.Model)
 		}
 		if c.IsPrivate() {
-			r.prior = dataNormEvent(c.DataNormNoiseMultiplier)
+			r.prior, r.priorCount = dataNormEvent(c.DataNormNoiseMultiplier), 1
 		}
 	}
 	if c.Init != "" {
@@ -279,6 +292,11 @@ func (r *run) setup() error {
 		cfgP := dpsgd.PrivacyConfig{ClipNorm: c.ClipNorm, NoiseMultiplier: r.sigma, ExpectedBatchSize: float64(c.BatchSize), PerLayerClipping: c.PerLayerClipping, AugMultiplicity: c.AugMultiplicity}
 		if err := cfgP.Validate(); err != nil {
 			return err
+		}
+		if c.Noise == dpsgd.ModeSecure {
+			if err := r.checkSecureRange(); err != nil {
+				return err
+			}
 		}
 	}
 	r.ledger = &accounting.Ledger{}
@@ -351,11 +369,13 @@ func (r *run) setup() error {
 			return err
 		}
 		if r.prior != nil {
-			if err := r.ledger.Record(r.prior); err != nil {
+			// The releases lost before a first checkpoint (secure mode),
+			// then this one.
+			if err := r.ledger.RecordN(r.prior, int(r.priorCount)); err != nil {
 				return err
 			}
 			d, _ := releaseDigest([][]float32{r.dataNorm.Mean.Value, r.dataNorm.Var.Value})
-			if err := r.journal.append(journalEvent{N: int64(r.ledger.Len()), Event: "data_norm", Release: d}); err != nil {
+			if err := r.journalRelease(journalEvent{N: int64(r.ledger.Len()), Event: "data_norm", Release: d}); err != nil {
 				return err
 			}
 		}
@@ -366,6 +386,9 @@ func (r *run) setup() error {
 		if err := r.saveCheckpoint(); err != nil {
 			return fmt.Errorf("checkpoint at step 0: %w", err)
 		}
+	}
+	if err := r.applyBudget(); err != nil {
+		return err
 	}
 	if r.metrics, err = openMetrics(filepath.Join(r.opt.Out, "metrics.jsonl"), r.step, resumed); err != nil {
 		return err
@@ -491,8 +514,8 @@ func (r *run) loop() error {
 	event := accounting.Step(r.q, r.sigma)
 	for r.step < r.totalSteps {
 		if r.maxLedgerSteps > 0 && int64(r.ledger.Len())-r.priorLen() >= r.maxLedgerSteps {
-			r.logf("privacy budget ε=%g spent (%d steps recorded, %d lost to interruptions): stopping at step %d", c.TargetEpsilon, int64(r.ledger.Len())-r.priorLen(), r.lostSteps, r.step)
-			break
+			// applyBudget ends the run before this; never step past ε.
+			return fmt.Errorf("internal: step %d would take the ledger past the budget ε=%g (%d steps recorded)", r.step+1, c.TargetEpsilon, int64(r.ledger.Len())-r.priorLen())
 		}
 		t0 := time.Now()
 		if priv != nil {

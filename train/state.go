@@ -140,7 +140,7 @@ func (r *run) resume() (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("resume from %s: %w (refusing to start over: the privacy spent by the earlier run would be lost; use a new --out)", r.ckptDir, err)
+		return false, fmt.Errorf("resume from %s: %w (refusing to start over: the privacy spent by the earlier run would be lost; use a new --out "+newOutNote+")", r.ckptDir, err)
 	}
 	var st runState
 	if err := json.Unmarshal(ck.Blobs["state.json"], &st); err != nil {
@@ -150,21 +150,21 @@ func (r *run) resume() (bool, error) {
 		return false, fmt.Errorf("resume %s: state format %d, this dptrain reads %d", path, st.FormatVersion, stateVersion)
 	}
 	if st.Fingerprint != r.fingerprint {
-		return false, fmt.Errorf("resume %s: the run in %s was started with a different configuration (fingerprint %s, now %s); use a new --out to start a new run", path, filepath.Dir(r.ckptDir), st.Fingerprint, r.fingerprint)
+		return false, fmt.Errorf("resume %s: the run in %s was started with a different configuration (fingerprint %s, now %s); use a new --out to start a new run "+newOutNote, path, filepath.Dir(r.ckptDir), st.Fingerprint, r.fingerprint)
 	}
 	var led accounting.Ledger
 	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
 		return false, fmt.Errorf("resume %s: ledger.json: %w", path, err)
 	}
 	if st.TrainExamples != r.n || st.SamplingRate != r.q || st.NoiseMultiplier != r.sigma || st.Delta != r.delta {
-		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out",
+		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out "+newOutNote,
 			path, st.TrainExamples, st.SamplingRate, st.NoiseMultiplier, st.Delta, r.n, r.q, r.sigma, r.delta)
+	}
+	if err := r.checkLedger(&led); err != nil {
+		return false, fmt.Errorf("resume %s: %w; refusing to resume", path, err)
 	}
 	if int64(led.Len()) != r.priorLen()+ck.Step+st.LostSteps && r.cfg.IsPrivate() || !r.cfg.IsPrivate() && led.Len() != 0 {
 		return false, fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen())
-	}
-	if err := r.checkLedger(&led); err != nil {
-		return false, fmt.Errorf("resume %s: %w; use a new --out", path, err)
 	}
 	r.lostSteps = st.LostSteps
 	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
@@ -249,8 +249,9 @@ func initFrom(m *nn.Model, path string) (skipped []string, err error) {
 }
 
 // checkLedger verifies that every event of a resumed ledger is one this
-// configuration releases: the prior release (data normalisation) once,
-// first, if the run has one, then DP-SGD steps Step(q, σ) only. The
+// configuration releases: the prior release (data normalisation) first,
+// if the run has one (more than once only after crashes before the first
+// checkpoint), then DP-SGD steps Step(q, σ) only, and sets priorCount. The
 // ledger's length alone would let an edited σ or q (with a recomputed
 // manifest) lower ε.
 func (r *run) checkLedger(led *accounting.Ledger) error {
@@ -259,9 +260,7 @@ func (r *run) checkLedger(led *accounting.Ledger) error {
 		want := step
 		if i == 0 && r.prior != nil {
 			want = r.prior
-			if e.Count != 1 {
-				return fmt.Errorf("ledger entry 0 records %s %d times, want once", e.Event, e.Count)
-			}
+			r.priorCount = int64(e.Count)
 		}
 		if !reflect.DeepEqual(e.Event, want) {
 			return fmt.Errorf("ledger entry %d is %s, but this run releases %s", i, e.Event, want)
@@ -286,25 +285,43 @@ func (r *run) openJournal(resumed bool) error {
 	}
 	present := err == nil
 	if !resumed {
-		if present && len(events) > 0 {
-			return fmt.Errorf("%s records %d releases of an earlier run in this folder, but no checkpoint of it is left: starting over would release again without counting them (privacy would be under-counted); restore the checkpoints, or use a new --out", path, len(events))
+		if !present || len(events) == 0 {
+			r.journal, err = createJournal(path, journalHeader{Data: r.dataDigest, Examples: r.n})
+			return err
 		}
-		r.journal, err = createJournal(path, journalHeader{Data: r.dataDigest, Examples: r.n})
+		// Only data-normalisation releases (a crash before the step-0
+		// checkpoint): the start is re-done, and they are counted (secure
+		// mode: the new release is an independent one) or checked to repeat
+		// bit for bit (seeded mode).
+		for _, e := range events {
+			if e.Event != "data_norm" || r.prior == nil || hdr.Data != r.dataDigest || hdr.Examples != r.n {
+				return fmt.Errorf("%s records %d releases of an earlier run in this folder, but no checkpoint of it is left: starting over would release again without counting them (privacy would be under-counted); restore the checkpoints, or use a new --out "+newOutNote, path, len(events))
+			}
+		}
+		if r.cfg.Noise == dpsgd.ModeSecure {
+			r.priorCount += int64(len(events))
+			r.logf("secure mode: %d data-normalisation releases before an interruption were lost; they are counted as spent", len(events))
+		} else if len(events) == 1 {
+			r.replay = events
+		} else {
+			return fmt.Errorf("%s: seeded mode, but %d data-normalisation releases are journaled (want at most 1); use a new --out "+newOutNote, path, len(events))
+		}
+		r.journal, err = appendJournal(path, int64(len(events)))
 		return err
 	}
 	if !present {
 		if r.cfg.IsPrivate() {
-			return fmt.Errorf("resume: %s is missing: the steps taken after the newest checkpoint cannot be counted, so ε would be under-counted; restore the journal, or use a new --out", path)
+			return fmt.Errorf("resume: %s is missing: the steps taken after the newest checkpoint cannot be counted, so ε would be under-counted; restore the journal, or use a new --out "+newOutNote, path)
 		}
 		r.journal, err = createJournal(path, journalHeader{Data: r.dataDigest, Examples: r.n})
 		return err
 	}
 	if hdr.Data != r.dataDigest || hdr.Examples != r.n {
-		return fmt.Errorf("resume: the training data %s changed since this run started (%d examples, %s; now %d examples, %s): a resumed run would train on other data than its ledger accounts for; use a new --out", r.cfg.TrainData, hdr.Examples, hdr.Data, r.n, r.dataDigest)
+		return fmt.Errorf("resume: the training data %s changed since this run started (%d examples, %s; now %d examples, %s): a resumed run would train on other data than its ledger accounts for; use a new --out "+newOutNote, r.cfg.TrainData, hdr.Examples, hdr.Data, r.n, r.dataDigest)
 	}
 	taken, recorded := int64(len(events)), int64(r.ledger.Len())
 	if taken < recorded {
-		return fmt.Errorf("resume: %s records %d releases, the checkpoint's ledger %d: the journal was truncated or replaced, so the steps taken after the checkpoint cannot be counted; restore it, or use a new --out", path, taken, recorded)
+		return fmt.Errorf("resume: %s records %d releases, the checkpoint's ledger %d: the journal was truncated or replaced, so the steps taken after the checkpoint cannot be counted; restore it, or use a new --out "+newOutNote, path, taken, recorded)
 	}
 	if extra := taken - recorded; extra > 0 {
 		if r.cfg.Noise == dpsgd.ModeSecure {
@@ -334,8 +351,12 @@ func (r *run) journalRelease(e journalEvent) error {
 		return nil
 	}
 	if want.N != e.N || want.Event != e.Event || want.Release != e.Release {
-		return fmt.Errorf("seeded mode: the re-run of step %d released %s (ledger event %d), but before the interruption it released %s (event %d): the repeat is not bit-identical (another machine, library or thread-dependent kernel?), so it would be a second release of that step that no accountant covers; stopping before anything is written. Resume on the machine that took the step, or use a new --out",
+		return fmt.Errorf("seeded mode: the re-run of step %d released %s (ledger event %d), but before the interruption it released %s (event %d): the repeat is not bit-identical (another machine, library or thread-dependent kernel?), so it would be a second release of that step that no accountant covers; stopping before anything is written. Resume on the machine that took the step, or use a new --out "+newOutNote,
 			e.Step, e.Release, e.N, want.Release, want.N)
 	}
 	return nil
 }
+
+// newOutNote follows every "use a new --out" in errors: the earlier run's
+// releases stay spent.
+const newOutNote = "(a new run on the same data: its privacy cost adds to what this folder's run already spent)"

@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -627,6 +628,162 @@ func TestJournalNeverFollowsASymlink(t *testing.T) {
 		}
 		if after, _ := os.ReadFile(victim); !bytes.Equal(before, after) {
 			t.Fatalf("resume %v: the run wrote through the planted symlink", resume)
+		}
+	}
+}
+
+// TestBudgetAfterLostStepsEndsWithCheckpoint: with a target ε, steps lost
+// in a crash (secure mode) take budget from the steps still to come; the
+// run ends at the last step the budget allows, and that step is
+// checkpointed, so the summary describes the model on disk.
+func TestBudgetAfterLostStepsEndsWithCheckpoint(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Noise = dpsgd.ModeSecure
+	cfg.NoiseMultiplier, cfg.TargetEpsilon = 0, 2
+	out := t.TempDir()
+	if _, err := Run(cfg, Options{Out: out, StopAfter: 5}); !errors.Is(err, ErrStopped) { // checkpoint at 3: 2 lost
+		t.Fatal(err)
+	}
+	s, err := Run(cfg, Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := checkpoint.List(filepath.Join(out, "checkpoints"))
+	if err != nil || len(list) == 0 {
+		t.Fatal(list, err)
+	}
+	if newest := list[len(list)-1].Step; newest != s.Steps || s.LostSteps != 2 {
+		t.Fatalf("newest checkpoint at step %d, summary %d steps (%d lost)", newest, s.Steps, s.LostSteps)
+	}
+	if s.Steps >= 10 || s.Epsilon > 2 {
+		t.Fatalf("%d steps with 2 lost, ε = %g: want fewer than the 10 planned and ε ≤ 2", s.Steps, s.Epsilon)
+	}
+	want, _ := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, int(s.Steps+s.LostSteps))
+	if s.Epsilon != want {
+		t.Fatalf("ε = %g, accountant for %d+%d steps %g", s.Epsilon, s.Steps, s.LostSteps, want)
+	}
+}
+
+// TestCrashBeforeFirstCheckpointWithDataNorm: a run killed after its
+// data-normalisation release was journaled but before the step-0
+// checkpoint starts again: secure mode counts both releases, seeded mode
+// checks that the release repeats bit for bit and ends as an uninterrupted
+// run does.
+func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
+	for _, noise := range []string{dpsgd.ModeSeeded, dpsgd.ModeSecure} {
+		t.Run(noise, func(t *testing.T) {
+			cfg := dataNormConfig(t)
+			cfg.Noise = noise
+			cfg.Steps = 4
+			out := t.TempDir()
+			if _, err := Run(cfg, Options{Out: out, StopAfter: 1}); !errors.Is(err, ErrStopped) {
+				t.Fatal(err)
+			}
+			// What a crash between the journal append and the step-0
+			// checkpoint leaves: the header and the release, no checkpoint.
+			p := filepath.Join(out, journalName)
+			b, _ := os.ReadFile(p)
+			lines := strings.SplitAfter(string(b), "\n")
+			if !strings.Contains(lines[1], `"data_norm"`) {
+				t.Fatalf("journal line 1 %q", lines[1])
+			}
+			if err := os.WriteFile(p, []byte(lines[0]+lines[1]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(out, "checkpoints")); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Run(cfg, Options{Out: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var led accounting.Ledger
+			if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+				t.Fatal(err)
+			}
+			es := led.Entries()
+			releases := map[string]int{dpsgd.ModeSeeded: 1, dpsgd.ModeSecure: 2}[noise]
+			if len(es) != 2 || es[0].Count != releases || es[1].Count != int(s.Steps) {
+				t.Fatalf("ledger %v: want the data-norm release %d times, then %d steps", es, releases, s.Steps)
+			}
+			want, err := led.Epsilon("pld", s.Delta)
+			if err != nil || s.Epsilon != want || s.Epsilon > cfg.TargetEpsilon {
+				t.Fatalf("ε = %g, ledger %g (%v), target %g", s.Epsilon, want, err, cfg.TargetEpsilon)
+			}
+			if noise == dpsgd.ModeSeeded {
+				ref := t.TempDir()
+				if _, err := Run(cfg, Options{Out: ref}); err != nil {
+					t.Fatal(err)
+				}
+				sameOutputs(t, "restarted after a crash before the first checkpoint", readOutputs(t, ref), readOutputs(t, out))
+			}
+		})
+	}
+}
+
+// TestSecureRangeChecked: a σ so small that a batch's clipped sum could
+// leave the secure sampler's exact range (2^22·σ·C) is refused.
+func TestSecureRangeChecked(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Noise = dpsgd.ModeSecure
+	cfg.NoiseMultiplier = 1e-5 // 2^22·σ ≈ 42 < 1.5·60 + 100
+	cfg.Accountant = "rdp"
+	if _, err := Run(cfg, Options{Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "2^22") {
+		t.Fatalf("σ = 1e-5, batch 60, secure: %v", err)
+	}
+}
+
+// TestSecureKeyNeverWritten: the secure-mode sampling key appears in no
+// file of --out and not in the log, in any common encoding.
+func TestSecureKeyNeverWritten(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Noise = dpsgd.ModeSecure
+	cfg.Steps = 4
+	out := t.TempDir()
+	var log strings.Builder
+	r := &run{cfg: cfg, opt: Options{Out: out, Log: &log}}
+	if err := r.setup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.loop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	key := r.dataKey[:]
+	forms := [][]byte{key, []byte(hex.EncodeToString(key)), []byte(strings.ToUpper(hex.EncodeToString(key))),
+		[]byte(base64.StdEncoding.EncodeToString(key)), []byte(base64.StdEncoding.EncodeToString(key)[:20])}
+	b, _ := json.Marshal(key)
+	forms = append(forms, b)
+	files := 0
+	err := filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		files++
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			if bytes.Contains(data, f) {
+				t.Errorf("%s contains the sampling key (%.12q…)", p, f)
+			}
+		}
+		return nil
+	})
+	if err != nil || files < 8 {
+		t.Fatalf("walked %d files: %v", files, err)
+	}
+	for _, f := range forms {
+		if strings.Contains(log.String(), string(f)) {
+			t.Errorf("the log contains the sampling key")
 		}
 	}
 }

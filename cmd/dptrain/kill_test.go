@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,14 +64,18 @@ seed: 3
 	return p
 }
 
-// killLoop runs `dptrain train` and SIGKILLs it at random moments spread
-// over about one run's duration (startup included, so kills land before,
-// between and during checkpoint writes), re-running the same command until
-// it finishes. It returns the number of kills.
-func killLoop(t *testing.T, cfgPath, out string, span time.Duration) int {
+// killLoop runs `dptrain train` and SIGKILLs it at random moments (startup
+// included, so kills land before, between and during checkpoint writes),
+// re-running the same command until it finishes. It returns the number of kills and, counted independently
+// of the journal, the steps whose results were seen: per attempt, the
+// highest step line in metrics.jsonl after it ended minus the step it
+// resumed from.
+func killLoop(t *testing.T, cfgPath, out string, span time.Duration) (kills int, observed int64) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills := 0
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill-time seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	resumed := regexp.MustCompile(`resumed from \S+ \(step (\d+) of`)
 	for attempt := 0; attempt < 40; attempt++ {
 		cmd := exec.Command(os.Args[0], "train", "--config", cfgPath, "--out", out)
 		cmd.Env = append(os.Environ(), "DPTRAIN_TEST_MAIN=1")
@@ -79,13 +86,21 @@ func killLoop(t *testing.T, cfgPath, out string, span time.Duration) int {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
+		// Kill at 10–60% of a whole run's duration (resumed attempts have
+		// less left to do, so most are killed too); from attempt 20 on, let
+		// the run finish, so the loop always ends.
+		deadline := time.After(span/10 + time.Duration(r.Int64N(int64(span)/2)))
+		if attempt >= 20 {
+			deadline = nil
+		}
+		done := false
 		select {
 		case err := <-exited:
 			if err != nil {
 				t.Fatalf("run %d failed: %v\n%s", attempt, err, errb.String())
 			}
-			return kills
-		case <-time.After(span*15/100 + time.Duration(r.Int64N(int64(span)*6/10))):
+			done = true
+		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
 			kills++
@@ -93,9 +108,39 @@ func killLoop(t *testing.T, cfgPath, out string, span time.Duration) int {
 			// complete and its ledger and the journal cover every release
 			// (checked on resume by the next run).
 		}
+		var from int64
+		if m := resumed.FindStringSubmatch(errb.String()); m != nil {
+			from, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+		if last := lastMetricsStep(t, filepath.Join(out, "metrics.jsonl")); last > from {
+			observed += last - from
+		}
+		if done {
+			return kills, observed
+		}
 	}
 	t.Fatalf("run did not finish after %d kills", kills)
-	return kills
+	return kills, observed
+}
+
+// lastMetricsStep is the highest step of the step lines of metrics.jsonl
+// (0 if none; a line torn by a kill is ignored).
+func lastMetricsStep(t *testing.T, path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var last int64
+	for _, line := range strings.Split(string(b), "\n") {
+		var m struct {
+			Type string `json:"type"`
+			Step int64  `json:"step"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Type == "step" && m.Step > last {
+			last = m.Step
+		}
+	}
+	return last
 }
 
 // TestSIGKILLResume kills a seeded `dptrain train` at random moments and
@@ -112,8 +157,8 @@ func TestSIGKILLResume(t *testing.T) {
 		t.Fatalf("reference run: %v\n%s", err, stderr.String())
 	}
 	out := filepath.Join(dir, "killed")
-	kills := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
-	t.Logf("finished after %d SIGKILLs", kills)
+	kills, observed := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
+	t.Logf("finished after %d SIGKILLs; %d steps seen in metrics across attempts", kills, observed)
 	want, _, _, err := checkpoint.LoadLatest(filepath.Join(ref, "checkpoints"))
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +205,7 @@ func TestSIGKILLSecureCountsEveryRelease(t *testing.T) {
 	if err := runTrain([]string{"--config", cfgPath, "--out", filepath.Join(dir, "ref")}, &stdout, &stderr); err != nil {
 		t.Fatalf("reference run: %v\n%s", err, stderr.String())
 	}
-	kills := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
+	kills, observed := killLoop(t, cfgPath, out, time.Since(t0)+300*time.Millisecond)
 	j, err := os.ReadFile(filepath.Join(out, "privacy-journal.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -176,9 +221,14 @@ func TestSIGKILLSecureCountsEveryRelease(t *testing.T) {
 	}
 	var s train.Summary
 	readJSON(t, filepath.Join(out, "summary.json"), &s)
-	t.Logf("%d SIGKILLs, %d releases for %d steps (%d lost and counted)", kills, releases, s.Steps, s.LostSteps)
+	t.Logf("%d SIGKILLs, %d releases for %d steps (%d lost and counted), %d steps seen in metrics", kills, releases, s.Steps, s.LostSteps, observed)
 	if led.Len() != releases || int64(releases) != s.Steps+s.LostSteps {
 		t.Fatalf("ledger %d events, journal %d releases, summary %d steps + %d lost", led.Len(), releases, s.Steps, s.LostSteps)
+	}
+	// Independently of the journal: every step whose results reached
+	// metrics.jsonl in any attempt is in the ledger.
+	if int64(led.Len()) < observed || observed < s.Steps {
+		t.Fatalf("ledger %d events, but %d steps were seen in metrics across attempts (%d in the final run)", led.Len(), observed, s.Steps)
 	}
 	want, err := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, releases)
 	if err != nil {
