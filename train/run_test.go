@@ -254,14 +254,7 @@ func TestSecureModeCountsLostSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var led accounting.Ledger
-	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
-		t.Fatal(err)
-	}
+	led := latestLedger(t, out)
 	if s.Steps != 10 || led.Len() != 12 {
 		t.Fatalf("%d steps, ledger %d: want 10 steps and 12 recorded (2 lost)", s.Steps, led.Len())
 	}
@@ -273,4 +266,18 @@ func TestSecureModeCountsLostSteps(t *testing.T) {
 	if !strings.Contains(string(rep), "2 steps taken before an interruption") {
 		t.Errorf("report does not mention the lost steps:\n%s", rep)
 	}
+}
+
+// latestLedger reads the ledger of the newest checkpoint in out.
+func latestLedger(t *testing.T, out string) *accounting.Ledger {
+	t.Helper()
+	ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led accounting.Ledger
+	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
+		t.Fatal(err)
+	}
+	return &led
 }

@@ -697,14 +697,7 @@ func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ck, _, _, err := checkpoint.LoadLatest(filepath.Join(out, "checkpoints"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var led accounting.Ledger
-			if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
-				t.Fatal(err)
-			}
+			led := latestLedger(t, out)
 			es := led.Entries()
 			releases := map[string]int{dpsgd.ModeSeeded: 1, dpsgd.ModeSecure: 2}[noise]
 			if len(es) != 2 || es[0].Count != releases || es[1].Count != int(s.Steps) {
