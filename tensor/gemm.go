@@ -104,31 +104,7 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 }
 
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	if m < 0 || n < 0 || k < 0 {
-		shapePanic("Sgemm", "negative size m=%d n=%d k=%d", m, n, k)
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	need := func(name string, rows, cols, ld, have int) {
-		if rows == 0 || cols == 0 {
-			return
-		}
-		if ld < cols {
-			shapePanic("Sgemm", "%s: leading dimension %d < %d columns", name, ld, cols)
-		}
-		if have < (rows-1)*ld+cols {
-			shapePanic("Sgemm", "%s: len %d too short for %d×%d with stride %d", name, have, rows, cols, ld)
-		}
-	}
-	need("A", ar, ac, lda, len(a))
-	need("B", br, bc, ldb, len(b))
-	need("C", m, n, ldc, len(c))
+	checkGemmShape("Sgemm", transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
 }
 
 // SgemmNaive is the reference triple loop (float64 accumulation), kept to

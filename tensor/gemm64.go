@@ -16,16 +16,7 @@ func DgemmSerial(transA, transB bool, m, n, k int, alpha float64, a []float64, l
 		return
 	}
 	if k == 0 || alpha == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleRows64(m, n, beta, c, ldc, false)
 		return
 	}
 	dgemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -49,16 +40,7 @@ func DsyrkSerial(trans bool, n, k int, alpha float64, a []float64, lda int, beta
 		return
 	}
 	if k == 0 || alpha == 0 {
-		for i := 0; i < n; i++ {
-			row := c[i*ldc+i : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleRows64(n, n, beta, c, ldc, true)
 		return
 	}
 	dsyrkSerial(trans, n, k, alpha, a, lda, beta, c, ldc)
@@ -79,6 +61,25 @@ func checkGemmShape(op string, transA, transB bool, m, n, k, la, lda, lb, ldb, l
 	checkOperand(op, "A", ar, ac, lda, la)
 	checkOperand(op, "B", br, bc, ldb, lb)
 	checkOperand(op, "C", m, n, ldc, lc)
+}
+
+// scaleRows64 sets C = beta·C (beta = 0 overwrites, NaNs included) for an
+// m×n row-major C, only its upper triangle (j ≥ i) when upper.
+func scaleRows64(m, n int, beta float64, c []float64, ldc int, upper bool) {
+	for i := 0; i < m; i++ {
+		lo := 0
+		if upper {
+			lo = i
+		}
+		row := c[i*ldc+lo : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
 }
 
 func checkOperand(op, name string, rows, cols, ld, have int) {
@@ -134,16 +135,7 @@ func dgemmGo(transA, transB bool, m, n, k int, alpha float64, a []float64, lda i
 // beta, then the rank-1 updates of op(A)'s k columns (rows of A with trans)
 // are added in order, along contiguous rows.
 func dsyrkGo(trans bool, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
-	for i := 0; i < n; i++ {
-		row := c[i*ldc+i : i*ldc+n]
-		for j := range row {
-			if beta == 0 {
-				row[j] = 0
-			} else {
-				row[j] *= beta
-			}
-		}
-	}
+	scaleRows64(n, n, beta, c, ldc, true)
 	if !trans {
 		for i := 0; i < n; i++ {
 			ai := a[i*lda : i*lda+k]
