@@ -148,8 +148,13 @@ func TestStreamErrorAndClose(t *testing.T) {
 		st.Next()
 		st.Close()
 	}
-	time.Sleep(10 * time.Millisecond)
-	if after := runtime.NumGoroutine(); after > before+1 {
+	// Close waits for the producer, which may still be returning: poll
+	// (on any machine load) rather than sleep a fixed time.
+	after := runtime.NumGoroutine()
+	for deadline := time.Now().Add(10 * time.Second); after > before+1 && time.Now().Before(deadline); after = runtime.NumGoroutine() {
+		time.Sleep(time.Millisecond)
+	}
+	if after > before+1 {
 		t.Fatalf("goroutines %d → %d after closing streams", before, after)
 	}
 }
