@@ -178,20 +178,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // releaseDigest returns the CRC-32C of the bits of the released values (in
 // this machine's byte order: a digest is only compared on the machine kind
-// that wrote it) and whether they are all finite.
-func releaseDigest(vs [][]float32) (digest string, finite bool) {
+// that wrote it; "" without withCRC, for updates that release nothing) and
+// whether they are all finite.
+func releaseDigest(vs [][]float32, withCRC bool) (digest string, finite bool) {
 	var h uint32
 	finite = true
 	for _, v := range vs {
 		if len(v) == 0 {
 			continue
 		}
-		h = crc32.Update(h, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+		if withCRC {
+			h = crc32.Update(h, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+		}
 		for _, x := range v {
 			if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
 				finite = false
 			}
 		}
+	}
+	if !withCRC {
+		return "", finite
 	}
 	return fmt.Sprintf("crc32c:%08x", h), finite
 }

@@ -374,7 +374,7 @@ func (r *run) setup() error {
 			if err := r.ledger.RecordN(r.prior, int(r.priorCount)); err != nil {
 				return err
 			}
-			d, _ := releaseDigest([][]float32{r.dataNorm.Mean.Value, r.dataNorm.Var.Value})
+			d, _ := releaseDigest([][]float32{r.dataNorm.Mean.Value, r.dataNorm.Var.Value}, true)
 			if err := r.journalRelease(journalEvent{N: int64(r.ledger.Len()), Event: "data_norm", Release: d}); err != nil {
 				return err
 			}
@@ -553,7 +553,7 @@ func (r *run) loop() error {
 		if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
 			return fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.ckptDir)
 		}
-		release, finite := releaseDigest(r.grads)
+		release, finite := releaseDigest(r.grads, c.IsPrivate())
 		if c.IsPrivate() {
 			// One event per logical step, in the ledger and the journal
 			// before anything derived from this step can be saved.
