@@ -92,8 +92,8 @@ func Open(spec, split string, opts OpenOptions) (Dataset, error) {
 	if !ok || path == "" {
 		return nil, fmt.Errorf("data spec %q: expected scheme:path with scheme one of %s", spec, strings.Join(Schemes, ", "))
 	}
-	if opts.ImageSize < 0 {
-		return nil, fmt.Errorf("image size %d: expected >= 0", opts.ImageSize)
+	if opts.ImageSize < 0 || opts.ImageSize > MaxImageSize {
+		return nil, fmt.Errorf("image size %d: expected 0 (as stored) to %d", opts.ImageSize, MaxImageSize)
 	}
 	switch scheme {
 	case "mnist":

@@ -50,6 +50,8 @@ func DecodeImage(b []byte, dst []uint8) (pix []uint8, h, w int, err error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
 		return nil, 0, 0, fmt.Errorf("image size %d×%d: expected 1 to %d pixels", cfg.Width, cfg.Height, maxImagePixels)
 	}
+	held := decodeBudget.acquire(decodeEstimate(cfg))
+	defer decodeBudget.release(held)
 	img, err := decode(b)
 	if err != nil {
 		return nil, 0, 0, err

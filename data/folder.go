@@ -96,6 +96,16 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 				off, _ := f.Seek(0, io.SeekCurrent)
 				return nil, &FormatError{File: root, Offset: off, Msg: "reading tar archive (after " + lastName(order) + ")", Err: err}
 			}
+			if err := checkMemberName(h.Name); err != nil {
+				if !opts.SkipBadImages {
+					return nil, s.badErr(h.Name, err)
+				}
+				s.skipped = append(s.skipped, s.bad(h.Name, err))
+				if h.Typeflag == tar.TypeReg {
+					member++ // readItems counts every regular member
+				}
+				continue
+			}
 			rel := cleanMember(h.Name)
 			switch h.Typeflag {
 			case tar.TypeDir:
@@ -117,6 +127,15 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 			if pos, _ := f.Seek(0, io.SeekCurrent); h.Size > fileSize-pos {
 				return nil, &FormatError{File: root, Member: h.Name, Offset: pos, Msg: fmt.Sprintf("tar member of %d bytes: only %d bytes left in the archive (truncated or corrupt)", h.Size, fileSize-pos)}
 			}
+			if h.Size > maxImageFileBytes {
+				err := fmt.Errorf("tar member of %d bytes: expected an image file of at most %d bytes", h.Size, maxImageFileBytes)
+				if !opts.SkipBadImages {
+					return nil, s.badErr(h.Name, err)
+				}
+				s.skipped = append(s.skipped, s.bad(h.Name, err))
+				member++
+				continue
+			}
 			if _, dup := memberIdx[h.Name]; dup {
 				return nil, s.badErr(h.Name, errors.New("duplicate tar member"))
 			}
@@ -134,28 +153,54 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 			if strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
-			if !e.IsDir() {
-				if err := addFile(e.Name(), filepath.Join(root, e.Name()), -1); err != nil {
+			p := filepath.Join(root, e.Name())
+			st, err := os.Stat(p) // a class folder may be a link to a folder
+			if err != nil {
+				return nil, s.badErr(p, err)
+			}
+			if !st.IsDir() {
+				if err := addFile(e.Name(), p, -1); err != nil {
 					return nil, err
 				}
 				continue
 			}
 			classFiles[e.Name()] = nil
-			err := filepath.WalkDir(filepath.Join(root, e.Name()), func(p string, d os.DirEntry, err error) error {
+			walkRoot := p
+			if e.Type()&os.ModeSymlink != 0 {
+				if walkRoot, err = filepath.EvalSymlinks(p); err != nil {
+					return nil, s.badErr(p, err)
+				}
+			}
+			err = filepath.WalkDir(walkRoot, func(q string, d os.DirEntry, err error) error {
 				if err != nil {
 					return err
 				}
 				if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
 					return nil
 				}
-				rel, _ := filepath.Rel(root, p)
-				return addFile(filepath.ToSlash(rel), p, -1)
+				rel, _ := filepath.Rel(walkRoot, q)
+				name := filepath.Join(p, rel) // as the user sees it
+				if err := checkImageFile(name, d); err != nil {
+					if !opts.SkipBadImages {
+						return s.badErr(name, err)
+					}
+					s.skipped = append(s.skipped, s.bad(name, err))
+					return nil
+				}
+				return addFile(e.Name()+"/"+filepath.ToSlash(rel), name, -1)
 			})
 			if err != nil {
 				return nil, err
 			}
 		}
 		sort.Strings(order) // WalkDir is already lexical per folder; keep it explicit
+	}
+	if len(classFiles) == 1 {
+		for c, files := range classFiles {
+			if err := checkNotWrapped(root, c, files, s.isTar); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for c := range classFiles {
 		s.classes = append(s.classes, c)
@@ -191,6 +236,105 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 		s.items[i] = folderItem{name: name, member: memberIdx[name], class: classIdx[c]}
 	}
 	return s, nil
+}
+
+// maxImageFileBytes bounds the size of one image file or tar member: a
+// larger one (a sparse file, a link to a huge file) is refused before it is
+// read.
+var maxImageFileBytes int64 = 64 << 20
+
+// checkMemberName refuses tar member names that leave the archive root
+// ("../x", "a/../../x", "/abs/x"): they would silently become classes.
+func checkMemberName(name string) error {
+	if strings.HasPrefix(name, "/") {
+		return errors.New("absolute member name: expected <class>/<image> inside the archive")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return errors.New("member name with \"..\": expected <class>/<image> inside the archive")
+		}
+	}
+	return nil
+}
+
+// checkImageFile accepts a regular file, or a link to one, of at most
+// maxImageFileBytes: devices, named pipes, sockets and links to folders
+// are refused before anything is opened (reading /dev/zero or a pipe would
+// never end).
+func checkImageFile(path string, d os.DirEntry) error {
+	st, err := os.Stat(path) // follows a link to its target
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		what := "not a regular file"
+		switch {
+		case st.IsDir():
+			what = "a link to a folder (links to folders are followed only for class folders)"
+		case st.Mode()&os.ModeNamedPipe != 0:
+			what = "a named pipe (FIFO)"
+		case st.Mode()&os.ModeDevice != 0:
+			what = "a device"
+		case st.Mode()&os.ModeSocket != 0:
+			what = "a socket"
+		}
+		return fmt.Errorf("%s: expected a regular image file", what)
+	}
+	if st.Size() > maxImageFileBytes {
+		return fmt.Errorf("file of %d bytes: expected an image file of at most %d bytes", st.Size(), maxImageFileBytes)
+	}
+	return nil
+}
+
+// readImageFile reads a file that scanFolder accepted, re-checking the
+// opened file (it may have been replaced since): the open does not block
+// on a named pipe, and no more than maxImageFileBytes are read.
+func readImageFile(path string) ([]byte, error) {
+	f, err := openNonBlocking(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v): expected a regular image file", st.Mode().Type())
+	}
+	if st.Size() > maxImageFileBytes {
+		return nil, fmt.Errorf("file of %d bytes: expected an image file of at most %d bytes", st.Size(), maxImageFileBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxImageFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > maxImageFileBytes {
+		return nil, fmt.Errorf("file grew past %d bytes while read: expected an image file of at most that size", maxImageFileBytes)
+	}
+	return b, nil
+}
+
+// checkNotWrapped refuses an ImageFolder whose only folder holds folders
+// and no image directly (e.g. train/<class>/<image>): the user pointed at
+// the folder above the class folders, which would give one class.
+func checkNotWrapped(root, class string, files []string, isTar bool) error {
+	if len(files) == 0 {
+		return nil
+	}
+	for _, f := range files {
+		rel := f
+		if isTar {
+			rel = cleanMember(f)
+		} else {
+			rel, _ = filepath.Rel(root, f)
+			rel = filepath.ToSlash(rel)
+		}
+		if strings.Count(rel, "/") == 1 {
+			return nil // an image directly in the class folder
+		}
+	}
+	return &FormatError{File: root, Member: class, Offset: -1, Msg: fmt.Sprintf("one top-level folder %q holding only folders: point the spec at that folder (expected <root>/<class>/<image>)", class)}
 }
 
 func lastName(order []string) string {
@@ -233,7 +377,7 @@ const tarBlock = 512
 func (s *folderSource) readItems(fn func(i int, b []byte) error) error {
 	if !s.isTar {
 		for i, it := range s.items {
-			b, err := os.ReadFile(it.name)
+			b, err := readImageFile(it.name)
 			if err != nil {
 				return &FormatError{File: it.name, Offset: -1, Msg: "reading image", Err: err}
 			}

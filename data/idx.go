@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // maxIDXBytes bounds the payload an idx header may claim (16 GiB).
@@ -136,12 +137,43 @@ func idxDataset(im, lb *IDX, imagesPath, labelsPath string, numClasses int) (*me
 	}
 	if numClasses == 0 {
 		numClasses = maxLabel + 1
+		if err := checkNoEmptyClasses(labelsPath, labels, numClasses); err != nil {
+			return nil, err
+		}
 	}
 	classes := make([]string, numClasses)
 	for i := range classes {
 		classes[i] = strconv.Itoa(i)
 	}
 	return &memDataset{classes: classes, c: 1, h: h, w: w, pix: im.Data, labels: labels}, nil
+}
+
+// checkNoEmptyClasses refuses idx labels whose class count (largest label
+// + 1) includes classes without a single example: one stray label 200
+// would otherwise make a 201-class data set without a word.
+func checkNoEmptyClasses(path string, labels []int32, k int) error {
+	counts := make([]int, k)
+	for _, l := range labels {
+		counts[l]++
+	}
+	var empty []string
+	n := 0
+	for c, m := range counts {
+		if m == 0 {
+			if n < 5 {
+				empty = append(empty, strconv.Itoa(c))
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	more := ""
+	if n > len(empty) {
+		more = fmt.Sprintf(" and %d more", n-len(empty))
+	}
+	return formatErr(path, -1, "labels go up to %d, but %d of those %d classes have no example (%s%s): expected labels 0…K-1 with every class present (a stray label?)", k-1, n, k, strings.Join(empty, ", "), more)
 }
 
 // MNIST file names in an MNIST folder, per split, gzip'd or not.

@@ -104,11 +104,18 @@ func TestOpenIDXLabels(t *testing.T) {
 	lab := filepath.Join(dir, "lb")
 	writeFile(t, img, encodeIDX(t, []int{3, 2, 2}, make([]uint8, 12), false))
 	writeFile(t, lab, encodeIDX(t, []int{3}, []uint8{0, 12, 3}, true))
-	ds, err := Open("idx:"+img+","+lab, "", OpenOptions{})
+	// Labels 0, 12, 3: classes 1, 2, 4…11 would be empty (a stray label
+	// must not make a 13-class set without a word: probe L5).
+	_, err := Open("idx:"+img+","+lab, "", OpenOptions{})
+	if err == nil || !strings.Contains(err.Error(), "labels go up to 12, but 10 of those 13 classes have no example (1, 2, 4, 5, 6 and 5 more)") {
+		t.Fatalf("stray label: %v", err)
+	}
+	writeFile(t, lab+"3", encodeIDX(t, []int{3}, []uint8{0, 2, 1}, true))
+	ds, err := Open("idx:"+img+","+lab+"3", "", OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.NumClasses() != 13 || ds.Label(1) != 12 {
+	if ds.NumClasses() != 3 || ds.Label(1) != 2 {
 		t.Fatalf("classes %d label %d", ds.NumClasses(), ds.Label(1))
 	}
 	// MNIST names: label 12 is out of range [0,10), at byte 8+1.

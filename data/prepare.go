@@ -40,11 +40,22 @@ type PrepareReport struct {
 // into shards with a manifest (see Manifest) for OpenPrepared. ImageFolder
 // sources are streamed: memory stays bounded whatever their size.
 func Prepare(opts PrepareOptions) (*PrepareReport, error) {
+	_, statErr := os.Stat(opts.Out)
+	rep, err := prepare(opts)
+	if err != nil && errors.Is(statErr, os.ErrNotExist) && opts.Out != "" {
+		// Prepare created the folder: leave nothing behind (os.Remove
+		// removes only an empty folder, so nothing else is ever lost).
+		os.Remove(opts.Out)
+	}
+	return rep, err
+}
+
+func prepare(opts PrepareOptions) (*PrepareReport, error) {
 	if opts.Src == "" || opts.Out == "" {
 		return nil, errors.New("prepare: source and output folder are required")
 	}
-	if opts.ImageSize < 0 {
-		return nil, fmt.Errorf("prepare: image size %d: expected >= 0", opts.ImageSize)
+	if opts.ImageSize < 0 || opts.ImageSize > MaxImageSize {
+		return nil, fmt.Errorf("prepare: image size %d: expected 0 (keep the source size) to %d", opts.ImageSize, MaxImageSize)
 	}
 	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
 		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)

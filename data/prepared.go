@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
@@ -98,6 +100,7 @@ func ParseManifest(b []byte, name string) (*Manifest, error) {
 
 // preparedDataset memory-maps the shards of a prepared dataset.
 type preparedDataset struct {
+	dir      string
 	m        *Manifest
 	shards   [][]byte
 	releases []func() error
@@ -121,13 +124,34 @@ func (d *preparedDataset) Label(i int) int      { return int(d.labels[i]) }
 // Manifest returns the dataset's manifest (do not modify).
 func (d *preparedDataset) Manifest() *Manifest { return d.m }
 
-func (d *preparedDataset) Image(i int, dst []uint8) error {
+func (d *preparedDataset) Image(i int, dst []uint8) (err error) {
 	checkImageArgs(i, d.m.Count, len(dst), d.pixels)
 	s, r := i/d.m.RecordsPerShard, i%d.m.RecordsPerShard
 	off := r*d.m.RecordSize + labelBytes
+	// A shard truncated or rewritten after it was mapped faults (SIGBUS)
+	// when read: turn the fault into an error naming the shard.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if e := recover(); e != nil {
+			if re, ok := e.(runtime.Error); ok && isFault(re) {
+				err = formatErr(d.shardPath(s), int64(off), "shard changed or was truncated while in use (it is memory-mapped): %v; re-create the prepared set and rerun", re)
+				return
+			}
+			panic(e)
+		}
+	}()
 	copy(dst[:d.pixels], d.shards[s][off:off+d.pixels])
 	return nil
 }
+
+// isFault reports whether a runtime error is a memory fault (of a mapped
+// file that shrank), as opposed to a programming error.
+func isFault(e runtime.Error) bool {
+	_, ok := e.(interface{ Addr() uintptr })
+	return ok
+}
+
+func (d *preparedDataset) shardPath(s int) string { return filepath.Join(d.dir, d.m.Shards[s].File) }
 
 // Close unmaps the shards; the dataset must not be used afterwards.
 func (d *preparedDataset) Close() error {
@@ -152,7 +176,7 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &preparedDataset{m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers()}
+	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers()}
 	for _, s := range m.Shards {
 		p := filepath.Join(dir, s.File)
 		f, err := os.Open(p)
@@ -263,7 +287,9 @@ func newShardWriter(dir string, m *Manifest) *shardWriter {
 func (w *shardWriter) write(label int, pix []uint8) error {
 	if w.f == nil {
 		name := fmt.Sprintf("shard-%05d.bin", len(w.m.Shards))
-		f, err := os.Create(filepath.Join(w.dir, name+".tmp"))
+		// An exclusive, hidden temporary: never a file (or link) planted
+		// at a predictable name.
+		f, err := os.CreateTemp(w.dir, "."+name+".tmp-*")
 		if err != nil {
 			return err
 		}
@@ -316,11 +342,27 @@ func (w *shardWriter) finish() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(w.dir, manifestName+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	f, err := os.CreateTemp(w.dir, "."+manifestName+".tmp-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(w.dir, manifestName))
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(w.dir, manifestName))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // abort removes what was written.
