@@ -53,7 +53,23 @@ func ModelNames() []string {
 }
 
 // NewModel builds a model with freshly initialised weights from cfg.Seed.
+// [EstimateModel] tells beforehand how much memory it will allocate.
 func NewModel(cfg ModelConfig) (*Model, error) {
+	b, err := checkModelConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(cfg.Seed, 0x6d6f64656c))
+	layers, err := b(cfg, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Name: cfg.Name, InputShape: cfg.InputShape, NumClasses: cfg.NumClasses, Layers: layers}, nil
+}
+
+// checkModelConfig returns cfg's builder after the checks common to every
+// model (shared by NewModel and EstimateModel).
+func checkModelConfig(cfg ModelConfig) (modelBuilder, error) {
 	b, ok := builders[cfg.Name]
 	if !ok {
 		return nil, fmt.Errorf("model %q: unknown (known: %s)", cfg.Name, strings.Join(ModelNames(), ", "))
@@ -65,12 +81,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	if c < 1 || h < 1 || w < 1 {
 		return nil, fmt.Errorf("model %s: input shape %v must be positive C, H, W", cfg.Name, cfg.InputShape)
 	}
-	r := rand.New(rand.NewPCG(cfg.Seed, 0x6d6f64656c))
-	layers, err := b(cfg, r)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{Name: cfg.Name, InputShape: cfg.InputShape, NumClasses: cfg.NumClasses, Layers: layers}, nil
+	return b, nil
 }
 
 // torchDefault re-initialises a convolution as PyTorch's default does for the
@@ -85,13 +96,13 @@ func torchDefault(c *Conv2d, r *rand.Rand) *Conv2d {
 }
 
 // cnn-mnist: the MNIST CNN of the TF Privacy and Opacus examples (26,010
-// parameters for 28×28×1 inputs and 10 classes).
+// parameters for 28×28×1 inputs and 10 classes). Its parameter count is
+// mirrored by estimateCNNMNIST (estimate.go).
 func buildCNNMNIST(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
-	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
-	h1, w1 := (h+6-8)/2+1-1, (w+6-8)/2+1-1 // conv k8 s2 p3, then maxpool 2 s1
-	h2, w2 := (h1-4)/2+1-1, (w1-4)/2+1-1   // conv k4 s2, then maxpool 2 s1
-	if h2 < 1 || w2 < 1 {
-		return nil, fmt.Errorf("model cnn-mnist: input %dx%d too small (want ≥ 28×28)", h, w)
+	c := cfg.InputShape[0]
+	h2, w2, err := cnnMNISTFeatures(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return []Layer{
 		torchDefault(NewConv2d("conv1", c, 16, 8, 2, 3, true, cfg.WS, r), r), &Tanh{}, NewMaxPool(2, 1, 0),
@@ -102,12 +113,25 @@ func buildCNNMNIST(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 	}, nil
 }
 
+// cnnMNISTFeatures returns the size of cnn-mnist's last feature maps (the
+// input of fc1 is 32 of them), or an error for inputs too small.
+func cnnMNISTFeatures(cfg ModelConfig) (h2, w2 int, err error) {
+	h, w := cfg.InputShape[1], cfg.InputShape[2]
+	h1, w1 := (h+6-8)/2+1-1, (w+6-8)/2+1-1 // conv k8 s2 p3, then maxpool 2 s1
+	h2, w2 = (h1-4)/2+1-1, (w1-4)/2+1-1    // conv k4 s2, then maxpool 2 s1
+	if h2 < 1 || w2 < 1 {
+		return 0, 0, fmt.Errorf("model cnn-mnist: input %dx%d too small (want ≥ 28×28)", h, w)
+	}
+	return h2, w2, nil
+}
+
 // cnn-cifar: the tanh CNN of Papernot et al. 2021 / Tramèr & Boneh 2021
-// (550,570 parameters for 32×32×3 inputs and 10 classes).
+// (550,570 parameters for 32×32×3 inputs and 10 classes). Mirrored by
+// estimateCNNCIFAR (estimate.go).
 func buildCNNCIFAR(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
-	if h%8 != 0 || w%8 != 0 {
-		return nil, fmt.Errorf("model cnn-cifar: input %dx%d must be a multiple of 8 (e.g. 32×32)", h, w)
+	if err := checkCNNCIFAR(cfg); err != nil {
+		return nil, err
 	}
 	var ls []Layer
 	in := c
@@ -124,33 +148,30 @@ func buildCNNCIFAR(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 	return ls, nil
 }
 
+func checkCNNCIFAR(cfg ModelConfig) error {
+	h, w := cfg.InputShape[1], cfg.InputShape[2]
+	if h%8 != 0 || w%8 != 0 {
+		return fmt.Errorf("model cnn-cifar: input %dx%d must be a multiple of 8 (e.g. 32×32)", h, w)
+	}
+	return nil
+}
+
 func gn(name string, c int) *GroupNorm { return NewGroupNorm(name, min(32, c), c, true) }
 
 // ResNets in torchvision's layout (v1.5: stride on the 3×3 convolution of
 // bottlenecks) with every BatchNorm replaced by GroupNorm(min(32, C), C).
+// Mirrored by estimateResNet (estimate.go).
 func buildResNet(cfg ModelConfig, r *rand.Rand, bottleneck bool, blocks [4]int) ([]Layer, error) {
-	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
-	stem := cfg.Stem
-	if stem == "" {
-		stem = "imagenet"
-		if h <= 64 && w <= 64 {
-			stem = "cifar"
-		}
+	c := cfg.InputShape[0]
+	stem, err := resNetStem(cfg)
+	if err != nil {
+		return nil, err
 	}
 	var ls []Layer
-	switch stem {
-	case "imagenet":
-		if h < 32 || w < 32 {
-			return nil, fmt.Errorf("model %s: imagenet stem needs inputs ≥ 32×32, got %dx%d", cfg.Name, h, w)
-		}
+	if stem == "imagenet" {
 		ls = append(ls, NewConv2d("conv1", c, 64, 7, 2, 3, false, cfg.WS, r), gn("bn1", 64), &ReLU{}, NewMaxPool(3, 2, 1))
-	case "cifar":
-		if h < 8 || w < 8 {
-			return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
-		}
+	} else {
 		ls = append(ls, NewConv2d("conv1", c, 64, 3, 1, 1, false, cfg.WS, r), gn("bn1", 64), &ReLU{})
-	default:
-		return nil, fmt.Errorf("model %s: stem %q, want imagenet or cifar", cfg.Name, cfg.Stem)
 	}
 	exp := 1
 	if bottleneck {
@@ -192,14 +213,41 @@ func buildResNet(cfg ModelConfig, r *rand.Rand, bottleneck bool, blocks [4]int) 
 	return ls, nil
 }
 
+// resNetStem resolves cfg.Stem ("imagenet" or "cifar") and checks that the
+// input is large enough for it.
+func resNetStem(cfg ModelConfig) (string, error) {
+	h, w := cfg.InputShape[1], cfg.InputShape[2]
+	stem := cfg.Stem
+	if stem == "" {
+		stem = "imagenet"
+		if h <= 64 && w <= 64 {
+			stem = "cifar"
+		}
+	}
+	switch stem {
+	case "imagenet":
+		if h < 32 || w < 32 {
+			return "", fmt.Errorf("model %s: imagenet stem needs inputs ≥ 32×32, got %dx%d", cfg.Name, h, w)
+		}
+	case "cifar":
+		if h < 8 || w < 8 {
+			return "", fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
+		}
+	default:
+		return "", fmt.Errorf("model %s: stem %q, want imagenet or cifar", cfg.Name, cfg.Stem)
+	}
+	return stem, nil
+}
+
 // Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016) with pre-activation
 // blocks, GroupNorm(16 groups) and weight standardisation, as in De et al.
 // 2022: conv 3×3 (16) → 3 stages of (depth−4)/6 blocks of width 16k, 32k, 64k
-// → GN → ReLU → global average pool → linear.
+// → GN → ReLU → global average pool → linear. Mirrored by estimateWRN
+// (estimate.go).
 func buildWRN(cfg ModelConfig, r *rand.Rand, depth, k int) ([]Layer, error) {
-	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
-	if h < 8 || w < 8 {
-		return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
+	c := cfg.InputShape[0]
+	if err := checkWRN(cfg); err != nil {
+		return nil, err
 	}
 	n := (depth - 4) / 6
 	ws := true
@@ -235,6 +283,14 @@ func buildWRN(cfg ModelConfig, r *rand.Rand, depth, k int) ([]Layer, error) {
 	return ls, nil
 }
 
+func checkWRN(cfg ModelConfig) error {
+	h, w := cfg.InputShape[1], cfg.InputShape[2]
+	if h < 8 || w < 8 {
+		return fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, h, w)
+	}
+	return nil
+}
+
 // The ScatterNet models of Tramèr & Boneh 2021 ("Differentially Private
 // Learning Needs Better Features"): a fixed Scattering(J=2, L=8) front end
 // (81 maps per input channel at 1/4 resolution), a GroupNorm without affine
@@ -250,25 +306,46 @@ func init() {
 // take 1.9 GB).
 const scatterCacheBytes = 3 << 30
 
+// The scattering front end of the ScatterNet models: J = 2 scales, L = 8
+// orientations.
+const scatterJ, scatterL = 2, 8
+
+// scatterFront returns the Scattering layer and its normalisation, and the
+// shape of their output. Mirrored by estimateScatterFront (estimate.go).
 func scatterFront(cfg ModelConfig) ([]Layer, [3]int, error) {
-	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
-	if h%4 != 0 || w%4 != 0 {
-		return nil, [3]int{}, fmt.Errorf("model %s: input %dx%d must be a multiple of 4 (the scattering transform with J=2 subsamples by 4; e.g. 32×32)", cfg.Name, h, w)
+	if err := checkScatterFront(cfg); err != nil {
+		return nil, [3]int{}, err
 	}
-	s := NewScattering(c, h, w, 2, 8)
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	s := NewScattering(c, h, w, scatterJ, scatterL)
 	s.CacheBytes = scatterCacheBytes
 	out := s.OutShape()
-	switch cfg.FeatureNorm {
-	case "", "group":
-		return []Layer{s, NewGroupNorm("scatter_norm", 27, out[0], false)}, out, nil
-	case "data":
+	if cfg.FeatureNorm == "data" {
 		return []Layer{s, NewStandardize("scatter_norm", out[0])}, out, nil
 	}
-	return nil, [3]int{}, fmt.Errorf("model %s: feature_norm %q, want group or data", cfg.Name, cfg.FeatureNorm)
+	return []Layer{s, NewGroupNorm("scatter_norm", 27, out[0], false)}, out, nil
+}
+
+// checkScatterFront rejects, before anything is allocated, the inputs the
+// scattering transform cannot take and unknown feature normalisations.
+func checkScatterFront(cfg ModelConfig) error {
+	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	if h%4 != 0 || w%4 != 0 {
+		return fmt.Errorf("model %s: input %dx%d must be a multiple of 4 (the scattering transform with J=2 subsamples by 4; e.g. 32×32)", cfg.Name, h, w)
+	}
+	if err := checkScattering(c, h, w, scatterJ, scatterL); err != nil {
+		return fmt.Errorf("model %s: %w", cfg.Name, err)
+	}
+	switch cfg.FeatureNorm {
+	case "", "group", "data":
+		return nil
+	}
+	return fmt.Errorf("model %s: feature_norm %q, want group or data", cfg.Name, cfg.FeatureNorm)
 }
 
 // scatternet-linear: Scattering → GroupNorm(27, 81·C) → flatten → linear
 // (155,530 parameters for 3×32×32 inputs and 10 classes: 243·8·8·10 + 10).
+// Mirrored by estimateScatterLinear (estimate.go).
 func buildScatterLinear(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 	ls, out, err := scatterFront(cfg)
 	if err != nil {
@@ -280,18 +357,28 @@ func buildScatterLinear(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 // scatternet-cnn: Scattering → GroupNorm(27, 81·C) → conv 243→64 k3 p1, tanh,
 // maxpool 2, conv 64→64 k3 p1, tanh → flatten → linear (the CIFAR-10 CNN on
 // ScatterNet features of Tramèr & Boneh's code; 187,210 parameters for
-// 3×32×32 inputs and 10 classes: 140,032 + 36,928 + 10,250).
+// 3×32×32 inputs and 10 classes: 140,032 + 36,928 + 10,250). Mirrored by
+// estimateScatterCNN (estimate.go).
 func buildScatterCNN(cfg ModelConfig, r *rand.Rand) ([]Layer, error) {
 	ls, out, err := scatterFront(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if out[1] < 2 || out[2] < 2 {
-		return nil, fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, cfg.InputShape[1], cfg.InputShape[2])
+	if err := checkScatterCNN(cfg, out); err != nil {
+		return nil, err
 	}
 	return append(ls,
 		torchDefault(NewConv2d("conv1", out[0], 64, 3, 1, 1, true, cfg.WS, r), r), &Tanh{}, NewMaxPool(2, 2, 0),
 		torchDefault(NewConv2d("conv2", 64, 64, 3, 1, 1, true, cfg.WS, r), r), &Tanh{},
 		&Flatten{},
 		NewLinear("fc", 64*(out[1]/2)*(out[2]/2), cfg.NumClasses, true, r)), nil
+}
+
+// checkScatterCNN checks that the scattering maps (shape out) survive
+// scatternet-cnn's 2×2 max pool.
+func checkScatterCNN(cfg ModelConfig, out [3]int) error {
+	if out[1] < 2 || out[2] < 2 {
+		return fmt.Errorf("model %s: input %dx%d too small (want ≥ 8×8)", cfg.Name, cfg.InputShape[1], cfg.InputShape[2])
+	}
+	return nil
 }
