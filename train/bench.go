@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"dptrain/data"
 	"dptrain/dpsgd"
 	"dptrain/nn"
 	"dptrain/tensor"
@@ -66,8 +67,18 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	if o.BatchSize < 1 {
 		return nil, fmt.Errorf("--batch-size %d must be ≥ 1", o.BatchSize)
 	}
-	if o.ImageSize < 1 {
-		return nil, fmt.Errorf("--image-size %d must be ≥ 1", o.ImageSize)
+	if o.ImageSize < 1 || o.ImageSize > data.MaxImageSize {
+		return nil, fmt.Errorf("--image-size %d: want 1 to %d", o.ImageSize, data.MaxImageSize)
+	}
+	if o.NumClasses < 2 {
+		return nil, fmt.Errorf("--classes %d: want ≥ 2", o.NumClasses)
+	}
+	mc := nn.ModelConfig{Name: o.Model, NumClasses: o.NumClasses, InputShape: [3]int{o.Channels, o.ImageSize, o.ImageSize}, Stem: o.Stem, Seed: 1}
+	if err := checkModelMemory(mc, &Config{Optimizer: "momentum"}); err != nil {
+		return nil, err
+	}
+	if err := checkBenchMemory(mc, o.BatchSize); err != nil {
+		return nil, err
 	}
 	if o.Threads > 0 {
 		old := tensor.SetThreads(o.Threads)
@@ -84,7 +95,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		labels[i] = r.IntN(o.NumClasses)
 	}
 	for _, private := range []bool{false, true} {
-		m, err := nn.NewModel(nn.ModelConfig{Name: o.Model, NumClasses: o.NumClasses, InputShape: [3]int{o.Channels, o.ImageSize, o.ImageSize}, Stem: o.Stem, Seed: 1})
+		m, err := nn.NewModel(mc)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +156,25 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		res.MemoryRatio = res.PeakRSSMiB / res.NonprivatePeakRSSMiB
 	}
 	return res, nil
+}
+
+// checkBenchMemory refuses a batch whose activations would not fit in
+// memory (see probeRowBytes).
+func checkBenchMemory(mc nn.ModelConfig, batch int) error {
+	m, err := nn.NewModel(mc)
+	if err != nil {
+		return err
+	}
+	perRow, err := probeRowBytes(m, mc)
+	if err != nil {
+		return err
+	}
+	need := perRow * float64(batch)
+	if avail := memAvailable(); avail > 0 && need > 0.9*float64(avail) {
+		return fmt.Errorf("--batch-size %d at --image-size %d needs about %.1f GiB for activations, %.1f GiB are available: use --batch-size ≤ %d or a smaller image size",
+			batch, mc.InputShape[1], need/(1<<30), float64(avail)/(1<<30), int(0.9*float64(avail)/perRow))
+	}
+	return nil
 }
 
 // resetPeakRSS resets the kernel's peak-RSS counter (Linux; a no-op

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+
+	"dptrain/data"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -103,6 +107,13 @@ type Config struct {
 	LogEvery        int    `yaml:"log_every" json:"log_every"`               // non-terminal log lines (default: ~50 lines per run)
 }
 
+// MaxAugMultiplicity bounds aug_multiplicity (K): every augmentation is a
+// row of every physical batch.
+const MaxAugMultiplicity = 256
+
+// MaxThreads bounds the threads setting.
+const MaxThreads = 1024
+
 // IsPrivate reports whether DP-SGD is on (the default).
 func (c *Config) IsPrivate() bool { return c.Private == nil || *c.Private }
 
@@ -129,9 +140,87 @@ func decodeYAML(b []byte, c *Config) error {
 		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		return yamlError(err)
+	}
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil {
+		return fmt.Errorf("line %d: a second YAML document (after ---): a config is one document; merge the keys into the first", second.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return yamlError(err)
+	}
+	if err := checkIntegers(&doc); err != nil {
+		return err
+	}
+	// Decode the node again through a decoder, for KnownFields.
+	var canon bytes.Buffer
+	enc := yaml.NewEncoder(&canon)
+	if err := enc.Encode(&doc); err != nil {
+		return yamlError(err)
+	}
+	enc.Close()
+	dec = yaml.NewDecoder(&canon)
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("%s (known keys: %s)", strings.TrimPrefix(err.Error(), "yaml: "), strings.Join(ConfigKeys(), ", "))
+		return yamlError(err)
+	}
+	return nil
+}
+
+// yamlError words a YAML decoding error; the list of known keys is added
+// only when a key was not recognised.
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.Contains(msg, "not found in type") {
+		return fmt.Errorf("%s (known keys: %s)", msg, strings.Join(ConfigKeys(), ", "))
+	}
+	return errors.New(msg)
+}
+
+// intKeys are the Config keys of integer type (or lists of integers).
+var intKeys = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		k := t.Field(i).Type.Kind()
+		if k == reflect.Slice {
+			k = t.Field(i).Type.Elem().Kind()
+		}
+		switch k {
+		case reflect.Int, reflect.Int64, reflect.Uint64:
+			m[t.Field(i).Tag.Get("yaml")] = true
+		}
+	}
+	return m
+}()
+
+// checkIntegers refuses a non-integral number for an integer key (the YAML
+// decoder would truncate batch_size: 50.5 to 50 without a word). Integral
+// floats such as 5e3 are accepted.
+func checkIntegers(doc *yaml.Node) error {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil // the decoder reports the shape error
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		key, val := m.Content[i], m.Content[i+1]
+		if !intKeys[key.Value] {
+			continue
+		}
+		vals := []*yaml.Node{val}
+		if val.Kind == yaml.SequenceNode {
+			vals = val.Content
+		}
+		for _, v := range vals {
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!float" {
+				continue
+			}
+			f, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
+			if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+				return fmt.Errorf("line %d: %s: %s is not an integer (want a whole number)", v.Line, key.Value, v.Value)
+			}
+		}
 	}
 	return nil
 }
@@ -159,6 +248,9 @@ func (c *Config) ApplyOverride(key, value string) error {
 	}
 	if !known {
 		return fmt.Errorf("unknown flag --%s (config keys, as --key=value: %s)", key, strings.Join(ConfigKeys(), ", "))
+	}
+	if strings.ContainsAny(value, "\n\r") {
+		return fmt.Errorf("flag --%s: the value contains a line break: one value per flag (a line break would set other keys)", key)
 	}
 	if value == "" { // --key= resets the setting to its default (zero value)
 		v := reflect.ValueOf(c).Elem()
@@ -213,8 +305,39 @@ func (c *Config) validate() error {
 	if c.Steps > 0 && c.Epochs > 0 {
 		bad("epochs and steps both set (%g, %d): set one", c.Epochs, c.Steps)
 	}
-	if c.AugMultiplicity < 0 {
-		bad("aug_multiplicity: %d, want ≥ 1", c.AugMultiplicity)
+	if c.AugMultiplicity < 0 || c.AugMultiplicity > MaxAugMultiplicity {
+		bad("aug_multiplicity: %d, want 1 to %d (augmentations per example; De et al. use up to 16)", c.AugMultiplicity, MaxAugMultiplicity)
+	}
+	if c.ImageSize < 0 || c.ImageSize > data.MaxImageSize {
+		bad("image_size: %d, want 0 (as stored) or 1 to %d pixels", c.ImageSize, data.MaxImageSize)
+	}
+	if c.CropSize < 0 || c.CropSize > data.MaxImageSize {
+		bad("crop_size: %d, want 0 (the input size) or 1 to %d pixels", c.CropSize, data.MaxImageSize)
+	}
+	if c.CropPadding < 0 || c.CropPadding > data.MaxImageSize {
+		bad("crop_padding: %d, want 0 to %d pixels", c.CropPadding, data.MaxImageSize)
+	}
+	for _, kv := range []struct {
+		key  string
+		v    int
+		what string
+	}{
+		{"max_train_examples", c.MaxTrainExamples, "0 (all) or the number of training examples to use"},
+		{"max_test_examples", c.MaxTestExamples, "0 (all) or the number of test examples to use"},
+		{"checkpoint_every", c.CheckpointEvery, "0 (about every 5% of the run) or a number of steps"},
+		{"keep_checkpoints", c.KeepCheckpoints, "0 (3) or how many checkpoints to keep"},
+		{"eval_every", c.EvalEvery, "0 (only at the end) or a number of steps"},
+		{"log_every", c.LogEvery, "0 (about 50 lines per run) or a number of steps"},
+		{"warmup_steps", c.WarmupSteps, "0 or a number of steps"},
+		{"freeze_layers", c.FreezeLayers, "0 or a number of layers"},
+		{"materialize_budget", c.MaterializeBudget, "0 (default) or a number of floats"},
+	} {
+		if kv.v < 0 {
+			bad("%s: %d, want %s", kv.key, kv.v, kv.what)
+		}
+	}
+	if c.Threads < 0 || c.Threads > MaxThreads {
+		bad("threads: %d, want 0 (all cores) or 1 to %d", c.Threads, MaxThreads)
 	}
 	switch c.Sampling {
 	case "", "poisson", "shuffle":
@@ -302,9 +425,6 @@ func (c *Config) validate() error {
 	}
 	if c.EMADecay < 0 || c.EMADecay >= 1 {
 		bad("ema_decay: %g, want in [0, 1)", c.EMADecay)
-	}
-	if c.FreezeLayers < 0 {
-		bad("freeze_layers: %d, want ≥ 0", c.FreezeLayers)
 	}
 	if c.FreezeLayers > 0 && c.TrainLastLayerOnly {
 		bad("freeze_layers and train_last_layer_only both set: give one")

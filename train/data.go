@@ -41,7 +41,7 @@ func limit(ds data.Dataset, n int) data.Dataset {
 
 // openData opens the training and (optional) test sets of a config.
 func openData(cfg *Config) (train, test data.Dataset, err error) {
-	opts := data.OpenOptions{ImageSize: cfg.ImageSize, SkipBadImages: cfg.SkipBadImages}
+	opts := data.OpenOptions{ImageSize: cfg.ImageSize, SkipBadImages: cfg.SkipBadImages, Workers: cfg.Threads}
 	train, err = data.Open(cfg.TrainData, "train", opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train_data %s: %w", cfg.TrainData, err)
@@ -59,8 +59,23 @@ func openData(cfg *Config) (train, test data.Dataset, err error) {
 		if tc != c || th != h || tw != w {
 			return nil, nil, fmt.Errorf("test_data %s: images %dx%dx%d, train_data %dx%dx%d (set image_size to resize both)", cfg.TestData, tc, th, tw, c, h, w)
 		}
+		if err := checkLabels(test, train.NumClasses()); err != nil {
+			return nil, nil, fmt.Errorf("test_data %s: %w; the training data %s has %d classes", cfg.TestData, err, cfg.TrainData, train.NumClasses())
+		}
 	}
 	return train, test, nil
+}
+
+// checkLabels returns an error naming the first example whose label is
+// not one of k classes (the model could not score it: the loss would be
+// undefined).
+func checkLabels(ds data.Dataset, k int) error {
+	for i := range ds.Len() {
+		if l := ds.Label(i); l < 0 || l >= k {
+			return fmt.Errorf("example %d has label %d, expected 0 to %d", i, l, k-1)
+		}
+	}
+	return nil
 }
 
 // transform builds the data transform of a config for images of c×h×w.

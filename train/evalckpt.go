@@ -24,11 +24,33 @@ func loadCheckpointPath(path string) (*checkpoint.Checkpoint, string, error) {
 	if _, err := os.Stat(filepath.Join(path, "checkpoints")); err == nil {
 		dir = filepath.Join(path, "checkpoints")
 	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", fmt.Errorf("--checkpoint: %w", err)
+	}
 	ck, p, _, err := checkpoint.LoadLatest(dir)
 	if err != nil {
-		return nil, "", fmt.Errorf("--checkpoint %s: %w", path, err)
+		return nil, "", fmt.Errorf("--checkpoint %s: %w (expected a checkpoint folder ckpt-…, or a run's --out folder)", path, err)
 	}
 	return ck, p, nil
+}
+
+// checkEvalClasses accepts evaluation data whose classes are the model's
+// (names, in order) or a leading part of them (e.g. an idx test file that
+// holds only labels 0…4 of a 10-class model): each label then means the
+// same class to the data and the model.
+func checkEvalClasses(have, model []string, numClasses int) error {
+	if len(have) > numClasses {
+		return fmt.Errorf("%d classes, the model has %d", len(have), numClasses)
+	}
+	if len(model) == 0 {
+		return nil
+	}
+	for i, c := range have {
+		if i >= len(model) || c != model[i] {
+			return fmt.Errorf("class %d is %q, the model's class %d is %q: expected the model's classes %v or a leading part of them", i, c, i, model[min(i, len(model)-1)], model)
+		}
+	}
+	return nil
 }
 
 // EvalCheckpoint evaluates a checkpoint on a data set, with the EMA weights
@@ -86,17 +108,24 @@ func EvalCheckpoint(path, spec, split string, useEMA bool) (*EvalCheckpointResul
 	if c, ok := ds.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-	if ds.NumClasses() != st.Model.NumClasses {
-		return nil, fmt.Errorf("--data %s: %d classes, the model has %d", spec, ds.NumClasses(), st.Model.NumClasses)
+	if err := checkEvalClasses(ds.Classes(), st.Classes, st.Model.NumClasses); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", spec, err)
+	}
+	if err := checkLabels(ds, st.Model.NumClasses); err != nil {
+		return nil, fmt.Errorf("--data %s: %w (the model has %d classes)", spec, err, st.Model.NumClasses)
 	}
 	c, h, w := ds.Shape()
 	cfg.Normalize = st.Normalize
 	tr, err := transform(&cfg, c, h, w)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
 	if err := tr.Validate(c, h, w); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
+	}
+	if oc, oh, ow := tr.OutShape(c, h, w); [3]int{oc, oh, ow} != st.Model.InputShape {
+		in := st.Model.InputShape
+		return nil, fmt.Errorf("--data %s: images %d×%d×%d become %d×%d×%d after the run's transform, but the model takes %d×%d×%d (C×H×W): evaluate on data of the training data's size and channels", spec, c, h, w, oc, oh, ow, in[0], in[1], in[2])
 	}
 	e, err := Evaluate(m, ds, tr, 256)
 	if err != nil {

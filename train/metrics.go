@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
@@ -23,13 +26,20 @@ type metricsWriter struct {
 // file matches the run that continues.
 func openMetrics(path string, step int64, resumed bool) (*metricsWriter, error) {
 	if !resumed {
-		f, err := os.Create(path)
+		// A fresh file, never written through a planted link.
+		if err := writeFileAtomic(path, nil); err != nil {
+			return nil, err
+		}
+		f, err := openNoFollow(path, os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return nil, err
 		}
 		return &metricsWriter{f: f, w: bufio.NewWriter(f)}, nil
 	}
-	old, _ := os.ReadFile(path)
+	old, err := readNoFollow(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	var keep bytes.Buffer
 	for _, line := range strings.Split(string(old), "\n") {
 		var m struct {
@@ -43,22 +53,30 @@ func openMetrics(path string, step int64, resumed bool) (*metricsWriter, error) 
 	if err := writeFileAtomic(path, keep.Bytes()); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := openNoFollow(path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	return &metricsWriter{f: f, w: bufio.NewWriter(f)}, nil
 }
 
-func (m *metricsWriter) write(v any) {
+// write appends one line. A failed write (a full disk) is returned: the run
+// stops rather than go on with a metrics file that silently ends early.
+func (m *metricsWriter) write(v any) error {
 	b, err := json.Marshal(nanToNull(v))
-	if err == nil {
-		m.w.Write(append(b, '\n'))
-		m.w.Flush()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
+	if _, err := m.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("writing %s: %w", m.f.Name(), err)
+	}
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", m.f.Name(), err)
+	}
+	return nil
 }
 
-func (m *metricsWriter) step(step int64, st dpsgd.StepStats, lr, secs, epsRDP, wall float64) {
+func (m *metricsWriter) step(step int64, st dpsgd.StepStats, lr, secs, epsRDP, wall float64) error {
 	rec := map[string]any{"type": "step", "step": step, "loss": st.MeanLoss(), "lr": lr, "examples": st.Examples,
 		"seconds": secs, "examples_per_sec": float64(st.Examples) / secs, "wall_seconds": wall}
 	if st.NoiseStd > 0 || st.Clipped > 0 {
@@ -66,11 +84,11 @@ func (m *metricsWriter) step(step int64, st dpsgd.StepStats, lr, secs, epsRDP, w
 		rec["mean_grad_norm"] = st.NormSum / math.Max(1, float64(st.Examples))
 		rec["epsilon_rdp"] = epsRDP
 	}
-	m.write(rec)
+	return m.write(rec)
 }
 
-func (m *metricsWriter) eval(step int64, e *EvalResult, eps float64) {
-	m.write(map[string]any{"type": "eval", "step": step, "test_accuracy": e.Top1, "test_top5": e.Top5, "test_loss": e.Loss, "epsilon": eps})
+func (m *metricsWriter) eval(step int64, e *EvalResult, eps float64) error {
+	return m.write(map[string]any{"type": "eval", "step": step, "test_accuracy": e.Top1, "test_top5": e.Top5, "test_loss": e.Loss, "epsilon": eps})
 }
 
 func (m *metricsWriter) Close() error {
@@ -149,4 +167,14 @@ func walk(v reflect.Value) any {
 		return out
 	}
 	return v.Interface()
+}
+
+// readNoFollow reads a file of --out without following a link at its name.
+func readNoFollow(path string) ([]byte, error) {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -18,10 +18,6 @@ func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
 }
 
-// lockName is the lock file in --out: one process trains in a folder at a
-// time.
-const lockName = ".dptrain.lock"
-
 // lockOut takes an exclusive advisory lock (flock) on out/.dptrain.lock,
 // held until the returned function is called or the process ends (a
 // killed process releases it with its file descriptors). A second dptrain

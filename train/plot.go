@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -79,5 +80,14 @@ func linePlot(path, title, ylabel string, xy plotter.XYs) error {
 		}
 		p.Add(l)
 	}
-	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if _, err := wt.WriteTo(&b); err != nil {
+		return err
+	}
+	// Atomically, never through a link planted at the name.
+	return writeFileAtomic(path, b.Bytes())
 }

@@ -28,6 +28,32 @@ type Options struct {
 	// StopAfter, when > 0, ends this invocation after that many steps as if
 	// the process had been killed (tests of resume). No final files.
 	StopAfter int
+	// Stop, when closed (Ctrl-C, SIGTERM), ends the run after the current
+	// step with a checkpoint: Run returns an *InterruptedError.
+	Stop <-chan struct{}
+}
+
+// InterruptedError is returned when Options.Stop ended the run: a
+// checkpoint of Step was written, and re-running the same command resumes.
+type InterruptedError struct {
+	Step, TotalSteps int64
+	Checkpoint       string // folder of the checkpoints
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted at step %d of %d; a checkpoint of it is in %s: rerun the same command to resume", e.Step, e.TotalSteps, e.Checkpoint)
+}
+
+func (r *run) stopRequested() bool {
+	if r.opt.Stop == nil {
+		return false
+	}
+	select {
+	case <-r.opt.Stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // ErrStopped is returned when Options.StopAfter ended the run early.
@@ -205,11 +231,17 @@ func (r *run) setup() error {
 	if r.tr, err = transform(c, ch, h, w); err != nil {
 		return err
 	}
+	if err := r.tr.Validate(ch, h, w); err != nil {
+		return fmt.Errorf("crop, crop_size, crop_padding (images %d×%d×%d): %w", ch, h, w, err)
+	}
 	oh, ow := h, w
 	if r.tr.Height > 0 {
 		oh, ow = r.tr.Height, r.tr.Width
 	}
 	r.modelCfg = nn.ModelConfig{Name: c.Model, NumClasses: r.trainDS.NumClasses(), InputShape: [3]int{ch, oh, ow}, Stem: c.Stem, WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Seed: c.Seed}
+	if err := checkModelMemory(r.modelCfg, c); err != nil {
+		return err
+	}
 	if r.model, err = nn.NewModel(r.modelCfg); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
@@ -293,6 +325,9 @@ func (r *run) setup() error {
 		if err := cfgP.Validate(); err != nil {
 			return err
 		}
+		if err := checkClipRange(c.ClipNorm, r.sigma, c.BatchSize); err != nil {
+			return err
+		}
 		if c.Noise == dpsgd.ModeSecure {
 			if err := r.checkSecureRange(); err != nil {
 				return err
@@ -350,6 +385,9 @@ func (r *run) setup() error {
 	r.fingerprint = fingerprint(*c)
 
 	// Output folder, its lock, resume.
+	if err := checkOutFolder(r.opt.Out); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(r.opt.Out, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
@@ -434,31 +472,114 @@ func (r *run) describe() {
 }
 
 // checkMemory refuses a physical batch that would not fit in memory,
-// estimated from a measured forward/backward of two examples.
+// estimated from a measured forward/backward of two examples (one
+// augmentation each: activation memory grows linearly with the rows). For
+// large inputs the probe runs on a copy of the model at about 256×256 and
+// is scaled by the ratio of pixels (convolutional activations are
+// proportional to H×W), so that the probe itself cannot exhaust memory.
 func (r *run) checkMemory() error {
 	c := &r.cfg
-	ch, h, w := r.modelCfg.InputShape[0], r.modelCfg.InputShape[1], r.modelCfg.InputShape[2]
-	rows := 2 * c.AugMultiplicity
+	perRow, err := probeRowBytes(r.model, r.modelCfg)
+	if err != nil {
+		return err
+	}
+	rows := c.PhysicalBatchSize * c.AugMultiplicity
+	need := perRow * float64(rows)
+	avail := memAvailable()
+	if avail > 0 && need > 0.9*float64(avail) {
+		fit := int(0.9 * float64(avail) / perRow / float64(c.AugMultiplicity))
+		if fit < 1 {
+			return fmt.Errorf("aug_multiplicity %d needs about %.1f GiB for the activations of one example (%.3g GiB per augmentation), %.1f GiB are available: use aug_multiplicity ≤ %d, or smaller images (image_size, crop_size)",
+				c.AugMultiplicity, perRow*float64(c.AugMultiplicity)/(1<<30), perRow/(1<<30), float64(avail)/(1<<30), max(int(0.9*float64(avail)/perRow), 0))
+		}
+		return fmt.Errorf("physical_batch_size %d (×%d augmentations) needs about %.1f GiB for activations, %.1f GiB are available: use physical_batch_size ≤ %d (the logical batch is accumulated over physical batches, so results do not change)",
+			c.PhysicalBatchSize, c.AugMultiplicity, need/(1<<30), float64(avail)/(1<<30), fit)
+	}
+	return nil
+}
+
+// probePixels is the input area above which the memory probe runs on a
+// smaller copy of the model.
+const probePixels = 256 * 256
+
+// probeRowBytes measures the bytes one batch row (one augmentation of one
+// example) allocates in a private forward/backward of model.
+func probeRowBytes(model *nn.Model, cfg nn.ModelConfig) (float64, error) {
+	ch, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
+	scale := 1.0
+	if h*w > probePixels {
+		f := math.Sqrt(float64(h*w) / probePixels)
+		ph, pw := max(32, int(float64(h)/f)/8*8), max(32, int(float64(w)/f)/8*8)
+		small := cfg
+		small.InputShape = [3]int{ch, ph, pw}
+		if small.Stem == "" && (h > 64 || w > 64) {
+			small.Stem = "imagenet" // the stem the full-size model has
+		}
+		m, err := nn.NewModel(small)
+		if err != nil {
+			return 0, fmt.Errorf("memory probe at %d×%d: %w", ph, pw, err)
+		}
+		model, h, w = m, ph, pw
+		scale = float64(cfg.InputShape[1]*cfg.InputShape[2]) / float64(ph*pw)
+	}
+	const rows = 2
 	x := tensor.New(rows, ch, h, w)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	var loss nn.SoftmaxCrossEntropy
 	labels := make([]int, rows)
-	loss.Forward(r.model.Forward(x, true), labels)
-	r.model.BackwardPerExample(loss.Backward([]float32{1}), nn.PerExampleOptions{Group: c.AugMultiplicity})
+	loss.Forward(model.Forward(x, true), labels)
+	model.BackwardPerExample(loss.Backward([]float32{1}), nn.PerExampleOptions{Group: 1})
 	runtime.ReadMemStats(&after)
-	r.model.ZeroGrad()
-	perRow := float64(after.TotalAlloc-before.TotalAlloc) / float64(rows)
-	need := perRow * float64(c.PhysicalBatchSize*c.AugMultiplicity)
-	avail := availableMemory()
+	model.ZeroGrad()
+	return scale * float64(after.TotalAlloc-before.TotalAlloc) / rows, nil
+}
+
+// checkModelMemory refuses, before anything is allocated, a model whose
+// parameters (values, gradients, optimizer state, averaged copy) and fixed
+// buffers would not fit in the available memory.
+func checkModelMemory(mc nn.ModelConfig, c *Config) error {
+	est, err := nn.EstimateModel(mc)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	copies := 2.0 // values and gradients
+	switch c.Optimizer {
+	case "momentum", "nesterov":
+		copies++
+	case "adam":
+		copies += 2
+	}
+	if c.EMADecay > 0 {
+		copies++
+	}
+	need := 4*copies*float64(est.Params) + float64(est.FixedBytes)
+	avail := memAvailable()
 	if avail > 0 && need > 0.9*float64(avail) {
-		fit := int(0.9 * float64(avail) / perRow / float64(c.AugMultiplicity))
-		return fmt.Errorf("physical_batch_size %d (×%d augmentations) needs about %.1f GiB for activations, %.1f GiB are available: use physical_batch_size ≤ %d (the logical batch is accumulated over physical batches, so results do not change)",
-			c.PhysicalBatchSize, c.AugMultiplicity, need/(1<<30), float64(avail)/(1<<30), max(fit, 1))
+		return fmt.Errorf("model %s with %d classes at %d×%d×%d inputs has %d parameters: with gradients and optimizer state they need about %.1f GiB, %.1f GiB are available: use smaller images (image_size, crop_size) or fewer classes",
+			mc.Name, mc.NumClasses, mc.InputShape[0], mc.InputShape[1], mc.InputShape[2], est.Params, need/(1<<30), float64(avail)/(1<<30))
 	}
 	return nil
 }
+
+// checkClipRange refuses a clip norm whose noisy sums overflow float32:
+// B clipped gradients of norm C plus noise of standard deviation σC must
+// stay far below float32's largest value (3.4e38), or the update is Inf.
+func checkClipRange(clip, sigma float64, batch int) error {
+	limit := maxClipScale
+	if v := clip * (float64(batch) + 10*max(sigma, 1)); v > limit || math.IsInf(v, 0) {
+		return fmt.Errorf("clip_norm: %g is too large: sums of %d clipped gradients plus noise of σ·C = %g would overflow float32 (keep C·(B + 10σ) ≤ %g; clip norms are usually 0.1 to 10)", clip, batch, sigma*clip, limit)
+	}
+	return nil
+}
+
+// maxClipScale bounds C·(B + 10σ) (checkClipRange); tests lift it to reach
+// the check that no non-finite update is ever applied.
+var maxClipScale = 1e30
+
+// memAvailable is availableMemory, replaced in tests.
+var memAvailable = availableMemory
 
 // availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).
 func availableMemory() uint64 {
@@ -512,6 +633,10 @@ func (r *run) loop() error {
 	}
 	stepsThisRun := 0
 	event := accounting.Step(r.q, r.sigma)
+	if r.stopRequested() {
+		// Nothing taken since the last checkpoint (resumed or step 0).
+		return &InterruptedError{Step: r.step, TotalSteps: r.totalSteps, Checkpoint: r.ckptDir}
+	}
 	for r.step < r.totalSteps {
 		if r.maxLedgerSteps > 0 && int64(r.ledger.Len())-r.priorLen() >= r.maxLedgerSteps {
 			// applyBudget ends the run before this; never step past ε.
@@ -580,7 +705,9 @@ func (r *run) loop() error {
 		if c.IsPrivate() {
 			epsRDP, _ = r.ledger.Epsilon("rdp", r.delta)
 		}
-		r.metrics.step(r.step, st, lr, secs, epsRDP, r.wallSeconds())
+		if err := r.metrics.step(r.step, st, lr, secs, epsRDP, r.wallSeconds()); err != nil {
+			return r.stopOnWriteError(err)
+		}
 		r.progress.update(r.step, st, float64(st.Examples)/secs, epsRDP, r.c().LogEvery, r.logf)
 		final := r.step == r.totalSteps
 		if c.EvalEvery > 0 && r.step%int64(c.EvalEvery) == 0 && !final && r.testDS != nil {
@@ -588,10 +715,14 @@ func (r *run) loop() error {
 				return err
 			}
 		}
-		if r.step%int64(c.CheckpointEvery) == 0 || final {
+		interrupted := !final && r.stopRequested()
+		if r.step%int64(c.CheckpointEvery) == 0 || final || interrupted {
 			if err := r.saveCheckpoint(); err != nil {
-				return fmt.Errorf("checkpoint at step %d: %w", r.step, err)
+				return fmt.Errorf("checkpoint at step %d: %w; stopping: the previous checkpoint in %s is kept (rerun the same command to resume from it once the cause is fixed)", r.step, err, r.ckptDir)
 			}
+		}
+		if interrupted {
+			return &InterruptedError{Step: r.step, TotalSteps: r.totalSteps, Checkpoint: r.ckptDir}
 		}
 		if r.opt.StopAfter > 0 && stepsThisRun >= r.opt.StopAfter && !final {
 			return ErrStopped
@@ -601,6 +732,13 @@ func (r *run) loop() error {
 }
 
 func (r *run) c() *Config { return &r.cfg }
+
+// stopOnWriteError words a failed write of the run's files (a full disk):
+// the run stops, the newest checkpoint stays valid, the journal has every
+// release.
+func (r *run) stopOnWriteError(err error) error {
+	return fmt.Errorf("%w: stopping at step %d; the newest checkpoint in %s is kept and the privacy journal is complete: free space and rerun the same command to resume", err, r.step, r.ckptDir)
+}
 
 // withEvalWeights runs fn with the EMA weights in the model when averaging
 // is on (post-processing: free in privacy), restoring the trained weights
@@ -644,7 +782,9 @@ func (r *run) evaluate(final bool) error {
 		}
 	}
 	r.evals = append(r.evals, evalPoint{r.step, res})
-	r.metrics.eval(r.step, res, eps)
+	if err := r.metrics.eval(r.step, res, eps); err != nil {
+		return r.stopOnWriteError(err)
+	}
 	r.logf("eval at step %d: test accuracy %.2f%% (top-5 %.2f%%), loss %.4f%s", r.step, 100*res.Top1, 100*res.Top5, res.Loss, epsText(eps, r.delta))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -53,12 +54,37 @@ const stateVersion = 2
 // fingerprint hashes the settings that define a run's trajectory and its
 // privacy: resuming under a different one is refused.
 func fingerprint(cfg Config) string {
-	c := cfg
-	// Settings that do not change the trajectory may differ on resume.
-	c.Threads, c.CheckpointEvery, c.KeepCheckpoints, c.EvalEvery, c.LogEvery, c.TestData, c.MaxTestExamples = 0, 0, 0, 0, 0, "", 0
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(trajectoryConfig(cfg))
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
+}
+
+// trajectoryConfig is cfg without the settings that may differ on resume
+// (they do not change the trajectory), with paths in a canonical form
+// (mnist:DIR/ and mnist:DIR are the same data).
+func trajectoryConfig(cfg Config) Config {
+	c := cfg
+	c.Threads, c.CheckpointEvery, c.KeepCheckpoints, c.EvalEvery, c.LogEvery, c.TestData, c.MaxTestExamples = 0, 0, 0, 0, 0, "", 0
+	c.TrainData = cleanSpec(c.TrainData)
+	if c.Init != "" {
+		c.Init = filepath.Clean(c.Init)
+	}
+	return c
+}
+
+// cleanSpec cleans the paths of a data spec ("scheme:PATH[,PATH]").
+func cleanSpec(spec string) string {
+	scheme, rest, ok := strings.Cut(spec, ":")
+	if !ok || rest == "" {
+		return spec
+	}
+	parts := strings.Split(rest, ",")
+	for i, p := range parts {
+		if p != "" {
+			parts[i] = filepath.Clean(p)
+		}
+	}
+	return scheme + ":" + strings.Join(parts, ",")
 }
 
 // saveCheckpoint writes the full training state atomically.
@@ -129,67 +155,149 @@ func restoreTensors(g map[string]checkpoint.Tensor) map[string][]float32 {
 	return out
 }
 
-// resume restores the newest valid checkpoint in r.ckptDir, if any. It
-// returns false when there is none (a fresh run).
+// resume restores the newest usable checkpoint in r.ckptDir, if any. It
+// returns false when there is none (a fresh run). A checkpoint that fails
+// its checksums, or passes them but cannot be restored (a missing tensor,
+// unreadable state, non-finite weights), is skipped with a warning and the
+// next older one is tried: the journal counts (secure mode) or re-checks
+// (seeded mode) every step after it, so falling back never under-counts.
+// A checkpoint of another configuration, or whose ledger is not this
+// run's, stops the run instead.
 func (r *run) resume() (bool, error) {
-	ck, path, skipped, err := checkpoint.LoadLatest(r.ckptDir)
-	for _, s := range skipped {
-		r.logf("warning: skipping checkpoint: %v", s)
+	refuse := " (refusing to start over: the privacy spent by the earlier run would be lost; use a new --out " + newOutNote + ")"
+	es, err := checkpoint.List(r.ckptDir)
+	if err != nil {
+		return false, fmt.Errorf("resume from %s: %w"+refuse, r.ckptDir, err)
 	}
-	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+	if len(es) == 0 {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("resume from %s: %w (refusing to start over: the privacy spent by the earlier run would be lost; use a new --out "+newOutNote+")", r.ckptDir, err)
+	var first error
+	for i := len(es) - 1; i >= 0; i-- {
+		ck, err := checkpoint.Load(es[i].Path)
+		if err == nil {
+			err = r.restore(ck, es[i].Path)
+			var u *unusableError
+			if err != nil && !errors.As(err, &u) {
+				return false, err
+			}
+		}
+		if err == nil {
+			return true, nil
+		}
+		r.logf("warning: skipping checkpoint: %v", err)
+		if first == nil {
+			first = err
+		}
+	}
+	return false, fmt.Errorf("resume from %s: %w: all %d checkpoints are invalid; newest: %v"+refuse, r.ckptDir, checkpoint.ErrNoValidCheckpoint, len(es), first)
+}
+
+// unusableError is a checkpoint that passed its checksums but cannot be
+// restored: resume falls back to an older one.
+type unusableError struct {
+	path string
+	err  error
+}
+
+func (e *unusableError) Error() string { return fmt.Sprintf("%s: unusable: %v", e.path, e.err) }
+func (e *unusableError) Unwrap() error { return e.err }
+
+// restore loads one verified checkpoint into the run. Errors that say the
+// checkpoint belongs to another configuration or carries a ledger this run
+// does not release are returned as they are; the others are
+// *unusableError.
+func (r *run) restore(ck *checkpoint.Checkpoint, path string) error {
+	unusable := func(format string, args ...any) error {
+		return &unusableError{path: path, err: fmt.Errorf(format, args...)}
 	}
 	var st runState
 	if err := json.Unmarshal(ck.Blobs["state.json"], &st); err != nil {
-		return false, fmt.Errorf("resume %s: state.json: %w", path, err)
+		return unusable("state.json: %w", err)
 	}
 	if st.FormatVersion != stateVersion {
-		return false, fmt.Errorf("resume %s: state format %d, this dptrain reads %d", path, st.FormatVersion, stateVersion)
+		return fmt.Errorf("resume %s: state format %d, this dptrain reads %d", path, st.FormatVersion, stateVersion)
 	}
 	if st.Fingerprint != r.fingerprint {
-		return false, fmt.Errorf("resume %s: the run in %s was started with a different configuration (fingerprint %s, now %s); use a new --out to start a new run "+newOutNote, path, filepath.Dir(r.ckptDir), st.Fingerprint, r.fingerprint)
+		return fmt.Errorf("resume %s: the run in %s was started with a different configuration%s (fingerprint %s, now %s); use a new --out to start a new run "+newOutNote, path, filepath.Dir(r.ckptDir), r.configChanges(ck.Blobs["config.yaml"]), st.Fingerprint, r.fingerprint)
 	}
 	var led accounting.Ledger
 	if err := led.UnmarshalJSON(ck.Blobs["ledger.json"]); err != nil {
-		return false, fmt.Errorf("resume %s: ledger.json: %w", path, err)
+		return unusable("ledger.json: %w", err)
 	}
 	if st.TrainExamples != r.n || st.SamplingRate != r.q || st.NoiseMultiplier != r.sigma || st.Delta != r.delta {
-		return false, fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out "+newOutNote,
+		return fmt.Errorf("resume %s: the run used N=%d, q=%g, σ=%g, δ=%g; now N=%d, q=%g, σ=%g, δ=%g (did the training data change?); use a new --out "+newOutNote,
 			path, st.TrainExamples, st.SamplingRate, st.NoiseMultiplier, st.Delta, r.n, r.q, r.sigma, r.delta)
 	}
+	r.priorCount = 1
 	if err := r.checkLedger(&led); err != nil {
-		return false, fmt.Errorf("resume %s: %w; refusing to resume", path, err)
+		return fmt.Errorf("resume %s: %w; refusing to resume", path, err)
 	}
 	if int64(led.Len()) != r.priorLen()+ck.Step+st.LostSteps && r.cfg.IsPrivate() || !r.cfg.IsPrivate() && led.Len() != 0 {
-		return false, fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen())
+		return fmt.Errorf("resume %s: ledger records %d events, checkpoint says %d steps (+%d lost, +%d before training)", path, led.Len(), ck.Step, st.LostSteps, r.priorLen())
 	}
-	r.lostSteps = st.LostSteps
 	if err := loadWeights(r.model, ck.Tensors["weights"], true); err != nil {
-		return false, fmt.Errorf("resume %s: %w", path, err)
+		return unusable("%w", err)
 	}
 	if err := r.optim.Restore(dpsgd.State{Kind: st.OptimizerKind, Steps: st.OptimizerSteps, Scalars: st.OptimizerScalars, Tensors: restoreTensors(ck.Tensors["optimizer"])}); err != nil {
-		return false, fmt.Errorf("resume %s: %w", path, err)
+		return unusable("%w", err)
 	}
 	if r.ema != nil {
 		if err := r.ema.Restore(dpsgd.State{Kind: "ema", Steps: st.EMASteps, Scalars: st.EMAScalars, Tensors: restoreTensors(ck.Tensors["ema"])}); err != nil {
-			return false, fmt.Errorf("resume %s: %w", path, err)
+			return unusable("%w", err)
 		}
 	}
+	noise := r.noise
 	if r.noise != nil && len(st.NoiseState) > 0 {
 		n, err := dpsgd.RestoreNoise(st.NoiseState)
 		if err != nil {
-			return false, fmt.Errorf("resume %s: noise state: %w", path, err)
+			return unusable("noise state: %w", err)
 		}
-		r.noise = n
+		noise = n
 	}
+	r.noise = noise
+	r.lostSteps = st.LostSteps
 	r.ledger = &led
 	r.step = ck.Step
 	r.priorWall = st.WallSeconds
 	r.logf("resumed from %s (step %d of %d)", path, ck.Step, r.totalSteps)
-	return true, nil
+	return nil
+}
+
+// configChanges names the keys whose values differ between a checkpoint's
+// config.yaml and this run's configuration, as " (key: old → new, …)", or
+// "" when it cannot tell.
+func (r *run) configChanges(saved []byte) string {
+	var old Config
+	if err := ParseConfig(saved, &old); err != nil {
+		return ""
+	}
+	a, b := trajectoryConfig(old), trajectoryConfig(r.cfg)
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var diffs []string
+	for i := 0; i < va.NumField(); i++ {
+		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
+		if !reflect.DeepEqual(x, y) {
+			diffs = append(diffs, fmt.Sprintf("%s: %s → %s", va.Type().Field(i).Tag.Get("yaml"), showValue(va.Field(i)), showValue(vb.Field(i))))
+		}
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(diffs, ", ") + ")"
+}
+
+func showValue(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "default"
+		}
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.String && v.String() == "" {
+		return `""`
+	}
+	return fmt.Sprint(v.Interface())
 }
 
 // loadWeights copies tensors into the model's parameters by name. With
@@ -212,6 +320,11 @@ func copyWeights(m *nn.Model, ts map[string]checkpoint.Tensor, strict bool) (ski
 			}
 			skipped = append(skipped, p.Name)
 			continue
+		}
+		for _, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("weights: parameter %s holds NaN or Inf values: expected finite weights (the file is corrupt or came from a diverged run)", p.Name)
+			}
 		}
 		copy(p.Value, t.Data)
 		loaded++

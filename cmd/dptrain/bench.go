@@ -32,6 +32,25 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		return errUsage
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags are --name=value)", fs.Arg(0))
+	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "steps" && o.Steps < 1:
+			bad = fmt.Errorf("--steps %d: want ≥ 1 timed steps", o.Steps)
+		case f.Name == "classes" && o.NumClasses < 2:
+			bad = fmt.Errorf("--classes %d: want ≥ 2", o.NumClasses)
+		case f.Name == "threads" && (o.Threads < 0 || o.Threads > train.MaxThreads):
+			bad = fmt.Errorf("--threads %d: want 0 (all cores) or 1 to %d", o.Threads, train.MaxThreads)
+		case f.Name == "materialize-budget" && o.MaterializeBudget < 0:
+			bad = fmt.Errorf("--materialize-budget %d: want ≥ 0", o.MaterializeBudget)
+		}
+	})
+	if bad != nil {
+		return bad
+	}
 	res, err := train.Bench(o)
 	if err != nil {
 		return err

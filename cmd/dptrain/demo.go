@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -32,6 +33,21 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		}
 		return errUsage
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags are --name=value)", fs.Arg(0))
+	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "epochs" && !(*epochs > 0 && *epochs <= 1e6):
+			bad = fmt.Errorf("--epochs %g: want a number > 0 (and at most 1e6)", *epochs)
+		case f.Name == "target-epsilon" && !(*eps > 0 && !math.IsInf(*eps, 0)):
+			bad = fmt.Errorf("--target-epsilon %g: want a finite ε > 0", *eps)
+		}
+	})
+	if bad != nil {
+		return bad
+	}
 	dir := *mnist
 	if dir == "" {
 		var err error
@@ -57,9 +73,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		*out = d
 	}
 	fmt.Fprintf(stderr, "dptrain demo: writing results to %s\n", *out)
-	s, err := train.Run(cfg, train.Options{Out: *out, Log: stderr, Terminal: isTerminal(stderr)})
+	stop, release := stopOnSignal(stderr)
+	defer release()
+	s, err := train.Run(cfg, train.Options{Out: *out, Log: stderr, Terminal: isTerminal(stderr), Stop: stop})
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	printSummary(stdout, s)
 	return nil

@@ -28,6 +28,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		return errUsage
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags are --name=value)", fs.Arg(0))
+	}
 	if *ckpt == "" || *spec == "" {
 		return errors.New("--checkpoint and --data are required")
 	}

@@ -256,6 +256,10 @@ func privacyEpsilon(args []string, stdout, stderr io.Writer) error {
 		re := jsonFloat(rdpEps)
 		res.Epsilon, res.RDPEpsilon, res.RDPOrder = jsonFloat(eps), &re, &rdpOrder
 	}
+	if math.IsNaN(float64(res.Epsilon)) || math.IsNaN(rdpEps) {
+		// JSON null means +Inf: a NaN must never be printed as a result.
+		return fmt.Errorf("the accountant returned ε = NaN for q=%g, σ=%g, %d steps, δ=%g (a numerical failure, not a guarantee): use --accountant rdp, or report this", s.q, sigma, s.steps, p.delta)
+	}
 	if p.json {
 		return writeJSON(stdout, res)
 	}

@@ -92,9 +92,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if out == "" {
 		return errors.New("--out DIR is required (checkpoints, metrics.jsonl, summary.json, report.md go there)")
 	}
-	s, err := train.Run(cfg, train.Options{Out: out, Log: stderr, Terminal: isTerminal(stderr)})
+	stop, release := stopOnSignal(stderr)
+	defer release()
+	s, err := train.Run(cfg, train.Options{Out: out, Log: stderr, Terminal: isTerminal(stderr), Stop: stop})
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	printSummary(stdout, s)
 	return nil
