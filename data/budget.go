@@ -16,6 +16,10 @@ import (
 // max(decodeBudgetBytes, the largest image's estimate), plus the decoded
 // images waiting in the pipelines' windows.
 
+// largeDecodeBytes: after a decode that reserved at least this much, its
+// memory is returned to the OS at once (debug.FreeOSMemory).
+const largeDecodeBytes = 256 << 20
+
 // decodeBudgetBytes is the budget (a variable for tests).
 var decodeBudgetBytes int64 = 1 << 30
 

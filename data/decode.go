@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"path"
+	"runtime/debug"
 	"strings"
 )
 
@@ -51,7 +52,7 @@ func DecodeImage(b []byte, dst []uint8) (pix []uint8, h, w int, err error) {
 		return nil, 0, 0, fmt.Errorf("image size %d×%d: expected 1 to %d pixels", cfg.Width, cfg.Height, maxImagePixels)
 	}
 	held := decodeBudget.acquire(decodeEstimate(cfg))
-	defer decodeBudget.release(held)
+	defer func() { decodeBudget.release(held) }()
 	img, err := decode(b)
 	if err != nil {
 		return nil, 0, 0, err
@@ -64,6 +65,15 @@ func DecodeImage(b []byte, dst []uint8) (pix []uint8, h, w int, err error) {
 		pix = make([]uint8, n)
 	}
 	toCHW(img, pix)
+	if held >= largeDecodeBytes {
+		// Hand the decoder's memory back before the next large image is
+		// decoded: with the garbage collector's usual slack the process
+		// would otherwise hold about twice the budget.
+		img = nil
+		decodeBudget.release(held)
+		held = 0
+		debug.FreeOSMemory()
+	}
 	return pix, h, w, nil
 }
 

@@ -4,6 +4,10 @@ import (
 	"sync"
 )
 
+// maxScratchBytes bounds the decode buffer a worker keeps between images
+// (one huge image must not pin its pixels for the rest of the run).
+const maxScratchBytes = 16 << 20
+
 // decoded is one image decoded (and resized) by a worker.
 type decoded struct {
 	i    int
@@ -67,7 +71,10 @@ func decodeFolder(s *folderSource, workers, size int, mode ResizeMode, skip bool
 				var pix []uint8
 				pix, d.h, d.w, d.err = DecodeImage(j.b, scratch)
 				if d.err == nil {
-					scratch = pix
+					scratch = nil
+					if cap(pix) <= maxScratchBytes {
+						scratch = pix // reused for the next image
+					}
 					if size > 0 {
 						var out []uint8
 						select {
