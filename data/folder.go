@@ -305,14 +305,16 @@ func readImageFile(path string) ([]byte, error) {
 	if st.Size() > maxImageFileBytes {
 		return nil, fmt.Errorf("file of %d bytes: expected an image file of at most %d bytes", st.Size(), maxImageFileBytes)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxImageFileBytes+1))
-	if err != nil {
+	// Read the size seen, plus one byte to notice a file that grew.
+	b := make([]byte, st.Size()+1)
+	n, err := io.ReadFull(f, b)
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		if err == nil {
+			return nil, fmt.Errorf("file grew past its %d bytes while read: expected an image file that does not change", st.Size())
+		}
 		return nil, err
 	}
-	if int64(len(b)) > maxImageFileBytes {
-		return nil, fmt.Errorf("file grew past %d bytes while read: expected an image file of at most that size", maxImageFileBytes)
-	}
-	return b, nil
+	return b[:n], nil
 }
 
 // checkNotWrapped refuses an ImageFolder whose only folder holds folders
