@@ -19,6 +19,7 @@ import (
 
 	"dptrain/checkpoint"
 	"dptrain/data"
+	"dptrain/internal/synthdata"
 )
 
 // validConfigYAML is a complete private config whose data need not exist
@@ -94,30 +95,20 @@ func writeIDX(t *testing.T, dir string, ds data.Dataset, n int, lab func(int) in
 	if c != 1 {
 		t.Fatalf("writeIDX: %d channels", c)
 	}
-	img := make([]byte, 16, 16+n*h*w)
-	binary.BigEndian.PutUint32(img[0:], 0x00000803)
-	binary.BigEndian.PutUint32(img[4:], uint32(n))
-	binary.BigEndian.PutUint32(img[8:], uint32(h))
-	binary.BigEndian.PutUint32(img[12:], uint32(w))
-	lbl := make([]byte, 8, 8+n)
-	binary.BigEndian.PutUint32(lbl[0:], 0x00000801)
-	binary.BigEndian.PutUint32(lbl[4:], uint32(n))
-	pix := make([]uint8, h*w)
-	for i := range n {
-		if err := ds.Image(i, pix); err != nil {
+	imgs := make([][]uint8, n)
+	for i := range imgs {
+		imgs[i] = make([]uint8, h*w)
+		if err := ds.Image(i, imgs[i]); err != nil {
 			t.Fatal(err)
 		}
-		img = append(img, pix...)
-		lbl = append(lbl, byte(lab(ds.Label(i))))
 	}
-	ip, lp := filepath.Join(dir, "img.idx"), filepath.Join(dir, "lab.idx")
-	if err := os.WriteFile(ip, img, 0o644); err != nil {
+	spec, err := synthdata.WriteIDX(dir, n, h, w,
+		func(i, y, x int) byte { return imgs[i][y*w+x] },
+		func(i int) byte { return byte(lab(ds.Label(i))) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(lp, lbl, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return "idx:" + ip + "," + lp
+	return spec
 }
 
 // fiveClassMNIST is an idx copy of the first 600 MNIST training examples

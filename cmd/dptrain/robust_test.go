@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"image"
 	"image/png"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"dptrain/internal/mnistdata"
+	"dptrain/internal/synthdata"
 )
 
 // probeInputs builds the hostile and careless inputs of the reliability
@@ -33,31 +33,11 @@ type probeInputs struct {
 
 func writeIDXFiles(t *testing.T, dir string, n, h, w int, pix func(i, y, x int) byte, label func(i int) byte) string {
 	t.Helper()
-	os.MkdirAll(dir, 0o755)
-	img := make([]byte, 16, 16+n*h*w)
-	binary.BigEndian.PutUint32(img[0:], 0x803)
-	binary.BigEndian.PutUint32(img[4:], uint32(n))
-	binary.BigEndian.PutUint32(img[8:], uint32(h))
-	binary.BigEndian.PutUint32(img[12:], uint32(w))
-	lab := make([]byte, 8, 8+n)
-	binary.BigEndian.PutUint32(lab[0:], 0x801)
-	binary.BigEndian.PutUint32(lab[4:], uint32(n))
-	for i := range n {
-		for y := range h {
-			for x := range w {
-				img = append(img, pix(i, y, x))
-			}
-		}
-		lab = append(lab, label(i))
-	}
-	ip, lp := filepath.Join(dir, "img.idx"), filepath.Join(dir, "lab.idx")
-	if err := os.WriteFile(ip, img, 0o644); err != nil {
+	spec, err := synthdata.WriteIDX(dir, n, h, w, pix, label)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(lp, lab, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return "idx:" + ip + "," + lp
+	return spec
 }
 
 func smallPNG(t *testing.T) []byte {

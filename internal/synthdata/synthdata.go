@@ -5,6 +5,7 @@
 package synthdata
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -41,4 +42,38 @@ func WriteCIFAR10(dir string, nTrain, nTest int, seed uint64) error {
 		return err
 	}
 	return write("test_batch.bin", nTest)
+}
+
+// WriteIDX writes n grey h×w images and their labels as idx files
+// (img.idx, lab.idx) into dir, created if needed: pixel (i, y, x) is
+// pix(i, y, x) and example i's label is label(i). It returns the spec
+// "idx:IMAGES,LABELS".
+func WriteIDX(dir string, n, h, w int, pix func(i, y, x int) byte, label func(i int) byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	img := make([]byte, 16, 16+n*h*w)
+	binary.BigEndian.PutUint32(img[0:], 0x803) // unsigned bytes, rank 3
+	binary.BigEndian.PutUint32(img[4:], uint32(n))
+	binary.BigEndian.PutUint32(img[8:], uint32(h))
+	binary.BigEndian.PutUint32(img[12:], uint32(w))
+	lab := make([]byte, 8, 8+n)
+	binary.BigEndian.PutUint32(lab[0:], 0x801) // unsigned bytes, rank 1
+	binary.BigEndian.PutUint32(lab[4:], uint32(n))
+	for i := range n {
+		for y := range h {
+			for x := range w {
+				img = append(img, pix(i, y, x))
+			}
+		}
+		lab = append(lab, label(i))
+	}
+	ip, lp := filepath.Join(dir, "img.idx"), filepath.Join(dir, "lab.idx")
+	if err := os.WriteFile(ip, img, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(lp, lab, 0o644); err != nil {
+		return "", err
+	}
+	return "idx:" + ip + "," + lp, nil
 }
