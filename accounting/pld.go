@@ -1,7 +1,6 @@
 package accounting
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -34,6 +33,7 @@ type PLD struct {
 	maxSize int
 	remove  *pmf // nil: identity
 	add     *pmf
+	log     eventLog // what was composed, for error messages
 }
 
 // NewPLD returns an empty PLD accountant. It panics with a
@@ -81,6 +81,7 @@ func (a *PLD) Compose(e Event) error {
 		}
 	}
 	a.remove, a.add = newRem, newAdd
+	a.log.add(e)
 	return nil
 }
 
@@ -95,6 +96,9 @@ func (a *PLD) eventPMFs(e Event, count int) (rem, add *pmf, err error) {
 		// n Gaussians with σ compose exactly to one with σ/√n.
 		g := subsampledGaussian{sigma: x.NoiseMultiplier / math.Sqrt(float64(count)), q: 1}
 		p, err := g.pmf(a.d, a.maxSize)
+		if err != nil && count > 1 {
+			err = fmt.Errorf("%d compositions of %v are one Gaussian with σ/√%d: %w", count, x, count, err)
+		}
 		return p, p, err
 	case PoissonSampled:
 		sigma := x.Event.(Gaussian).NoiseMultiplier
@@ -119,11 +123,11 @@ func (a *PLD) eventPMFs(e Event, count int) (rem, add *pmf, err error) {
 		}()
 		rem, err = build(false)
 		<-done
-		return rem, add, joinDistinct(err, errAdd)
+		return rem, add, firstError(err, errAdd)
 	case SelfComposed:
 		n := count * x.Count
 		if x.Count != 0 && n/x.Count != count {
-			return nil, nil, fmt.Errorf("%w: composition count %d × %d overflows", ErrTooLarge, count, x.Count)
+			return nil, nil, tooLarge("composition count %d × %d overflows", count, x.Count)
 		}
 		return a.eventPMFs(x.Event, n)
 	case Composed:
@@ -157,6 +161,9 @@ func (a *PLD) Epsilon(delta float64) (float64, error) {
 	if a.add != a.remove {
 		eps = math.Max(eps, a.add.epsilonForDelta(a.d, delta))
 	}
+	if math.IsNaN(eps) {
+		return 0, nanError("PLD", fmt.Sprintf("ε(δ=%g)", delta), a.log.events())
+	}
 	return eps, nil
 }
 
@@ -169,6 +176,9 @@ func (a *PLD) Delta(epsilon float64) (float64, error) {
 	if a.add != a.remove {
 		d = math.Max(d, a.add.deltaForEpsilon(a.d, epsilon))
 	}
+	if math.IsNaN(d) {
+		return 0, nanError("PLD", fmt.Sprintf("δ(ε=%g)", epsilon), a.log.events())
+	}
 	return d, nil
 }
 
@@ -176,6 +186,7 @@ func (a *PLD) Delta(epsilon float64) (float64, error) {
 // can be asked for many n without rebuilding them.
 type stepPLD struct {
 	acc       *PLD
+	q, sigma  float64
 	rem, add  *pmf
 	symmetric bool
 }
@@ -187,7 +198,7 @@ func newStepPLD(q, sigma float64, opts PLDOptions) (*stepPLD, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &stepPLD{acc: a, rem: rem, add: rem, symmetric: q == 1}
+	s := &stepPLD{acc: a, q: q, sigma: sigma, rem: rem, add: rem, symmetric: q == 1}
 	if q < 1 {
 		g.add = true
 		if s.add, err = g.pmf(a.d, a.maxSize); err != nil {
@@ -207,7 +218,8 @@ func (s *stepPLD) epsilon(n int, delta float64) (float64, error) {
 		return c.epsilonForDelta(s.acc.d, delta), nil
 	}
 	if s.symmetric {
-		return one(s.rem)
+		eps, err := one(s.rem)
+		return s.checked(eps, err, n, delta)
 	}
 	var epsAdd float64
 	var errAdd error
@@ -218,17 +230,27 @@ func (s *stepPLD) epsilon(n int, delta float64) (float64, error) {
 	}()
 	eps, err := one(s.rem)
 	<-done
-	if err = joinDistinct(err, errAdd); err != nil {
-		return 0, err
-	}
-	return math.Max(eps, epsAdd), nil
+	return s.checked(math.Max(eps, epsAdd), firstError(err, errAdd), n, delta)
 }
 
-// joinDistinct joins the errors of the two adjacency directions, once when
-// both failed the same way (the usual case: the same size limit).
-func joinDistinct(a, b error) error {
-	if a != nil && b != nil && a.Error() == b.Error() {
-		return a
+// checked turns a NaN ε of n steps into an error naming the steps.
+func (s *stepPLD) checked(eps float64, err error, n int, delta float64) (float64, error) {
+	if err != nil {
+		return 0, err
 	}
-	return errors.Join(a, b)
+	if math.IsNaN(eps) {
+		return 0, nanError("PLD", fmt.Sprintf("ε(δ=%g)", delta), []Event{Steps(s.q, s.sigma, n)})
+	}
+	return eps, nil
+}
+
+// firstError returns the error of the remove direction if it failed, else
+// that of the add direction. Both directions are built from the same
+// event, so one error says what went wrong (and joining two, which usually
+// differ only in a point count, would repeat the advice of ErrTooLarge).
+func firstError(remove, add error) error {
+	if remove != nil {
+		return remove
+	}
+	return add
 }

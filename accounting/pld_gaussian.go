@@ -14,6 +14,14 @@ import (
 //	add:    upper μ(x), lower (1−q)μ(x) + qμ(x−1).
 //
 // The loss is non-increasing in x.
+//
+// All positions are standardised, z = x/σ, and σ² is never formed: for
+// σ > sqrt(MaxFloat64) ≈ 1.3e154 it overflows to +Inf, the loss
+// (0.5 − x)/σ² collapses to 0 and the inverse loss 0.5 − ε·σ² becomes
+// 0·Inf = NaN at ε = 0 (the NaN ε of reliability probe L9); with
+// z = x/σ the loss is (±0.5/σ − z)/σ and its inverse ±0.5/σ − ε·σ, which
+// stay finite (or overflow to ±Inf where the CDFs are exactly 0 or 1) for
+// every finite σ above 1/MaxFloat64.
 type subsampledGaussian struct {
 	sigma, q float64
 	add      bool
@@ -23,17 +31,23 @@ type subsampledGaussian struct {
 // tails beyond the quantiles at ½e^-50 are treated pessimistically.
 const logMassTruncation = -50
 
-// lossNoSampling is the loss of the plain Gaussian mechanism at x.
-func (g subsampledGaussian) lossNoSampling(x float64) float64 {
+// shift returns 1/σ, the distance between the two Gaussians' means in
+// standardised units.
+func (g subsampledGaussian) shift() float64 { return 1 / g.sigma }
+
+// lossNoSampling is the loss of the plain Gaussian mechanism at the
+// standardised position z (x = σz): (±0.5 − x)/σ².
+func (g subsampledGaussian) lossNoSampling(z float64) float64 {
+	h := 0.5 / g.sigma
 	if g.add {
-		return (0.5 - x) / (g.sigma * g.sigma)
+		return (h - z) / g.sigma
 	}
-	return (-0.5 - x) / (g.sigma * g.sigma)
+	return (-h - z) / g.sigma
 }
 
-// loss returns the privacy loss at x.
-func (g subsampledGaussian) loss(x float64) float64 {
-	l := g.lossNoSampling(x)
+// loss returns the privacy loss at the standardised position z.
+func (g subsampledGaussian) loss(z float64) float64 {
+	l := g.lossNoSampling(z)
 	switch {
 	case g.q == 1:
 		return l
@@ -44,7 +58,8 @@ func (g subsampledGaussian) loss(x float64) float64 {
 	}
 }
 
-// inverseLoss returns the largest x whose privacy loss is at least eps.
+// inverseLoss returns the largest standardised position z whose privacy
+// loss is at least eps.
 func (g subsampledGaussian) inverseLoss(eps float64) float64 {
 	l := eps
 	if g.q < 1 {
@@ -62,34 +77,37 @@ func (g subsampledGaussian) inverseLoss(eps float64) float64 {
 			}
 		}
 	}
-	s2 := g.sigma * g.sigma
+	// x = ±0.5 − l·σ², so z = ±0.5/σ − l·σ (l·σ may overflow to ±Inf:
+	// then z is beyond every quantile, as it should be).
+	h := 0.5 / g.sigma
 	if g.add {
-		return 0.5 - l*s2
+		return h - l*g.sigma
 	}
-	return -0.5 - l*s2
+	return -h - l*g.sigma
 }
 
-func (g subsampledGaussian) upperCDF(x float64) float64 {
-	s := g.sigma
+// upperCDF returns the upper distribution's CDF at the standardised z.
+func (g subsampledGaussian) upperCDF(z float64) float64 {
 	switch {
 	case g.add:
-		return normCDF(x / s)
+		return normCDF(z)
 	case g.q == 1:
-		return normCDF((x + 1) / s)
+		return normCDF(z + g.shift())
 	default:
-		return (1-g.q)*normCDF(x/s) + g.q*normCDF((x+1)/s)
+		return (1-g.q)*normCDF(z) + g.q*normCDF(z+g.shift())
 	}
 }
 
-func (g subsampledGaussian) lowerLogCDF(x float64) float64 {
-	s := g.sigma
+// lowerLogCDF returns the log of the lower distribution's CDF at the
+// standardised z.
+func (g subsampledGaussian) lowerLogCDF(z float64) float64 {
 	switch {
 	case !g.add:
-		return logNormCDF(x / s)
+		return logNormCDF(z)
 	case g.q == 1:
-		return logNormCDF((x - 1) / s)
+		return logNormCDF(z - g.shift())
 	default:
-		return logAdd(math.Log1p(-g.q)+logNormCDF(x/s), math.Log(g.q)+logNormCDF((x-1)/s))
+		return logAdd(math.Log1p(-g.q)+logNormCDF(z), math.Log(g.q)+logNormCDF(z-g.shift()))
 	}
 }
 
@@ -103,8 +121,8 @@ func (g subsampledGaussian) delta(eps float64) float64 {
 			return -math.Expm1(eps)
 		}
 	}
-	x := g.inverseLoss(eps)
-	d := g.upperCDF(x) - math.Exp(eps+g.lowerLogCDF(x))
+	z := g.inverseLoss(eps)
+	d := g.upperCDF(z) - math.Exp(eps+g.lowerLogCDF(z))
 	return math.Min(math.Max(d, 0), 1)
 }
 
@@ -112,24 +130,34 @@ func (g subsampledGaussian) delta(eps float64) float64 {
 // d, on the ε grid between the losses at the truncation points (as
 // dp_accounting's from_gaussian_mechanism with use_connect_dots=True).
 func (g subsampledGaussian) pmf(d float64, maxSize int) (*pmf, error) {
-	lowerX := g.sigma * normQuantileLog(-math.Ln2+logMassTruncation)
-	upperX := -lowerX
+	lowerZ := normQuantileLog(-math.Ln2 + logMassTruncation)
+	upperZ := -lowerZ
 	if g.add {
-		upperX++
+		upperZ += g.shift()
 	} else {
-		lowerX--
+		lowerZ -= g.shift()
 	}
-	epsUpper, epsLower := g.loss(lowerX), g.loss(upperX)
+	epsUpper, epsLower := g.loss(lowerZ), g.loss(upperZ)
 	lo := math.Floor(epsLower / d)
 	hi := math.Ceil(epsUpper / d)
-	if !(hi-lo+1 <= float64(maxSize)) {
-		return nil, fmt.Errorf("%w: the PLD of σ=%g, q=%g needs %.3g points at interval %g (limit %d); use a coarser discretization interval",
-			ErrTooLarge, g.sigma, g.q, hi-lo+1, d, maxSize)
+	// The loss range grows as 1/σ²: for σ below ~1e-154 it is not even a
+	// float64 (the count is then ±Inf or NaN).
+	if n := hi - lo + 1; !(n <= float64(maxSize)) {
+		need := "more than MaxFloat64"
+		if !math.IsNaN(n) && !math.IsInf(n, 0) {
+			need = fmt.Sprintf("%.3g", n)
+		}
+		return nil, tooLarge("the PLD of σ=%g, q=%g needs %s points (limit %d)",
+			g.sigma, g.q, need, maxSize)
 	}
 	n := int(hi-lo) + 1
 	deltas := make([]float64, n)
 	for k := range deltas {
 		deltas[k] = g.delta((lo + float64(k)) * d)
+		if math.IsNaN(deltas[k]) {
+			return nil, fmt.Errorf("%w: the PLD of σ=%g, q=%g: hockey-stick divergence at ε=%g is NaN",
+				ErrNumerical, g.sigma, g.q, (lo+float64(k))*d)
+		}
 	}
 	return connectDots(d, int(lo), deltas), nil
 }

@@ -1,9 +1,6 @@
 package accounting
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // pmf is a discretised privacy loss distribution: mass probs[i] at privacy
 // loss (lower+i)·d for the accountant's interval d, plus mass inf at +∞.
@@ -29,7 +26,7 @@ func (p *pmf) selfCompose(n, maxSize int) (*pmf, error) {
 	L := len(p.probs)
 	lo, hi := 0, (L-1)*n
 	if (L-1) != 0 && hi/(L-1) != n {
-		return nil, fmt.Errorf("%w: %d compositions of a %d-point PLD overflow", ErrTooLarge, n, L)
+		return nil, tooLarge("%d compositions of a %d-point PLD overflow", n, L)
 	}
 	// Chernoff: P[S ≥ b] ≤ exp(n·log M(t) − t·b) for t > 0, similarly below.
 	logTail := math.Log(2 / tailMassTruncation)
@@ -55,8 +52,7 @@ func (p *pmf) selfCompose(n, maxSize int) (*pmf, error) {
 	}
 	size := max(nextPow2(max(outLen, L)), 4)
 	if size > maxSize {
-		return nil, fmt.Errorf("%w: %d compositions need a %d-point FFT (limit %d); use a coarser discretization interval",
-			ErrTooLarge, n, size, maxSize)
+		return nil, tooLarge("%d compositions need a %d-point FFT (limit %d)", n, size, maxSize)
 	}
 	spec := rfft(p.probs, size)
 	for i := range spec {
@@ -105,8 +101,8 @@ func composePMF(a, b *pmf, maxSize int) (*pmf, error) {
 		return a, nil
 	}
 	if n := nextPow2(len(a.probs) + len(b.probs) - 1); n > maxSize {
-		return nil, fmt.Errorf("%w: composing PLDs of %d and %d points needs a %d-point FFT (limit %d)",
-			ErrTooLarge, len(a.probs), len(b.probs), n, maxSize)
+		return nil, tooLarge("composing PLDs of %d and %d points needs a %d-point FFT (limit %d)",
+			len(a.probs), len(b.probs), n, maxSize)
 	}
 	probs := convolve(a.probs, b.probs)
 	inf := a.inf + b.inf - a.inf*b.inf

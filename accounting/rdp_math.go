@@ -37,7 +37,7 @@ func poissonGaussianRDP(dst, orders []float64, q, sigma float64) {
 		case math.IsInf(a, 1):
 			dst[k] = math.Inf(1)
 		case q == 1:
-			dst[k] = a / (2 * sigma * sigma)
+			dst[k] = gaussianRDPAt(a, sigma)
 		case a == math.Trunc(a):
 			dst[k] = logAInt(q, sigma, int(a)) / (a - 1)
 		default:
@@ -49,20 +49,35 @@ func poissonGaussianRDP(dst, orders []float64, q, sigma float64) {
 // gaussianRDP writes into dst the RDP of the (unsampled) Gaussian mechanism.
 func gaussianRDP(dst, orders []float64, sigma float64) {
 	for k, a := range orders {
-		dst[k] = a / (2 * sigma * sigma)
+		dst[k] = gaussianRDPAt(a, sigma)
 	}
+}
+
+// gaussianRDPAt returns α/(2σ²). Like every σ² of this package it is
+// divided out one σ at a time: σ·σ overflows for σ > 1.3e154 and
+// underflows to 0 for σ < 1e-162 (0/0 = NaN in the (i²−i)/(2σ²) terms
+// below); (α/(2σ))/σ is 0 or +Inf there, as it should be.
+func gaussianRDPAt(alpha, sigma float64) float64 {
+	return alpha / (2 * sigma) / sigma
+}
+
+// overTwoVar returns x/(2σ²) without forming σ² (0 for x = 0 at any σ).
+func overTwoVar(x, sigma float64) float64 {
+	if x == 0 {
+		return 0
+	}
+	return x / (2 * sigma) / sigma
 }
 
 // logAInt returns log(A_α) for integer α ≥ 2 and 0 < q < 1.
 func logAInt(q, sigma float64, alpha int) float64 {
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
-	twoVar := 2 * (sigma * sigma)
 	lfA := logFactorial(alpha)
 	logA := math.Inf(-1)
 	for i := 0; i <= alpha; i++ {
 		fi := float64(i)
 		logCoef := lfA - logFactorial(i) - logFactorial(alpha-i) + fi*logQ + float64(alpha-i)*log1mQ
-		logA = logAdd(logA, logCoef+(fi*fi-fi)/twoVar)
+		logA = logAdd(logA, logCoef+overTwoVar(fi*fi-fi, sigma))
 	}
 	return logA
 }
@@ -82,9 +97,12 @@ func logAFracSigned(q, sigma, alpha float64) float64 {
 
 func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
-	twoVar := 2 * (sigma * sigma)
-	z0 := sigma*sigma*math.Log(1/q-1) + 0.5
-	erfcScale := 1 / (math.Sqrt2 * sigma)
+	// The series splits at z0 = σ²·log(1/q − 1) + 1/2; its erfc arguments
+	// (i − z0)/(√2σ) and (z0 − j)/(√2σ) are formed as (i − 1/2)/(√2σ) −
+	// c and c − (j − 1/2)/(√2σ), c = σ·log(1/q − 1)/√2, so that no σ²
+	// overflows (for q = 1/2 it would be Inf·0 = NaN).
+	c := sigma * math.Log(1/q-1) / math.Sqrt2
+	sq2s := math.Sqrt2 * sigma
 	const logHalf = -math.Ln2
 
 	// Signed sums are kept as (positive part, negative part) in log space.
@@ -106,10 +124,10 @@ func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 		j := alpha - fi
 		logT0 := logCoef + fi*logQ + j*log1mQ
 		logT1 := logCoef + j*logQ + fi*log1mQ
-		logE0 := logHalf + logErfc((fi-z0)*erfcScale)
-		logE1 := logHalf + logErfc((z0-j)*erfcScale)
-		s0 := logT0 + (fi*fi-fi)/twoVar + logE0
-		s1 := logT1 + (j*j-j)/twoVar + logE1
+		logE0 := logHalf + logErfc((fi-0.5)/sq2s-c)
+		logE1 := logHalf + logErfc(c-(j-0.5)/sq2s)
+		s0 := logT0 + overTwoVar(fi*fi-fi, sigma) + logE0
+		s1 := logT1 + overTwoVar(j*j-j, sigma) + logE1
 		if signed && coefSign < 0 {
 			a0n, a1n = logAdd(a0n, s0), logAdd(a1n, s1)
 		} else {
