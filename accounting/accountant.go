@@ -83,6 +83,7 @@ func supportsGaussianFamily(e Event) bool {
 type RDP struct {
 	orders []float64
 	rdp    []float64 // accumulated RDP at each order
+	log    eventLog  // what was composed, for error messages
 }
 
 // DefaultOrders returns dp_accounting's default RDP orders: 1.1, 1.2, …,
@@ -135,9 +136,15 @@ func (a *RDP) Compose(e Event) error {
 	add := make([]float64, len(a.orders))
 	tmp := make([]float64, len(a.orders))
 	a.accumulate(add, tmp, e, 1)
+	for k, v := range add {
+		if math.IsNaN(v) {
+			return fmt.Errorf("%w: the RDP of %v at order %g is NaN", ErrNumerical, e, a.orders[k])
+		}
+	}
 	for k := range a.rdp {
 		a.rdp[k] += add[k]
 	}
+	a.log.add(e)
 	return nil
 }
 
@@ -177,6 +184,9 @@ func (a *RDP) EpsilonAndOrder(delta float64) (eps, order float64, err error) {
 		return 0, 0, err
 	}
 	eps, order = rdpToEpsilon(a.orders, a.rdp, delta)
+	if math.IsNaN(eps) {
+		return 0, 0, nanError("RDP", fmt.Sprintf("ε(δ=%g)", delta), a.log.events())
+	}
 	return eps, order, nil
 }
 
@@ -192,5 +202,8 @@ func (a *RDP) DeltaAndOrder(epsilon float64) (delta, order float64, err error) {
 		return 0, 0, err
 	}
 	delta, order = rdpToDelta(a.orders, a.rdp, epsilon)
+	if math.IsNaN(delta) {
+		return 0, 0, nanError("RDP", fmt.Sprintf("δ(ε=%g)", epsilon), a.log.events())
+	}
 	return delta, order, nil
 }

@@ -114,14 +114,28 @@ func calibrate(kind string, target, delta, q float64, steps int) (float64, float
 			return 0, 0, err
 		}
 	}
-	return bisectSigma(eps, target, guess, step, tol)
+	sigma, e, err := bisectSigma(eps, target, guess, step, tol)
+	if errorsIs(err, ErrTooLarge) {
+		// The σ tried was small because the target is large.
+		err = fmt.Errorf("calibrating σ for target ε=%g (a smaller target gives a larger σ): %w", target, err)
+	}
+	return sigma, e, err
 }
 
 // bisectSigma finds the smallest σ in [MinNoiseMultiplier,
 // MaxNoiseMultiplier] with eps(σ) ≤ target, to relative tolerance tol,
 // assuming eps is non-increasing: it brackets the answer by steps of the
 // factor step from guess, then refines. It returns σ and eps(σ).
-func bisectSigma(eps func(float64) (float64, error), target, guess, step, tol float64) (float64, float64, error) {
+func bisectSigma(epsOf func(float64) (float64, error), target, guess, step, tol float64) (float64, float64, error) {
+	// The accountants never return a NaN ε with a nil error; this guard
+	// keeps a NaN from ever steering (or ending) the search regardless.
+	eps := func(sigma float64) (float64, error) {
+		e, err := epsOf(sigma)
+		if err == nil && (math.IsNaN(e) || math.IsNaN(sigma)) {
+			return 0, fmt.Errorf("%w: ε of noise multiplier σ=%g is NaN", ErrNumerical, sigma)
+		}
+		return e, err
+	}
 	guess = math.Min(math.Max(guess, MinNoiseMultiplier), MaxNoiseMultiplier)
 	e, err := eps(guess)
 	if err != nil {
@@ -240,12 +254,20 @@ func MaxSteps(kind string, targetEpsilon, delta, samplingRate, sigma float64) (i
 		orders := defaultOrders
 		r := make([]float64, len(orders))
 		poissonGaussianRDP(r, orders, samplingRate, sigma)
+		for k, v := range r {
+			if math.IsNaN(v) {
+				return 0, fmt.Errorf("%w: the RDP of %v at order %g is NaN", ErrNumerical, Step(samplingRate, sigma), orders[k])
+			}
+		}
 		tmp := make([]float64, len(orders))
 		eps = func(n int) (float64, error) {
 			for k := range r {
 				tmp[k] = float64(n) * r[k]
 			}
 			e, _ := rdpToEpsilon(orders, tmp, delta)
+			if math.IsNaN(e) {
+				return 0, nanError("RDP", fmt.Sprintf("ε(δ=%g)", delta), []Event{Steps(samplingRate, sigma, n)})
+			}
 			return e, nil
 		}
 	case KindPLD:

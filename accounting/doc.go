@@ -56,5 +56,9 @@
 // Invalid inputs (q ∉ (0, 1], σ ≤ 0, δ ∉ (0, 1), negative counts, unsupported
 // events, unreachable targets) are errors that name the quantity, never
 // panics; misuse of the Go API itself (e.g. RDP orders ≤ 1) panics with a
-// typed value.
+// typed value. Every finite σ > 0 is accepted: σ² is never formed (it
+// overflows beyond 1.3e154), so a huge σ gives ε = 0 or a tiny ε, and a tiny
+// σ a huge or infinite ε (RDP) or an error wrapping [ErrTooLarge] (PLD).
+// No function returns a NaN ε or δ with a nil error; should the arithmetic
+// ever produce one, the error wraps [ErrNumerical] and names the events.
 package accounting

@@ -5,12 +5,12 @@ import (
 	"math"
 )
 
-// logAdd returns log(exp(a) + exp(b)) without overflow.
+// logAdd returns log(exp(a) + exp(b)) without overflow (+Inf if either is).
 func logAdd(a, b float64) float64 {
 	if a < b {
 		a, b = b, a
 	}
-	if math.IsInf(b, -1) {
+	if math.IsInf(b, -1) || math.IsInf(a, 1) { // (+Inf − +Inf would be NaN)
 		return a
 	}
 	return a + math.Log1p(math.Exp(b-a))

@@ -143,7 +143,7 @@ func (g subsampledGaussian) pmf(d float64, maxSize int) (*pmf, error) {
 	// The loss range grows as 1/σ²: for σ below ~1e-154 it is not even a
 	// float64 (the count is then ±Inf or NaN).
 	if n := hi - lo + 1; !(n <= float64(maxSize)) {
-		need := "more than MaxFloat64"
+		need := "more than 1e308"
 		if !math.IsNaN(n) && !math.IsInf(n, 0) {
 			need = fmt.Sprintf("%.3g", n)
 		}

@@ -11,7 +11,10 @@ import "math"
 // μ = (1−q)μ0 + q·N(1, σ²).
 //
 // Integer α: A_α = Σ_{i=0..α} C(α,i) (1−q)^{α−i} q^i exp((i²−i)/(2σ²)),
-// every term positive, summed in log space: exact up to rounding.
+// every term positive; we sum A_α − 1 (the terms i ≥ 2 less their
+// weights, also positive) in log space: exact up to rounding, also at large
+// σ where A_α − 1 is below the ulp of 1 (dp_accounting sums A_α, which there
+// rounds to 1 or just below it: ε = 0 at any δ, no guarantee).
 //
 // Fractional α: A_α splits at z0 = σ² log(1/q − 1) + 1/2 into two
 // alternating binomial series with erfc factors (MTZ19 §3.3). CHOICE: like
@@ -24,7 +27,14 @@ import "math"
 // (2) it reproduces dp_accounting, the reference users and our tests
 // compare against (../shared/refdata), to ~1e-9 instead of "slightly lower
 // by up to 0.3%". The exact signed series is kept in logAFracSigned for
-// tests that check the bound and its size.
+// tests that check the bound and its size. Where the series total is
+// rounding noise (log A_α < fracRoundoff, huge σ) the bound from the next
+// integer order replaces it.
+//
+// σ² is never formed (it overflows beyond 1.3e154 and underflows below
+// 1e-162): x/(2σ²) is computed as x/(2σ)/σ. With these, every finite σ
+// gives RDP values in (0, +Inf], never NaN or 0; they agree with
+// dp_accounting to ~1e-9 relative (exactly where it has no cancellation).
 
 // maxFracTerms is dp_accounting's _MAX_STEPS_LOG_A_FRAC.
 const maxFracTerms = 1000
@@ -33,25 +43,42 @@ const maxFracTerms = 1000
 // the Poisson-subsampled Gaussian mechanism (q in (0, 1], σ > 0).
 func poissonGaussianRDP(dst, orders []float64, q, sigma float64) {
 	for k, a := range orders {
+		var r float64
 		switch {
 		case math.IsInf(a, 1):
-			dst[k] = math.Inf(1)
+			r = math.Inf(1)
 		case q == 1:
-			dst[k] = gaussianRDPAt(a, sigma)
+			r = gaussianRDPAt(a, sigma)
 		case a == math.Trunc(a):
-			dst[k] = logAInt(q, sigma, int(a)) / (a - 1)
+			r = logAInt(q, sigma, int(a)) / (a - 1)
 		default:
-			dst[k] = logAFrac(q, sigma, a) / (a - 1)
+			r = logAFracBounded(q, sigma, a) / (a - 1)
 		}
+		dst[k] = roundUpTiny(r)
 	}
 }
 
 // gaussianRDP writes into dst the RDP of the (unsampled) Gaussian mechanism.
 func gaussianRDP(dst, orders []float64, sigma float64) {
 	for k, a := range orders {
-		dst[k] = gaussianRDPAt(a, sigma)
+		dst[k] = roundUpTiny(gaussianRDPAt(a, sigma))
 	}
 }
+
+// roundUpTiny rounds an RDP value in [0, MinNormal) one ulp up. Every
+// event of this package has RDP > 0 at finite σ, but for σ ≳ 1e154 the
+// value underflows to a subnormal (rounded to nearest, possibly down) or to
+// 0, and an RDP of 0 would give ε = 0 at any δ; one ulp up keeps the value
+// an upper bound (ε > 0 for δ below about √r ≈ 1e-162).
+func roundUpTiny(r float64) float64 {
+	if r >= 0 && r < minNormal {
+		return math.Nextafter(r, math.Inf(1))
+	}
+	return r
+}
+
+// minNormal is the smallest positive normal float64.
+const minNormal = 2.2250738585072014e-308
 
 // gaussianRDPAt returns α/(2σ²). Like every σ² of this package it is
 // divided out one σ at a time: σ·σ overflows for σ > 1.3e154 and
@@ -69,17 +96,63 @@ func overTwoVar(x, sigma float64) float64 {
 	return x / (2 * sigma) / sigma
 }
 
-// logAInt returns log(A_α) for integer α ≥ 2 and 0 < q < 1.
+// logExpm1OverTwoVar returns log(e^{x/(2σ²)} − 1) for x > 0, also where
+// x/(2σ²) is subnormal or 0 in floating point (σ ≳ 1e154), from its
+// logarithm.
+func logExpm1OverTwoVar(x, sigma float64) float64 {
+	if c := overTwoVar(x, sigma); c >= minNormal {
+		return logExpm1(c)
+	}
+	// c < 2.2e-308: log(e^c − 1) = log c + c/2 + …, and c/2 is below
+	// any ulp of log c.
+	return math.Log(x) - math.Ln2 - 2*math.Log(sigma)
+}
+
+// logAInt returns log(A_α) for integer α ≥ 2 and 0 < q < 1. The binomial
+// weights w_i = C(α,i)(1−q)^{α−i}q^i sum to 1, so
+// A_α − 1 = Σ_{i≥2} w_i·(e^{(i²−i)/(2σ²)} − 1), a sum of positive terms: it
+// is summed in log space and log A_α = log1p(A_α − 1). Summing A_α itself
+// would lose A_α − 1 ≈ C(α,2)q²/σ² below 1e-16 (σ ≳ 1e6 at q = 0.01)
+// and could round to 1 or just below it, i.e. RDP 0 and ε = 0 at any δ,
+// which is no guarantee.
 func logAInt(q, sigma float64, alpha int) float64 {
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
 	lfA := logFactorial(alpha)
-	logA := math.Inf(-1)
-	for i := 0; i <= alpha; i++ {
+	logAm1 := math.Inf(-1)
+	for i := 2; i <= alpha; i++ {
 		fi := float64(i)
 		logCoef := lfA - logFactorial(i) - logFactorial(alpha-i) + fi*logQ + float64(alpha-i)*log1mQ
-		logA = logAdd(logA, logCoef+overTwoVar(fi*fi-fi, sigma))
+		logAm1 = logAdd(logAm1, logCoef+logExpm1OverTwoVar(fi*fi-fi, sigma))
 	}
-	return logA
+	return logAdd(0, logAm1)
+}
+
+// logExpm1 returns log(e^c − 1) for c ≥ 0 (−Inf at 0, +Inf at +Inf).
+func logExpm1(c float64) float64 {
+	if c > 1 {
+		return c + math.Log1p(-math.Exp(-c))
+	}
+	return math.Log(math.Expm1(c))
+}
+
+// fracRoundoff is the log A_α below which the fractional-order series is
+// not trusted: its total is a sum of terms of size up to 1 and is known to
+// a few ulp of 1 per term (up to maxFracTerms), so below this a log A_α of
+// 1e-17 may come out as −3e-17, i.e. a negative RDP and ε = 0 at any δ.
+const fracRoundoff = 1e-10
+
+// logAFracBounded is logAFrac where it is reliable (≥ fracRoundoff: all
+// of ../shared/refdata is far above; +Inf where the series does not
+// converge, as in dp_accounting), and otherwise the bound
+// that RDP is non-decreasing in α gives from the next integer order
+// (computed without cancellation): log A_α = (α−1)·RDP(α) ≤
+// (α−1)/(⌈α⌉−1)·log A_⌈α⌉.
+func logAFracBounded(q, sigma, alpha float64) float64 {
+	if l := logAFrac(q, sigma, alpha); l >= fracRoundoff {
+		return l
+	}
+	c := math.Ceil(alpha)
+	return (alpha - 1) / (c - 1) * logAInt(q, sigma, int(c))
 }
 
 // logAFrac returns dp_accounting's upper bound on log(A_α) for fractional
@@ -128,6 +201,12 @@ func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 		logE1 := logHalf + logErfc(c-(j-0.5)/sq2s)
 		s0 := logT0 + overTwoVar(fi*fi-fi, sigma) + logE0
 		s1 := logT1 + overTwoVar(j*j-j, sigma) + logE1
+		if math.IsNaN(s0) || math.IsNaN(s1) {
+			// Inf·0 in a term: for σ ≲ 1e-150 the exponent and the erfc
+			// factor are +Inf and −Inf in floating point. Give up as for
+			// a series that does not converge (the order is not chosen).
+			return math.Inf(1)
+		}
 		if signed && coefSign < 0 {
 			a0n, a1n = logAdd(a0n, s0), logAdd(a1n, s1)
 		} else {
@@ -197,7 +276,9 @@ func rdpToDelta(orders, rdp []float64, eps float64) (delta, order float64) {
 		case r <= 0:
 			ld = math.Inf(-1)
 		default:
-			ld = 0.5 * math.Log1p(-math.Exp(-r))
+			// log(1 − e^{−r}) via expm1: 1 − e^{−r} rounds to 0 for
+			// r < 1.1e-16, which would claim δ = 0.
+			ld = 0.5 * math.Log(-math.Expm1(-r))
 		}
 		if a > 1.01 {
 			ld = math.Min(ld, (a-1)*(r-eps+math.Log1p(-1/a))-math.Log(a))

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -44,11 +45,15 @@ func (r *run) checkPlannedEpsilon() error {
 	}
 	eps, err := led.Epsilon(r.kind, r.delta)
 	if err != nil {
+		if errors.Is(err, accounting.ErrTooLarge) {
+			// The accountant's error already says what to change.
+			return fmt.Errorf("noise_multiplier %g: the %s accountant cannot evaluate ε of the %d planned steps (q = %.4g, δ = %g): %w", r.sigma, r.kind, r.totalSteps, r.q, r.delta, err)
+		}
 		alt := ""
 		if r.kind == "pld" {
 			alt = "accountant: rdp, or "
 		}
-		return fmt.Errorf("noise_multiplier %g: the %s accountant cannot evaluate ε of the %d planned steps (q = %.4g, δ = %g): %v; use %sa larger noise_multiplier, or target_epsilon to calibrate σ",
+		return fmt.Errorf("noise_multiplier %g: the %s accountant cannot evaluate ε of the %d planned steps (q = %.4g, δ = %g): %w; use %sa larger noise_multiplier, or target_epsilon to calibrate σ",
 			r.sigma, r.kind, r.totalSteps, r.q, r.delta, err, alt)
 	}
 	if c.TargetEpsilon == 0 && (math.IsInf(eps, 1) || math.IsNaN(eps)) {
