@@ -161,11 +161,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 // checkBenchMemory refuses a batch whose activations would not fit in
 // memory (see probeRowBytes).
 func checkBenchMemory(mc nn.ModelConfig, batch int) error {
-	m, err := nn.NewModel(mc)
-	if err != nil {
-		return err
-	}
-	perRow, err := probeRowBytes(m, mc)
+	perRow, err := probeRowBytes(nil, mc)
 	if err != nil {
 		return err
 	}

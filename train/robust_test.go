@@ -163,7 +163,7 @@ func TestEvalChecksShapeAndClasses(t *testing.T) {
 	// 32×32 images of the model's 10 classes.
 	big := filepath.Join(dir, "big")
 	os.Mkdir(big, 0o755)
-	src := writeIDX(t, big, test, 200, func(l int) int { return l })
+	writeIDX(t, big, test, 200, func(l int) int { return l })
 	resized := "idx:" + filepath.Join(big, "img32.idx") + "," + filepath.Join(big, "lab.idx")
 	b, _ := os.ReadFile(filepath.Join(big, "img.idx"))
 	n := int(binary.BigEndian.Uint32(b[4:]))
@@ -184,7 +184,6 @@ func TestEvalChecksShapeAndClasses(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(big, "img32.idx"), out32, 0o644)
-	_ = src
 	if _, err := EvalCheckpoint(out, resized, "test", true); err == nil || !strings.Contains(err.Error(), "the model takes 1×28×28") {
 		t.Errorf("eval on 32×32 data: %v, want a shape error", err)
 	}

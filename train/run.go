@@ -503,10 +503,18 @@ func (r *run) checkMemory() error {
 const probePixels = 256 * 256
 
 // probeRowBytes measures the bytes one batch row (one augmentation of one
-// example) allocates in a private forward/backward of model.
+// example) allocates in a private forward/backward of model (built from
+// cfg when nil, and only at the probe's size).
 func probeRowBytes(model *nn.Model, cfg nn.ModelConfig) (float64, error) {
 	ch, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
 	scale := 1.0
+	if model == nil && h*w <= probePixels {
+		m, err := nn.NewModel(cfg)
+		if err != nil {
+			return 0, err
+		}
+		model = m
+	}
 	if h*w > probePixels {
 		f := math.Sqrt(float64(h*w) / probePixels)
 		ph, pw := max(32, int(float64(h)/f)/8*8), max(32, int(float64(w)/f)/8*8)
