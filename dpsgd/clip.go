@@ -64,7 +64,10 @@ type PrivacyConfig struct {
 	ClipNorm          float64 // C > 0
 	NoiseMultiplier   float64 // σ ≥ 0 (0 only when explicitly non-private)
 	ExpectedBatchSize float64 // B = q·N > 0: the divisor of the noisy sum
-	PerLayerClipping  bool
+	// SamplingRate q ∈ (0, 1] is the Poisson rate the batches were drawn
+	// with; it is part of the event each step reports.
+	SamplingRate     float64
+	PerLayerClipping bool
 	// AugMultiplicity K ≥ 1: rows per example; the example's gradient is the
 	// mean over its K augmentations.
 	AugMultiplicity int
@@ -79,6 +82,8 @@ func (c PrivacyConfig) Validate() error {
 		return fmt.Errorf("noise multiplier σ=%g must be ≥ 0 and finite", c.NoiseMultiplier)
 	case !(c.ExpectedBatchSize > 0) || math.IsInf(c.ExpectedBatchSize, 0):
 		return fmt.Errorf("expected batch size %g must be positive", c.ExpectedBatchSize)
+	case !(c.SamplingRate > 0 && c.SamplingRate <= 1):
+		return fmt.Errorf("sampling rate q=%g must be in (0, 1]", c.SamplingRate)
 	case c.AugMultiplicity < 1:
 		return fmt.Errorf("augmentation multiplicity K=%d must be ≥ 1", c.AugMultiplicity)
 	}

@@ -3,46 +3,36 @@ package dpsgd_test
 import (
 	"fmt"
 
+	"dptrain/accounting"
 	"dptrain/dpsgd"
 )
 
-// The data-independent half of one private step: noise on the clipped sum,
-// division by the expected batch size, the update, the average.
+// The mechanism of one private step, by hand (PrivateStep does the same on
+// a model): clip each example's gradient to norm C, sum, add 𝒩(0, σ²C²)
+// once, divide by the expected batch size B = qN, and report the event.
 func Example() {
-	params := [][]float32{{0.5, -0.5}, {0}} // a weight and a bias
-	sizes := []int{2, 1}
+	const clip, sigma, q, expectedBatch = 1.0, 1.1, 0.01, 256
+	perExample := [][]float32{{3, 4}, {0.3, 0.4}} // norms 5 and 0.5
+	sqNorms := []float64{25, 0.25}
 
-	noise := dpsgd.NewSeededNoise(2024) // dpsgd.NewSecureNoise() for a release
-	opt, err := dpsgd.NewOptimizer(dpsgd.DefaultOptimizerConfig(dpsgd.KindMomentum), sizes, []bool{true, false})
-	if err != nil {
-		panic(err)
-	}
-	sched, err := dpsgd.ScheduleConfig{Kind: dpsgd.SchedCosine, LR: 2, WarmupSteps: 10, TotalSteps: 100}.Build()
-	if err != nil {
-		panic(err)
-	}
-	ema, err := dpsgd.NewEMA(params, 0.999, true)
-	if err != nil {
-		panic(err)
-	}
-
-	const sigma, clip, expectedBatch = 1.1, 1.0, 256
-	for step := range int64(3) {
-		sum := [][]float32{{3, -2}, {1}} // Σ of clipped per-example gradients (from nn)
-		for _, g := range sum {
-			noise.AddGaussian(g, sigma*clip)
-			for i := range g {
-				g[i] /= expectedBatch
-			}
+	factors := make([]float32, len(perExample))
+	clipped := dpsgd.ClipFactors(factors, sqNorms, clip)
+	sum := make([]float32, 2)
+	for i, g := range perExample {
+		for j := range sum {
+			sum[j] += factors[i] * g[j]
 		}
-		opt.Step(params, sum, sched.LR(step))
-		ema.Update(params)
 	}
-	state, _ := noise.MarshalBinary()
-	resumed, _ := dpsgd.RestoreNoise(state)
-	fmt.Println(noise.Mode(), opt.Steps(), ema.Updates(), resumed.Mode())
-	fmt.Printf("lr at steps 0, 9, 55, 100: %.3f %.3f %.3f %.3f\n", sched.LR(0), sched.LR(9), sched.LR(55), sched.LR(100))
+	noise := dpsgd.NewSeededNoise(2024) // dpsgd.NewSecureNoise() for a release
+	noise.AddGaussian(sum, sigma*clip)
+	for j := range sum {
+		sum[j] /= expectedBatch
+	}
+	event := accounting.Step(q, sigma) // what PrivateStep.Finish returns
+
+	fmt.Printf("clipped %d of %d, factors %.4f\n", clipped, len(factors), factors)
+	fmt.Println(noise.Mode(), event.Validate() == nil)
 	// Output:
-	// seeded 3 3 seeded
-	// lr at steps 0, 9, 55, 100: 0.200 1.960 0.844 0.000
+	// clipped 1 of 2, factors [0.2000 1.0000]
+	// seeded true
 }

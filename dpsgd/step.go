@@ -3,6 +3,7 @@ package dpsgd
 import (
 	"math"
 
+	"dptrain/accounting"
 	"dptrain/nn"
 	"dptrain/tensor"
 )
@@ -103,8 +104,12 @@ func (p *PrivateStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
 
 // Finish adds 𝒩(0, σ²C²) to the clipped sum of every trainable parameter
 // once per logical batch and divides by the expected batch size B (never by
-// the realised size, which would leak it). It returns the step's statistics.
-func (p *PrivateStep) Finish() StepStats {
+// the realised size, which would leak it). It returns the step's statistics
+// and the event of exactly the release it made: one Poisson-sampled
+// Gaussian mechanism with the configured sampling rate q and noise
+// multiplier σ (accounting.Step(q, σ)). The caller records the event
+// before anything derived from the parameters' Grad is written out.
+func (p *PrivateStep) Finish() (StepStats, accounting.Event) {
 	std := p.Config.NoiseMultiplier * p.Config.ClipNorm
 	inv := float32(1 / p.Config.ExpectedBatchSize)
 	for _, prm := range p.Model.Params() {
@@ -119,61 +124,7 @@ func (p *PrivateStep) Finish() StepStats {
 		}
 	}
 	p.stats.NoiseStd = std
-	return p.stats
-}
-
-// PublicStep is the non-private counterpart (pre-training on public data,
-// and the baseline of `dptrain bench`): the mean gradient of the batch with
-// one ordinary backward pass.
-type PublicStep struct {
-	Model           *nn.Model
-	AugMultiplicity int
-
-	loss    nn.SoftmaxCrossEntropy
-	weights []float32
-	stats   StepStats
-}
-
-// Begin zeroes the gradients for a new logical batch.
-func (p *PublicStep) Begin() {
-	p.Model.ZeroGrad()
-	p.stats = StepStats{}
-}
-
-// Accumulate adds the gradient of the summed loss of one physical batch
-// (rows weighted 1/K).
-func (p *PublicStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
-	rows := x.Shape[0]
-	if rows == 0 {
-		return nil
-	}
-	k := max(p.AugMultiplicity, 1)
-	losses := p.loss.Forward(p.Model.Forward(x, true), labels)
-	p.weights = growF32(p.weights, 1)
-	p.weights[0] = 1 / float32(k)
-	p.Model.Backward(p.loss.Backward(p.weights))
-	for _, l := range losses {
-		p.stats.LossSum += float64(l)
-	}
-	p.stats.Examples += rows / k
-	p.stats.Rows += rows
-	p.stats.Physical++
-	return losses
-}
-
-// Finish divides the summed gradient by the number of examples seen.
-func (p *PublicStep) Finish() StepStats {
-	if p.stats.Examples > 0 {
-		inv := float32(1 / float64(p.stats.Examples))
-		for _, prm := range p.Model.Params() {
-			if !prm.Frozen {
-				for i := range prm.Grad {
-					prm.Grad[i] *= inv
-				}
-			}
-		}
-	}
-	return p.stats
+	return p.stats, accounting.Step(p.Config.SamplingRate, p.Config.NoiseMultiplier)
 }
 
 func growF32(b []float32, n int) []float32 {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"dptrain/accounting"
 	"dptrain/nn"
 	"dptrain/tensor"
 )
@@ -64,7 +65,7 @@ func TestSensitivity(t *testing.T) {
 			x, labels := batch(r, n, tc.k, 2)
 			step.Begin()
 			step.Accumulate(x, labels)
-			st := step.Finish()
+			st, _ := step.Finish()
 			if st.Examples != n || st.Clipped < 1 || st.MaxNorm < 50*clip {
 				t.Fatalf("stats %+v: want %d examples and the outlier clipped", st, n)
 			}
@@ -83,13 +84,17 @@ func TestNoiseOncePerLogicalBatch(t *testing.T) {
 	if err := m.FreezeLayers(1); err != nil {
 		t.Fatal(err)
 	}
-	cfg := PrivacyConfig{ClipNorm: 2, NoiseMultiplier: 1.5, ExpectedBatchSize: 10, AugMultiplicity: 1}
+	cfg := PrivacyConfig{ClipNorm: 2, NoiseMultiplier: 1.5, ExpectedBatchSize: 10, SamplingRate: 0.01, AugMultiplicity: 1}
 	step := &PrivateStep{Model: m, Config: cfg, Noise: NewSeededNoise(9)}
 	step.Begin()
 	step.Accumulate(tensor.New(0, 1, 28, 28), nil)
-	st := step.Finish()
+	st, ev := step.Finish()
 	if st.Examples != 0 || st.NoiseStd != 3 {
 		t.Fatalf("stats %+v", st)
+	}
+	// The step reports the release it made: q and σ of its config.
+	if want := accounting.Step(0.01, 1.5); ev != want {
+		t.Fatalf("event %#v, want %#v", ev, want)
 	}
 	var sum, sq float64
 	n := 0
@@ -123,17 +128,20 @@ func TestPrivateMatchesPublicWithoutClipping(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	m := mnistModel(t)
 	x, labels := batch(r, 5, 1, -1)
-	pub := &PublicStep{Model: m}
-	pub.Begin()
-	pub.Accumulate(x.Slice0(0, 2), labels[:2])
-	pub.Accumulate(x.Slice0(2, 5), labels[2:])
-	pub.Finish()
+	// The public mean gradient, by an ordinary backward pass.
+	m.ZeroGrad()
+	var loss nn.SoftmaxCrossEntropy
+	loss.Forward(m.Forward(x, true), labels)
+	m.Backward(loss.Backward([]float32{1}))
 	want := gradVector(m)
+	for i := range want {
+		want[i] /= 5
+	}
 	priv := &PrivateStep{Model: m, Config: PrivacyConfig{ClipNorm: 1e6, ExpectedBatchSize: 5, AugMultiplicity: 1}, Noise: NewSeededNoise(1)}
 	priv.Begin()
 	priv.Accumulate(x.Slice0(0, 3), labels[:3])
 	priv.Accumulate(x.Slice0(3, 5), labels[3:])
-	st := priv.Finish()
+	st, _ := priv.Finish()
 	if st.Clipped != 0 || st.Physical != 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -145,16 +153,19 @@ func TestPrivateMatchesPublicWithoutClipping(t *testing.T) {
 }
 
 func TestPrivacyConfigValidate(t *testing.T) {
-	ok := PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 256, AugMultiplicity: 1}
+	ok := PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 256, SamplingRate: 0.5, AugMultiplicity: 1}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []PrivacyConfig{
-		{ClipNorm: 0, NoiseMultiplier: 1, ExpectedBatchSize: 1, AugMultiplicity: 1},
-		{ClipNorm: 1, NoiseMultiplier: -1, ExpectedBatchSize: 1, AugMultiplicity: 1},
-		{ClipNorm: 1, NoiseMultiplier: math.NaN(), ExpectedBatchSize: 1, AugMultiplicity: 1},
-		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 0, AugMultiplicity: 1},
-		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, AugMultiplicity: 0},
+		{ClipNorm: 0, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: 0.5, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: -1, ExpectedBatchSize: 1, SamplingRate: 0.5, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: math.NaN(), ExpectedBatchSize: 1, SamplingRate: 0.5, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 0, SamplingRate: 0.5, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: 0.5, AugMultiplicity: 0},
+		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: 0, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: 1.5, AugMultiplicity: 1},
+		{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: math.NaN(), AugMultiplicity: 1},
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v: want error", bad)
@@ -233,7 +244,7 @@ func TestSensitivityModels(t *testing.T) {
 			step.Begin()
 			step.Accumulate(x.Slice0(0, 2*tc.k), labels[:2*tc.k])
 			step.Accumulate(x.Slice0(2*tc.k, rows), labels[2*tc.k:])
-			st := step.Finish()
+			st, _ := step.Finish()
 			if st.Clipped == 0 {
 				t.Fatalf("no example clipped (max norm %g): the test would not detect missing clipping", st.MaxNorm)
 			}

@@ -14,6 +14,7 @@ import (
 	"dptrain/data"
 	"dptrain/dpsgd"
 	"dptrain/nn"
+	"dptrain/optim"
 	"dptrain/tensor"
 )
 
@@ -99,32 +100,20 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		params := make([][]float32, 0)
-		grads := make([][]float32, 0)
-		sizes := []int{}
-		decay := []bool{}
-		for _, p := range m.Params() {
-			params = append(params, p.Value)
-			grads = append(grads, p.Grad)
-			sizes = append(sizes, len(p.Value))
-			decay = append(decay, !p.NoDecay)
-		}
-		opt, err := dpsgd.NewOptimizer(dpsgd.DefaultOptimizerConfig("momentum"), sizes, decay)
+		t := trainableOf(m)
+		opt, err := optim.New(optim.DefaultConfig(optim.KindMomentum), t.sizes, t.decay)
 		if err != nil {
 			return nil, err
 		}
 		runtime.GC()
 		debug.FreeOSMemory()
 		resetPeakRSS()
-		var step func()
+		var s stepper = &publicStep{model: m}
 		if private {
-			ps := &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget,
-				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), AugMultiplicity: 1}}
-			step = func() { ps.Begin(); ps.Accumulate(x, labels); ps.Finish(); opt.Step(params, grads, 0.01) }
-		} else {
-			ps := &dpsgd.PublicStep{Model: m}
-			step = func() { ps.Begin(); ps.Accumulate(x, labels); ps.Finish(); opt.Step(params, grads, 0.01) }
+			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget,
+				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}
 		}
+		step := func() { s.Begin(); s.Accumulate(x, labels); s.Finish(); opt.Step(t.params, t.grads, 0.01) }
 		step() // warm-up: buffers are allocated once
 		times := make([]float64, o.Steps)
 		for i := range times {

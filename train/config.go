@@ -20,7 +20,9 @@ import (
 // Config is everything a training run needs. It is read from YAML (flat
 // snake_case keys, unknown keys are errors) and overridden by --key=value
 // flags (kebab-case or snake_case). Zero values mean "default" where a
-// default is documented.
+// default is documented; the defaults are applied in one place,
+// withDefaults (defaults.go), and a run's summary.json and checkpoints hold
+// the config with them applied.
 type Config struct {
 	// Model
 	Model                 string `yaml:"model" json:"model"`                                   // cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50
@@ -86,7 +88,7 @@ type Config struct {
 	// Optimisation
 	Optimizer         string  `yaml:"optimizer" json:"optimizer"` // sgd | momentum (default) | nesterov | adam
 	LearningRate      float64 `yaml:"learning_rate" json:"learning_rate"`
-	Momentum          float64 `yaml:"momentum" json:"momentum"`
+	Momentum          float64 `yaml:"momentum" json:"momentum"` // μ (0: 0.9 for momentum and nesterov)
 	WeightDecay       float64 `yaml:"weight_decay" json:"weight_decay"`
 	LRSchedule        string  `yaml:"lr_schedule" json:"lr_schedule"` // constant (default) | cosine | step
 	WarmupEpochs      float64 `yaml:"warmup_epochs" json:"warmup_epochs"`
@@ -94,8 +96,8 @@ type Config struct {
 	FinalLR           float64 `yaml:"final_lr" json:"final_lr"`
 	LRMilestones      []int   `yaml:"lr_milestones" json:"lr_milestones"` // step schedule, in steps
 	LRGamma           float64 `yaml:"lr_gamma" json:"lr_gamma"`
-	EMADecay          float64 `yaml:"ema_decay" json:"ema_decay"` // 0: no averaging
-	EMAWarmup         *bool   `yaml:"ema_warmup" json:"ema_warmup"`
+	EMADecay          float64 `yaml:"ema_decay" json:"ema_decay"`   // 0: no averaging
+	EMAWarmup         *bool   `yaml:"ema_warmup" json:"ema_warmup"` // warm-up of the EMA decay (default true)
 	MaterializeBudget int     `yaml:"materialize_budget" json:"materialize_budget"`
 
 	// Run
@@ -103,8 +105,11 @@ type Config struct {
 	Threads         int    `yaml:"threads" json:"threads"`
 	CheckpointEvery int    `yaml:"checkpoint_every" json:"checkpoint_every"` // steps (default: about every 5% of the run)
 	KeepCheckpoints int    `yaml:"keep_checkpoints" json:"keep_checkpoints"` // default 3
-	EvalEvery       int    `yaml:"eval_every" json:"eval_every"`             // steps (0: only at the end)
-	LogEvery        int    `yaml:"log_every" json:"log_every"`               // non-terminal log lines (default: ~50 lines per run)
+	// EvalEvery is the evaluation cadence in steps (0: four evaluations
+	// per run, every ⌈steps/4⌉ steps). The test set is public: evaluating
+	// it costs no privacy, and its results are post-processing.
+	EvalEvery int `yaml:"eval_every" json:"eval_every"`
+	LogEvery  int `yaml:"log_every" json:"log_every"` // non-terminal log lines (default: ~50 lines per run)
 }
 
 // MaxAugMultiplicity bounds aug_multiplicity (K): every augmentation is a
@@ -267,19 +272,6 @@ func (c *Config) ApplyOverride(key, value string) error {
 	return nil
 }
 
-// DefaultDelta returns the largest power of ten below 1/N (δ < 1/N, the
-// usual requirement: δ = 1/N would allow publishing one example outright).
-func DefaultDelta(n int) float64 {
-	if n <= 1 {
-		return 0.1
-	}
-	e := math.Floor(math.Log10(1 / float64(n)))
-	if math.Pow(10, e) >= 1/float64(n) {
-		e--
-	}
-	return math.Pow(10, e)
-}
-
 // validate checks what can be checked before the data is opened, naming
 // the key of each problem. Privacy misconfiguration is always an error.
 func (c *Config) validate() error {
@@ -326,7 +318,7 @@ func (c *Config) validate() error {
 		{"max_test_examples", c.MaxTestExamples, "0 (all) or the number of test examples to use"},
 		{"checkpoint_every", c.CheckpointEvery, "0 (about every 5% of the run) or a number of steps"},
 		{"keep_checkpoints", c.KeepCheckpoints, "0 (3) or how many checkpoints to keep"},
-		{"eval_every", c.EvalEvery, "0 (only at the end) or a number of steps"},
+		{"eval_every", c.EvalEvery, "0 (four evaluations per run) or a number of steps"},
 		{"log_every", c.LogEvery, "0 (about 50 lines per run) or a number of steps"},
 		{"warmup_steps", c.WarmupSteps, "0 or a number of steps"},
 		{"freeze_layers", c.FreezeLayers, "0 or a number of layers"},

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 
 	"dptrain/data"
 )
@@ -78,7 +77,8 @@ func checkLabels(ds data.Dataset, k int) error {
 	return nil
 }
 
-// transform builds the data transform of a config for images of c×h×w.
+// transform builds the data transform of a config for images of c×h×w
+// (normalize "" means its default for such images).
 func transform(cfg *Config, c, h, w int) (data.Transform, error) {
 	tr := data.Transform{Pad: cfg.CropPadding, Flip: cfg.Flip}
 	if cfg.CropSize > 0 {
@@ -96,19 +96,7 @@ func transform(cfg *Config, c, h, w int) (data.Transform, error) {
 	}
 	norm := cfg.Normalize
 	if norm == "" {
-		scheme, _, _ := strings.Cut(cfg.TrainData, ":")
-		switch {
-		case scheme == "mnist":
-			norm = "mnist"
-		case scheme == "cifar100":
-			norm = "cifar100"
-		case scheme == "cifar10" || (c == 3 && h <= 64):
-			norm = "cifar10"
-		case c == 3:
-			norm = "imagenet"
-		default:
-			norm = "none"
-		}
+		norm = defaultNormalize(cfg.TrainData, c, h)
 	}
 	switch norm {
 	case "mnist":
@@ -126,6 +114,5 @@ func transform(cfg *Config, c, h, w int) (data.Transform, error) {
 	if tr.Mean != nil && len(tr.Mean) != c {
 		return tr, fmt.Errorf("normalize: %s has %d channels, images have %d", norm, len(tr.Mean), c)
 	}
-	cfg.Normalize = norm
 	return tr, nil
 }

@@ -15,7 +15,7 @@ type EvalResult struct {
 	Examples      int       `json:"examples"`
 	Top1          float64   `json:"top1"`
 	Top5          float64   `json:"top5"`
-	Loss          float64   `json:"loss"`
+	Loss          JSONFloat `json:"loss"` // NaN (null) for a diverged model
 	PerClass      []float64 `json:"per_class_accuracy"`
 	PerClassCount []int     `json:"per_class_count"`
 	Classes       []string  `json:"classes,omitempty"`
@@ -75,7 +75,7 @@ func Evaluate(m *nn.Model, ds data.Dataset, tr data.Transform, chunk int) (*Eval
 	if res.Examples > 0 {
 		res.Top1 = float64(top1) / float64(res.Examples)
 		res.Top5 = float64(top5) / float64(res.Examples)
-		res.Loss = lossSum / float64(res.Examples)
+		res.Loss = JSONFloat(lossSum / float64(res.Examples))
 	}
 	for i := range correct {
 		if res.PerClassCount[i] > 0 {

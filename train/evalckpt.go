@@ -4,35 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
-	"dptrain/checkpoint"
 	"dptrain/data"
 	"dptrain/nn"
 )
-
-// loadCheckpointPath loads a checkpoint folder, or the newest valid
-// checkpoint of a run's --out folder.
-func loadCheckpointPath(path string) (*checkpoint.Checkpoint, string, error) {
-	if _, err := os.Stat(filepath.Join(path, "manifest.json")); err == nil {
-		ck, err := checkpoint.Load(path)
-		return ck, path, err
-	}
-	dir := path
-	if _, err := os.Stat(filepath.Join(path, "checkpoints")); err == nil {
-		dir = filepath.Join(path, "checkpoints")
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, "", fmt.Errorf("--checkpoint: %w", err)
-	}
-	ck, p, _, err := checkpoint.LoadLatest(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("--checkpoint %s: %w (expected a checkpoint folder ckpt-…, or a run's --out folder)", path, err)
-	}
-	return ck, p, nil
-}
 
 // checkEvalClasses accepts evaluation data whose classes are the model's
 // (names, in order) or a leading part of them (e.g. an idx test file that
@@ -56,7 +32,7 @@ func checkEvalClasses(have, model []string, numClasses int) error {
 // EvalCheckpoint evaluates a checkpoint on a data set, with the EMA weights
 // when the checkpoint has them and useEMA is set.
 func EvalCheckpoint(path, spec, split string, useEMA bool) (*EvalCheckpointResult, error) {
-	ck, p, err := loadCheckpointPath(path)
+	ck, p, err := openCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}

@@ -22,13 +22,12 @@ type Guarantee struct {
 	NotCovered []string `json:"not_covered"`
 }
 
-// guarantee builds the statement for a finished private run.
-func (r *run) guarantee(s *Summary) *Guarantee {
-	c := &r.cfg
+// guarantee builds the statement for a finished private run of c.
+func guarantee(c *Config, s *Summary) *Guarantee {
 	g := &Guarantee{
 		Statement: fmt.Sprintf("The trained model weights (final, intermediate and averaged) satisfy (ε = %.4g, δ = %g)-differential privacy with respect to one training example: adding or removing any single example of the %d training examples changes the probability of any outcome of training by at most a factor e^ε, except with probability δ.", s.Epsilon, s.Delta, s.TrainExamples),
 	}
-	if c.Noise == dpsgd.ModeSeeded {
+	if c.Noise == string(dpsgd.ModeSeeded) {
 		g.Conditions = append(g.Conditions, fmt.Sprintf("The seed stays secret (seed: %d, in the config, config.yaml, summary.json and the checkpoints): with noise: seeded the noise, the batches and the augmentations are derived from it, so anyone who knows it can recompute and remove the noise; seeded noise is also not hardened against floating-point attacks. Train with noise: secure (the default) for a release.", c.Seed))
 	}
 	if s.Delta >= 1/float64(s.TrainExamples) {
@@ -42,7 +41,7 @@ func (r *run) guarantee(s *Summary) *Guarantee {
 		"evaluations of the trained model (test accuracy in summary.json, metrics.jsonl eval lines, accuracy.png), with respect to the training data",
 		"ε, δ and the privacy ledger, which do not depend on the data",
 	}
-	if r.prior != nil {
+	if s.PriorEvent != "" {
 		g.Covers = append(g.Covers, "the per-channel data-normalisation statistics in the model (a Gaussian release composed in the ledger)")
 	}
 	g.NotCovered = []string{

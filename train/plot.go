@@ -3,83 +3,118 @@ package train
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+
+	"dptrain/checkpoint"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
 
 // writePlots draws loss.png, accuracy.png and epsilon.png (against steps)
-// from metrics.jsonl.
-func writePlots(out, metricsPath string) error {
+// from metrics.jsonl. epsilon.png shows ε of the run's accountant kind
+// (the one it budgets and reports: at the log cadence and at every
+// evaluation), RDP's alongside when kind is another, and the target ε as
+// a horizontal line when the run has one (target > 0).
+func writePlots(out, metricsPath, kind string, target float64) error {
 	b, err := os.ReadFile(metricsPath)
 	if err != nil {
 		return err
 	}
-	var loss, acc, eps plotter.XYs
+	var loss, acc, eps, rdp plotter.XYs
 	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" {
-			continue
-		}
 		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) != nil {
+		if line == "" || json.Unmarshal([]byte(line), &m) != nil {
 			continue
 		}
 		step, _ := m["step"].(float64)
-		if m["type"] == "step" {
-			if v, ok := m["loss"].(float64); ok && !math.IsNaN(v) {
-				loss = append(loss, plotter.XY{X: step, Y: v})
+		add := func(xy *plotter.XYs, key string, scale float64) {
+			if v, ok := m[key].(float64); ok && !math.IsNaN(v) {
+				*xy = append(*xy, plotter.XY{X: step, Y: scale * v})
 			}
-			if v, ok := m["epsilon_rdp"].(float64); ok {
-				eps = append(eps, plotter.XY{X: step, Y: v})
-			}
-		} else if m["type"] == "eval" {
-			if v, ok := m["test_accuracy"].(float64); ok {
-				acc = append(acc, plotter.XY{X: step, Y: 100 * v})
-			}
+		}
+		switch m["type"] {
+		case "step":
+			add(&loss, "loss", 1)
+			add(&eps, "epsilon", 1)
+			add(&rdp, "epsilon_rdp", 1)
+		case "eval":
+			add(&acc, "test_accuracy", 100)
+			add(&eps, "epsilon", 1)
 		}
 	}
-	for _, p := range []struct {
-		file, title, y string
-		xy             plotter.XYs
-	}{
-		{"loss.png", "training loss", "loss (mean per example)", loss},
-		{"accuracy.png", "test accuracy", "top-1 accuracy (%)", acc},
-		{"epsilon.png", "privacy spent (RDP accountant)", "ε", eps},
-	} {
-		if len(p.xy) == 0 {
-			continue
-		}
-		if err := linePlot(filepath.Join(out, p.file), p.title, p.y, p.xy); err != nil {
-			return err
-		}
+	sort.SliceStable(eps, func(i, j int) bool { return eps[i].X < eps[j].X })
+	if err := linePlot(filepath.Join(out, "loss.png"), "training loss", "loss (mean per example)", series{"", loss}); err != nil {
+		return err
 	}
-	return nil
+	if err := linePlot(filepath.Join(out, "accuracy.png"), "test accuracy", "top-1 accuracy (%)", series{"", acc}); err != nil {
+		return err
+	}
+	if kind == "" {
+		return nil
+	}
+	ss := []series{{"ε (" + strings.ToUpper(kind) + ", the run's accountant)", eps}}
+	if kind != "rdp" {
+		ss = append(ss, series{"ε (RDP)", rdp})
+	}
+	if target > 0 && len(rdp) > 0 {
+		ss = append(ss, series{fmt.Sprintf("target ε = %g", target), plotter.XYs{{X: 0, Y: target}, {X: rdp[len(rdp)-1].X, Y: target}}})
+	}
+	return linePlot(filepath.Join(out, "epsilon.png"), "privacy spent", "ε", ss...)
 }
 
-func linePlot(path, title, ylabel string, xy plotter.XYs) error {
+// series is one named line of a plot ("" for a plot of one line).
+type series struct {
+	name string
+	xy   plotter.XYs
+}
+
+func linePlot(path, title, ylabel string, ss ...series) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = ylabel
 	p.Add(plotter.NewGrid())
-	if len(xy) == 1 {
-		s, err := plotter.NewScatter(xy)
-		if err != nil {
-			return err
+	drawn := 0
+	for i, s := range ss {
+		if len(s.xy) == 0 {
+			continue
 		}
-		p.Add(s)
-	} else {
-		l, err := plotter.NewLine(xy)
-		if err != nil {
-			return err
+		drawn++
+		var th plot.Thumbnailer
+		if len(s.xy) == 1 {
+			sc, err := plotter.NewScatter(s.xy)
+			if err != nil {
+				return err
+			}
+			sc.Color = plotutil.Color(i)
+			p.Add(sc)
+			th = sc
+		} else {
+			l, err := plotter.NewLine(s.xy)
+			if err != nil {
+				return err
+			}
+			l.Color = plotutil.Color(i)
+			l.Dashes = plotutil.Dashes(i)
+			p.Add(l)
+			th = l
 		}
-		p.Add(l)
+		if s.name != "" {
+			p.Legend.Add(s.name, th)
+		}
 	}
+	if drawn == 0 {
+		return nil
+	}
+	p.Legend.Top = true
 	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
 	if err != nil {
 		return err
@@ -89,5 +124,5 @@ func linePlot(path, title, ylabel string, xy plotter.XYs) error {
 		return err
 	}
 	// Atomically, never through a link planted at the name.
-	return writeFileAtomic(path, b.Bytes())
+	return checkpoint.WriteFileAtomic(path, b.Bytes())
 }

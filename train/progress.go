@@ -12,6 +12,8 @@ import (
 
 // progress shows training progress: a redrawn one-line bar on a terminal
 // (steps, examples/s, loss, ε so far, time left), plain log lines otherwise.
+// ε is the run's own accountant's (computed at the log cadence only: a PLD
+// evaluation costs more than a small step).
 type progress struct {
 	w        io.Writer
 	terminal bool
@@ -20,6 +22,7 @@ type progress struct {
 	first    int64
 	drawn    bool
 	loss     float64 // smoothed
+	eps      string  // ε so far, as last computed
 }
 
 func newProgress(w io.Writer, terminal bool, total int64) *progress {
@@ -33,7 +36,10 @@ func (p *progress) clear() {
 	}
 }
 
-func (p *progress) update(step int64, st dpsgd.StepStats, exPerSec, eps float64, every int, logf func(string, ...any)) {
+// update shows step. On the steps that are due (the log cadence and the
+// last step) it logs a line and takes eps, the words for ε so far; the bar
+// shows the last eps it was given.
+func (p *progress) update(step int64, st dpsgd.StepStats, exPerSec float64, due bool, eps string, logf func(string, ...any)) {
 	if p == nil || p.w == nil {
 		return
 	}
@@ -52,10 +58,10 @@ func (p *progress) update(step int64, st dpsgd.StepStats, exPerSec, eps float64,
 	done := step - p.first
 	elapsed := time.Since(p.start)
 	left := time.Duration(float64(elapsed) / float64(done) * float64(p.total-step)).Round(time.Second)
-	epsS := ""
-	if !math.IsNaN(eps) {
-		epsS = fmt.Sprintf(" ε(rdp) %.3g", eps)
+	if due {
+		p.eps = eps
 	}
+	epsS := p.eps
 	if p.terminal {
 		const width = 24
 		fill := int(float64(width) * float64(step) / float64(max(p.total, 1)))
@@ -64,7 +70,7 @@ func (p *progress) update(step int64, st dpsgd.StepStats, exPerSec, eps float64,
 		p.drawn = true
 		return
 	}
-	if step%int64(max(every, 1)) == 0 || step == p.total {
+	if due {
 		logf("step %d/%d  %.0f ex/s  loss %.4f%s  left %v", step, p.total, exPerSec, p.loss, epsS, left)
 	}
 }

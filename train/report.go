@@ -4,17 +4,19 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"dptrain/checkpoint"
 )
 
 // writeReport writes report.md: the result and the privacy guarantee in
 // words.
-func writeReport(path string, s *Summary, r *run) error {
+func writeReport(path string, s *Summary) error {
 	c := &s.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "# dptrain run report\n\n")
 	fmt.Fprintf(&b, "Model **%s** (%d parameters, %d trained) on `%s` (%d training examples), %d steps (%.3g epochs), %.0f s wall time.\n\n",
 		c.Model, s.Parameters, s.Trainable, c.TrainData, s.TrainExamples, s.Steps, s.Epochs, s.WallSeconds)
-	if !math.IsNaN(s.TestAccuracy) {
+	if !math.IsNaN(float64(s.TestAccuracy)) {
 		fmt.Fprintf(&b, "Test accuracy on `%s` (%d examples): **%.2f%%** top-1, %.2f%% top-5, loss %.4f", c.TestData, s.TestExamples, 100*s.TestAccuracy, 100*s.TestTop5, s.TestLoss)
 		if c.EMADecay > 0 {
 			fmt.Fprintf(&b, " (with the exponential moving average of the weights, decay %g)", c.EMADecay)
@@ -24,7 +26,7 @@ func writeReport(path string, s *Summary, r *run) error {
 	b.WriteString("## Privacy guarantee\n\n")
 	if !s.Private {
 		b.WriteString("**None.** This run trained without differential privacy (`private: false`): the model may memorise and reveal its training examples. Use it only on data that may be public.\n")
-		return writeFileAtomic(path, []byte(b.String()))
+		return checkpoint.WriteFileAtomic(path, []byte(b.String()))
 	}
 	g := s.Guarantee
 	fmt.Fprintf(&b, "%s\n\n", g.Statement)
@@ -53,10 +55,10 @@ func writeReport(path string, s *Summary, r *run) error {
 	if s.LostSteps > 0 {
 		released = fmt.Sprintf("%d steps (and %d more taken before interruptions and lost)", s.Steps, s.LostSteps)
 	}
-	if r.prior != nil { // the data-normalisation release, the ledger's first event
+	if s.PriorEvent != "" { // the data-normalisation release, the ledger's first event
 		fmt.Fprintf(&b, "- Data normalisation: before training, the per-channel means of the features and of their squares (each example's vector clipped to L2 norm C_μ = %g and C_s = %g) were summed over the training set and released with Gaussian noise of standard deviation σ_n·C_μ and σ_n·C_s, σ_n = %g: two Gaussian mechanisms, composed with the DP-SGD steps below (the normalisation layer of the model uses them).", c.DataNormMeanClip, c.DataNormSqClip, c.DataNormNoiseMultiplier)
-		if r.priorCount > 1 {
-			fmt.Fprintf(&b, " It was released %d times (runs interrupted before their first checkpoint), each counted.", r.priorCount)
+		if s.PriorReleases > 1 {
+			fmt.Fprintf(&b, " It was released %d times (runs interrupted before their first checkpoint), each counted.", s.PriorReleases)
 		}
 		b.WriteString("\n")
 		released = "the release and " + released
@@ -76,8 +78,8 @@ func writeReport(path string, s *Summary, r *run) error {
 	} else {
 		b.WriteString(" The noise comes from a cryptographically secure generator (ChaCha8 keyed with fresh bits from the operating system for every 65,536 values) with a sampler hardened against floating-point attacks; batch membership and augmentations come from ChaCha8 keyed by 256 secret bits drawn from the operating system in every process and never stored. A step re-run after a crash draws a fresh batch and fresh noise.")
 	}
-	if r.lostSteps > 0 {
-		fmt.Fprintf(&b, " %d steps taken before an interruption and lost were counted as spent.", r.lostSteps)
+	if s.LostSteps > 0 {
+		fmt.Fprintf(&b, " %d steps taken before an interruption and lost were counted as spent.", s.LostSteps)
 	}
 	b.WriteString("\n")
 	b.WriteString("\n## What the guarantee covers\n\n")
@@ -88,5 +90,5 @@ func writeReport(path string, s *Summary, r *run) error {
 	for _, x := range g.NotCovered {
 		fmt.Fprintf(&b, "- %s\n", x)
 	}
-	return writeFileAtomic(path, []byte(b.String()))
+	return checkpoint.WriteFileAtomic(path, []byte(b.String()))
 }

@@ -266,7 +266,7 @@ func TestMetricsWriteErrorIsReturned(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("write to a full device: %v", err)
 	}
-	r := &run{step: 7, ckptDir: "/x/checkpoints"}
+	r := &run{step: 7, out: outputs{ckptDir: "/x/checkpoints"}}
 	if msg := r.stopOnWriteError(err).Error(); !strings.Contains(msg, "stopping at step 7") || !strings.Contains(msg, "rerun the same command") {
 		t.Fatalf("message %q", msg)
 	}

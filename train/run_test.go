@@ -83,7 +83,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	wa, sa := finalWeights(t, a)
-	if sa.Steps != 10 || !(sa.Epsilon > 0) || !(sa.TestAccuracy > 0) {
+	if sa.Steps != 10 || !(float64(sa.Epsilon) > 0) || !(float64(sa.TestAccuracy) > 0) {
 		t.Fatalf("summary %+v", sa)
 	}
 
@@ -106,8 +106,8 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 			}
 		}
 	}
-	if sa.Epsilon != sb.Epsilon || sa.Steps != sb.Steps || sa.TestAccuracy != sb.TestAccuracy {
-		t.Fatalf("resumed summary ε=%g steps=%d acc=%g, uninterrupted ε=%g steps=%d acc=%g", sb.Epsilon, sb.Steps, sb.TestAccuracy, sa.Epsilon, sa.Steps, sa.TestAccuracy)
+	if float64(sa.Epsilon) != float64(sb.Epsilon) || sa.Steps != sb.Steps || float64(sa.TestAccuracy) != float64(sb.TestAccuracy) {
+		t.Fatalf("resumed summary ε=%g steps=%d acc=%g, uninterrupted ε=%g steps=%d acc=%g", float64(sb.Epsilon), sb.Steps, float64(sb.TestAccuracy), float64(sa.Epsilon), sa.Steps, float64(sa.TestAccuracy))
 	}
 	// metrics.jsonl has each step exactly once.
 	m, _ := os.ReadFile(filepath.Join(b, "metrics.jsonl"))
@@ -232,11 +232,11 @@ func TestBudgetStopsTraining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Epsilon > 2 || s.Steps > 30 {
-		t.Fatalf("ε=%g after %d steps, budget 2", s.Epsilon, s.Steps)
+	if float64(s.Epsilon) > 2 || s.Steps > 30 {
+		t.Fatalf("ε=%g after %d steps, budget 2", float64(s.Epsilon), s.Steps)
 	}
-	if s.Epsilon < 1.5 {
-		t.Errorf("ε=%g: calibration left most of the budget unused", s.Epsilon)
+	if float64(s.Epsilon) < 1.5 {
+		t.Errorf("ε=%g: calibration left most of the budget unused", float64(s.Epsilon))
 	}
 }
 
@@ -259,8 +259,8 @@ func TestSecureModeCountsLostSteps(t *testing.T) {
 		t.Fatalf("%d steps, ledger %d: want 10 steps and 12 recorded (2 lost)", s.Steps, led.Len())
 	}
 	want, _ := led.Epsilon("pld", s.Delta)
-	if s.Epsilon != want {
-		t.Fatalf("summary ε %g, ledger ε %g", s.Epsilon, want)
+	if float64(s.Epsilon) != want {
+		t.Fatalf("summary ε %g, ledger ε %g", float64(s.Epsilon), want)
 	}
 	rep, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !strings.Contains(string(rep), "2 steps taken before an interruption") {

@@ -334,8 +334,8 @@ func TestSecureCrashLoopCountsEveryRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Epsilon != want {
-		t.Fatalf("ε = %g, ε of the 13 releases %g", s.Epsilon, want)
+	if float64(s.Epsilon) != want {
+		t.Fatalf("ε = %g, ε of the 13 releases %g", float64(s.Epsilon), want)
 	}
 }
 
@@ -660,12 +660,12 @@ func TestBudgetAfterLostStepsEndsWithCheckpoint(t *testing.T) {
 	if newest := list[len(list)-1].Step; newest != s.Steps || s.LostSteps != 2 {
 		t.Fatalf("newest checkpoint at step %d, summary %d steps (%d lost)", newest, s.Steps, s.LostSteps)
 	}
-	if s.Steps >= 10 || s.Epsilon > 2 {
-		t.Fatalf("%d steps with 2 lost, ε = %g: want fewer than the 10 planned and ε ≤ 2", s.Steps, s.Epsilon)
+	if s.Steps >= 10 || float64(s.Epsilon) > 2 {
+		t.Fatalf("%d steps with 2 lost, ε = %g: want fewer than the 10 planned and ε ≤ 2", s.Steps, float64(s.Epsilon))
 	}
 	want, _ := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, int(s.Steps+s.LostSteps))
-	if s.Epsilon != want {
-		t.Fatalf("ε = %g, accountant for %d+%d steps %g", s.Epsilon, s.Steps, s.LostSteps, want)
+	if float64(s.Epsilon) != want {
+		t.Fatalf("ε = %g, accountant for %d+%d steps %g", float64(s.Epsilon), s.Steps, s.LostSteps, want)
 	}
 }
 
@@ -709,8 +709,8 @@ func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
 				t.Fatalf("ledger %v: want the data-norm release %d times, then %d steps", es, releases, s.Steps)
 			}
 			want, err := led.Epsilon("pld", s.Delta)
-			if err != nil || s.Epsilon != want || s.Epsilon > cfg.TargetEpsilon {
-				t.Fatalf("ε = %g, ledger %g (%v), target %g", s.Epsilon, want, err, cfg.TargetEpsilon)
+			if err != nil || float64(s.Epsilon) != want || float64(s.Epsilon) > cfg.TargetEpsilon {
+				t.Fatalf("ε = %g, ledger %g (%v), target %g", float64(s.Epsilon), want, err, cfg.TargetEpsilon)
 			}
 			if noise == dpsgd.ModeSeeded {
 				ref := t.TempDir()

@@ -186,8 +186,8 @@ func TestSIGKILLResume(t *testing.T) {
 	var a, b train.Summary
 	readJSON(t, filepath.Join(ref, "summary.json"), &a)
 	readJSON(t, filepath.Join(out, "summary.json"), &b)
-	if a.Epsilon != b.Epsilon || a.TestAccuracy != b.TestAccuracy {
-		t.Fatalf("ε %g acc %g after kills; uninterrupted ε %g acc %g", b.Epsilon, b.TestAccuracy, a.Epsilon, a.TestAccuracy)
+	if float64(a.Epsilon) != float64(b.Epsilon) || float64(a.TestAccuracy) != float64(b.TestAccuracy) {
+		t.Fatalf("ε %g acc %g after kills; uninterrupted ε %g acc %g", float64(b.Epsilon), float64(b.TestAccuracy), float64(a.Epsilon), float64(a.TestAccuracy))
 	}
 }
 
@@ -234,7 +234,7 @@ func TestSIGKILLSecureCountsEveryRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Epsilon != want {
-		t.Fatalf("ε = %g, ε of the %d releases %g", s.Epsilon, releases, want)
+	if float64(s.Epsilon) != want {
+		t.Fatalf("ε = %g, ε of the %d releases %g", float64(s.Epsilon), releases, want)
 	}
 }

@@ -1,24 +1,39 @@
-package dpsgd
+package optim
 
 import (
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
+
+// Kind names an optimizer; its values are the config's optimizer names.
+type Kind string
 
 // Optimizer kinds.
 const (
-	KindSGD      = "sgd"
-	KindMomentum = "momentum"
-	KindNesterov = "nesterov"
-	KindAdam     = "adam"
+	KindSGD      Kind = "sgd"
+	KindMomentum Kind = "momentum"
+	KindNesterov Kind = "nesterov"
+	KindAdam     Kind = "adam"
 )
 
-// OptimizerConfig holds an optimizer's hyperparameters. The learning rate
+// Kinds lists the optimizer kinds, in the order error messages give them.
+func Kinds() []string { return []string{"sgd", "momentum", "nesterov", "adam"} }
+
+// ParseKind returns the kind named s, or an error listing the kinds.
+func ParseKind(s string) (Kind, error) {
+	if slices.Contains(Kinds(), s) {
+		return Kind(s), nil
+	}
+	return "", fmt.Errorf("want one of %s; got %q", strings.Join(Kinds(), ", "), s)
+}
+
+// Config holds an optimizer's hyperparameters. The learning rate
 // is not part of it: it is passed to every Step (from a Schedule).
-type OptimizerConfig struct {
-	Kind        string  // "sgd", "momentum", "nesterov" or "adam"
+type Config struct {
+	Kind        Kind    // sgd, momentum, nesterov or adam
 	Momentum    float64 // μ for momentum and nesterov, in (0, 1); 0 for sgd and adam
 	Beta1       float64 // adam: first-moment decay, in [0, 1)
 	Beta2       float64 // adam: second-moment decay, in [0, 1)
@@ -26,12 +41,12 @@ type OptimizerConfig struct {
 	WeightDecay float64 // λ ≥ 0, decoupled: p ← p − η·λ·p on tensors the mask selects
 }
 
-// DefaultOptimizerConfig returns the usual hyperparameters for kind:
+// DefaultConfig returns the usual hyperparameters for kind:
 // μ = 0.9 for momentum and nesterov; β1 = 0.9, β2 = 0.999, ε = 1e-8 for
 // adam; no weight decay. An unknown kind is returned as is (Validate
 // reports it).
-func DefaultOptimizerConfig(kind string) OptimizerConfig {
-	c := OptimizerConfig{Kind: kind}
+func DefaultConfig(kind Kind) Config {
+	c := Config{Kind: kind}
 	switch kind {
 	case KindMomentum, KindNesterov:
 		c.Momentum = 0.9
@@ -42,9 +57,9 @@ func DefaultOptimizerConfig(kind string) OptimizerConfig {
 }
 
 // Validate reports the first invalid field, by name.
-func (c OptimizerConfig) Validate() error {
+func (c Config) Validate() error {
 	bad := func(field, want string, got float64) error {
-		return fmt.Errorf("dpsgd: optimizer.%s: want %s for kind %q, got %v", field, want, c.Kind, got)
+		return fmt.Errorf("optim: optimizer.%s: want %s for kind %q, got %v", field, want, c.Kind, got)
 	}
 	if !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0) {
 		return bad("weight_decay", "a finite value >= 0", c.WeightDecay)
@@ -72,7 +87,8 @@ func (c OptimizerConfig) Validate() error {
 			return bad("eps", "a finite value > 0", c.Eps)
 		}
 	default:
-		return fmt.Errorf("dpsgd: optimizer.kind: want one of sgd, momentum, nesterov, adam; got %q", c.Kind)
+		_, err := ParseKind(string(c.Kind))
+		return fmt.Errorf("optim: optimizer.kind: %w", err)
 	}
 	return nil
 }
@@ -88,7 +104,7 @@ type Optimizer interface {
 	// Steps returns the number of updates applied (Adam's t).
 	Steps() int64
 	// Config returns the hyperparameters.
-	Config() OptimizerConfig
+	Config() Config
 	// State exports the state for a checkpoint. Its tensors alias the
 	// optimizer's buffers: save them before the next Step, do not modify.
 	State() State
@@ -110,21 +126,21 @@ type State struct {
 	Tensors map[string][]float32
 }
 
-// NewOptimizer returns an optimizer for parameter tensors of the given
+// New returns an optimizer for parameter tensors of the given
 // sizes. decay selects the tensors weight decay applies to (usually not
 // biases or normalisation parameters); nil means all. An invalid config is
 // an error; sizes < 0 or a mask of the wrong length panic (*UsageError).
-func NewOptimizer(cfg OptimizerConfig, sizes []int, decay []bool) (Optimizer, error) {
+func New(cfg Config, sizes []int, decay []bool) (Optimizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if decay != nil && len(decay) != len(sizes) {
-		usagef("NewOptimizer", "decay mask has %d entries for %d tensors", len(decay), len(sizes))
+		usagef("New", "decay mask has %d entries for %d tensors", len(decay), len(sizes))
 	}
 	o := &optimizer{cfg: cfg, sizes: slices.Clone(sizes), decay: make([]bool, len(sizes))}
 	for i, n := range sizes {
 		if n < 0 {
-			usagef("NewOptimizer", "size %d of tensor %d", n, i)
+			usagef("New", "size %d of tensor %d", n, i)
 		}
 		o.decay[i] = decay == nil || decay[i]
 	}
@@ -146,7 +162,7 @@ func NewOptimizer(cfg OptimizerConfig, sizes []int, decay []bool) (Optimizer, er
 }
 
 type optimizer struct {
-	cfg   OptimizerConfig
+	cfg   Config
 	sizes []int
 	decay []bool
 	bufs  [][][]float32 // [buffer kind][tensor] (momentum; or adam m, v)
@@ -157,7 +173,7 @@ type optimizer struct {
 
 // optKernel is one tensor's update, run in parallel parts.
 type optKernel struct {
-	kind       string
+	kind       Kind
 	p, g, a, b []float32
 	dec        float32 // multiplier from weight decay: 1 − η·λ or 1
 	lr         float32
@@ -171,8 +187,8 @@ type optKernel struct {
 
 const optGrain = 1 << 15
 
-func (o *optimizer) Steps() int64            { return o.steps }
-func (o *optimizer) Config() OptimizerConfig { return o.cfg }
+func (o *optimizer) Steps() int64   { return o.steps }
+func (o *optimizer) Config() Config { return o.cfg }
 
 func (o *optimizer) Step(params, grads [][]float32, lr float64) {
 	if len(params) != len(o.sizes) || len(grads) != len(o.sizes) {
@@ -266,7 +282,7 @@ func (o *optimizer) scalars() map[string]float64 {
 }
 
 func (o *optimizer) State() State {
-	s := State{Kind: o.cfg.Kind, Steps: o.steps, Scalars: o.scalars(), Tensors: map[string][]float32{}}
+	s := State{Kind: string(o.cfg.Kind), Steps: o.steps, Scalars: o.scalars(), Tensors: map[string][]float32{}}
 	for b, name := range o.bufNames() {
 		for i := range o.sizes {
 			s.Tensors[name+"/"+strconv.Itoa(i)] = o.bufs[b][i]
@@ -276,34 +292,34 @@ func (o *optimizer) State() State {
 }
 
 func (o *optimizer) Restore(s State) error {
-	if s.Kind != o.cfg.Kind {
-		return fmt.Errorf("dpsgd: optimizer state: kind %q saved, %q configured", s.Kind, o.cfg.Kind)
+	if s.Kind != string(o.cfg.Kind) {
+		return fmt.Errorf("optim: optimizer state: kind %q saved, %q configured", s.Kind, o.cfg.Kind)
 	}
 	if s.Steps < 0 {
-		return fmt.Errorf("dpsgd: optimizer state: steps %d < 0", s.Steps)
+		return fmt.Errorf("optim: optimizer state: steps %d < 0", s.Steps)
 	}
 	for name, want := range o.scalars() {
 		got, ok := s.Scalars[name]
 		if !ok {
-			return fmt.Errorf("dpsgd: optimizer state: scalar %q missing", name)
+			return fmt.Errorf("optim: optimizer state: scalar %q missing", name)
 		}
 		if got != want {
-			return fmt.Errorf("dpsgd: optimizer state: %s %v saved, %v configured", name, got, want)
+			return fmt.Errorf("optim: optimizer state: %s %v saved, %v configured", name, got, want)
 		}
 	}
 	names := o.bufNames()
 	if len(s.Tensors) != len(names)*len(o.sizes) {
-		return fmt.Errorf("dpsgd: optimizer state: %d tensors saved, want %d (%d per parameter tensor for %d tensors)", len(s.Tensors), len(names)*len(o.sizes), len(names), len(o.sizes))
+		return fmt.Errorf("optim: optimizer state: %d tensors saved, want %d (%d per parameter tensor for %d tensors)", len(s.Tensors), len(names)*len(o.sizes), len(names), len(o.sizes))
 	}
 	for _, name := range names {
 		for i, n := range o.sizes {
 			key := name + "/" + strconv.Itoa(i)
 			t, ok := s.Tensors[key]
 			if !ok {
-				return fmt.Errorf("dpsgd: optimizer state: tensor %q missing", key)
+				return fmt.Errorf("optim: optimizer state: tensor %q missing", key)
 			}
 			if len(t) != n {
-				return fmt.Errorf("dpsgd: optimizer state: tensor %q has %d elements, want %d", key, len(t), n)
+				return fmt.Errorf("optim: optimizer state: tensor %q has %d elements, want %d", key, len(t), n)
 			}
 		}
 	}

@@ -1,9 +1,10 @@
-package dpsgd
+package optim
 
 import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Schedule gives the learning rate for an update. step counts updates
@@ -67,31 +68,47 @@ func (s StepDecay) LR(t int64) float64 {
 	return s.Init * math.Pow(s.Gamma, float64(k))
 }
 
+// ScheduleKind names a learning-rate schedule; its values are the
+// config's lr_schedule names.
+type ScheduleKind string
+
 // Schedule kinds for ScheduleConfig.
 const (
-	SchedConstant = "constant"
-	SchedCosine   = "cosine"
-	SchedStep     = "step"
+	SchedConstant ScheduleKind = "constant"
+	SchedCosine   ScheduleKind = "cosine"
+	SchedStep     ScheduleKind = "step"
 )
+
+// ScheduleKinds lists the schedule kinds.
+func ScheduleKinds() []string { return []string{"constant", "cosine", "step"} }
+
+// ParseScheduleKind returns the schedule kind named s, or an error listing
+// the kinds.
+func ParseScheduleKind(s string) (ScheduleKind, error) {
+	if slices.Contains(ScheduleKinds(), s) {
+		return ScheduleKind(s), nil
+	}
+	return "", fmt.Errorf("want one of %s; got %q", strings.Join(ScheduleKinds(), ", "), s)
+}
 
 // ScheduleConfig describes a schedule as it appears in a run's
 // configuration; Build validates it and returns the Schedule.
 type ScheduleConfig struct {
-	Kind              string  // "constant", "cosine" or "step"
-	LR                float64 // base (peak) learning rate, > 0
-	WarmupSteps       int64   // linear warm-up length; 0 for none
-	WarmupStartFactor float64 // warm-up starts at this fraction of LR, in [0, 1]
-	TotalSteps        int64   // cosine: length of the decay, > WarmupSteps
-	FinalLR           float64 // cosine: rate at TotalSteps, in [0, LR]
-	Milestones        []int64 // step: ascending steps > 0 where the rate is multiplied by Gamma
-	Gamma             float64 // step: factor in (0, 1]
+	Kind              ScheduleKind // constant, cosine or step
+	LR                float64      // base (peak) learning rate, > 0
+	WarmupSteps       int64        // linear warm-up length; 0 for none
+	WarmupStartFactor float64      // warm-up starts at this fraction of LR, in [0, 1]
+	TotalSteps        int64        // cosine: length of the decay, > WarmupSteps
+	FinalLR           float64      // cosine: rate at TotalSteps, in [0, LR]
+	Milestones        []int64      // step: ascending steps > 0 where the rate is multiplied by Gamma
+	Gamma             float64      // step: factor in (0, 1]
 }
 
 // Build returns the schedule, or an error naming the first invalid field
 // (fields that do not apply to the kind must be left zero).
 func (c ScheduleConfig) Build() (Schedule, error) {
 	bad := func(field, want string, got any) error {
-		return fmt.Errorf("dpsgd: schedule.%s: want %s for kind %q, got %v", field, want, c.Kind, got)
+		return fmt.Errorf("optim: schedule.%s: want %s for kind %q, got %v", field, want, c.Kind, got)
 	}
 	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
 		return nil, bad("lr", "a finite value > 0", c.LR)
@@ -143,7 +160,8 @@ func (c ScheduleConfig) Build() (Schedule, error) {
 		}
 		s = StepDecay{Init: c.LR, Milestones: slices.Clone(c.Milestones), Gamma: c.Gamma}
 	default:
-		return nil, fmt.Errorf("dpsgd: schedule.kind: want one of constant, cosine, step; got %q", c.Kind)
+		_, err := ParseScheduleKind(string(c.Kind))
+		return nil, fmt.Errorf("optim: schedule.kind: %w", err)
 	}
 	if c.WarmupSteps > 0 {
 		s = LinearWarmup{Steps: c.WarmupSteps, StartFactor: c.WarmupStartFactor, Then: s}

@@ -1,4 +1,4 @@
-package dpsgd
+package optim
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ const emaGrain = 1 << 15
 // given decay in [0, 1). A decay outside it is an error naming the field.
 func NewEMA(params [][]float32, decay float64, warmup bool) (*EMA, error) {
 	if !(decay >= 0 && decay < 1) {
-		return nil, fmt.Errorf("dpsgd: ema.decay: want a value in [0, 1), got %v", decay)
+		return nil, fmt.Errorf("optim: ema.decay: want a value in [0, 1), got %v", decay)
 	}
 	e := &EMA{decay: decay, warmup: warmup, avg: make([][]float32, len(params))}
 	for i, p := range params {
@@ -112,28 +112,28 @@ func (e *EMA) State() State {
 // error naming what differs and leaves the EMA unchanged.
 func (e *EMA) Restore(s State) error {
 	if s.Kind != "ema" {
-		return fmt.Errorf("dpsgd: ema state: kind %q, want \"ema\"", s.Kind)
+		return fmt.Errorf("optim: ema state: kind %q, want \"ema\"", s.Kind)
 	}
 	if s.Steps < 0 {
-		return fmt.Errorf("dpsgd: ema state: steps %d < 0", s.Steps)
+		return fmt.Errorf("optim: ema state: steps %d < 0", s.Steps)
 	}
 	if d, ok := s.Scalars["decay"]; !ok || d != e.decay {
-		return fmt.Errorf("dpsgd: ema state: decay %v saved, %v configured", s.Scalars["decay"], e.decay)
+		return fmt.Errorf("optim: ema state: decay %v saved, %v configured", s.Scalars["decay"], e.decay)
 	}
 	if w, ok := s.Scalars["warmup"]; !ok || (w != 0) != e.warmup || math.IsNaN(w) {
-		return fmt.Errorf("dpsgd: ema state: warmup %v saved, %v configured", s.Scalars["warmup"], e.warmup)
+		return fmt.Errorf("optim: ema state: warmup %v saved, %v configured", s.Scalars["warmup"], e.warmup)
 	}
 	if len(s.Tensors) != len(e.avg) {
-		return fmt.Errorf("dpsgd: ema state: %d tensors saved, want %d", len(s.Tensors), len(e.avg))
+		return fmt.Errorf("optim: ema state: %d tensors saved, want %d", len(s.Tensors), len(e.avg))
 	}
 	for i, a := range e.avg {
 		key := "ema/" + strconv.Itoa(i)
 		t, ok := s.Tensors[key]
 		if !ok {
-			return fmt.Errorf("dpsgd: ema state: tensor %q missing", key)
+			return fmt.Errorf("optim: ema state: tensor %q missing", key)
 		}
 		if len(t) != len(a) {
-			return fmt.Errorf("dpsgd: ema state: tensor %q has %d elements, want %d", key, len(t), len(a))
+			return fmt.Errorf("optim: ema state: tensor %q has %d elements, want %d", key, len(t), len(a))
 		}
 	}
 	for i, a := range e.avg {

@@ -1,4 +1,4 @@
-package dpsgd
+package optim
 
 import (
 	"math"
@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-func mustOpt(t testing.TB, cfg OptimizerConfig, sizes []int, decay []bool) Optimizer {
+func mustOpt(t testing.TB, cfg Config, sizes []int, decay []bool) Optimizer {
 	t.Helper()
-	o, err := NewOptimizer(cfg, sizes, decay)
+	o, err := New(cfg, sizes, decay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func mustOpt(t testing.TB, cfg OptimizerConfig, sizes []int, decay []bool) Optim
 func TestOptimizerHandComputed(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		cfg   OptimizerConfig
+		cfg   Config
 		lr    float64
 		grads []float32
 		want  []float64
@@ -32,24 +32,24 @@ func TestOptimizerHandComputed(t *testing.T) {
 		// p1 = 1·0.999 − 0.1·0.5 = 0.949
 		// p2 = 0.949·0.999 − 0.1·(−1) = 0.948051 + 0.1 = 1.048051
 		// p3 = 1.048051·0.999 − 0.1·2 = 1.047002949 − 0.2 = 0.847002949
-		{"sgd", OptimizerConfig{Kind: KindSGD, WeightDecay: 0.01}, 0.1,
+		{"sgd", Config{Kind: KindSGD, WeightDecay: 0.01}, 0.1,
 			[]float32{0.5, -1, 2}, []float64{0.949, 1.048051, 0.847002949}},
 		// Heavy ball, μ = 0.9, η = 0.1 (PyTorch: v ← μv + g, p ← p − ηv).
 		// v1 = 1,                p1 = 1 − 0.1 = 0.9
 		// v2 = 0.9 + 2 = 2.9,    p2 = 0.9 − 0.29 = 0.61
 		// v3 = 2.61 + 3 = 5.61,  p3 = 0.61 − 0.561 = 0.049
-		{"momentum", OptimizerConfig{Kind: KindMomentum, Momentum: 0.9}, 0.1,
+		{"momentum", Config{Kind: KindMomentum, Momentum: 0.9}, 0.1,
 			[]float32{1, 2, 3}, []float64{0.9, 0.61, 0.049}},
 		// Nesterov, μ = 0.9, η = 0.1 (PyTorch: v ← μv + g, p ← p − η(g + μv)).
 		// v1 = 1,    u1 = 1 + 0.9 = 1.9,       p1 = 1 − 0.19 = 0.81
 		// v2 = 2.9,  u2 = 2 + 2.61 = 4.61,     p2 = 0.81 − 0.461 = 0.349
 		// v3 = 5.61, u3 = 3 + 5.049 = 8.049,   p3 = 0.349 − 0.8049 = −0.4559
-		{"nesterov", OptimizerConfig{Kind: KindNesterov, Momentum: 0.9}, 0.1,
+		{"nesterov", Config{Kind: KindNesterov, Momentum: 0.9}, 0.1,
 			[]float32{1, 2, 3}, []float64{0.81, 0.349, -0.4559}},
 		// The same with λ = 0.1 (factor 0.99):
 		// p1 = 0.99 − 0.19 = 0.8; p2 = 0.792 − 0.461 = 0.331;
 		// p3 = 0.32769 − 0.8049 = −0.47721
-		{"nesterov-wd", OptimizerConfig{Kind: KindNesterov, Momentum: 0.9, WeightDecay: 0.1}, 0.1,
+		{"nesterov-wd", Config{Kind: KindNesterov, Momentum: 0.9, WeightDecay: 0.1}, 0.1,
 			[]float32{1, 2, 3}, []float64{0.8, 0.331, -0.47721}},
 		// Adam, β = (0.9, 0.999), ε = 1e-8, η = 0.01:
 		// t1: m = 0.1, v = 0.001, m̂ = 1, v̂ = 1, p1 = 1 − 0.01/(1+1e-8) = 0.9900000001
@@ -59,13 +59,13 @@ func TestOptimizerHandComputed(t *testing.T) {
 		// t3 (g = 0.5): m = −0.099 + 0.05 = −0.049, v = 0.004994001 + 0.00025 = 0.005244001,
 		//   m̂ = −0.049/0.271 = −0.180811808, v̂ = 0.005244001/0.002997001 = 1.749749500,
 		//   √v̂ = 1.322781, p3 = 0.993661035 + 0.01·0.136690 = 0.995027942
-		{"adam", OptimizerConfig{Kind: KindAdam, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, 0.01,
+		{"adam", Config{Kind: KindAdam, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, 0.01,
 			[]float32{1, -2, 0.5}, []float64{0.9900000001, 0.993661035, 0.995027942}},
 		// AdamW: the same moments with λ = 0.1 (factor 1 − 0.001 = 0.999):
 		// p1 = 0.999 − 0.0099999999 = 0.9890000001
 		// p2 = 0.9890000001·0.999 + 0.00366102 = 0.991672035
 		// p3 = 0.991672035·0.999 + 0.00136690 = 0.992047270
-		{"adamw", OptimizerConfig{Kind: KindAdam, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}, 0.01,
+		{"adamw", Config{Kind: KindAdam, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}, 0.01,
 			[]float32{1, -2, 0.5}, []float64{0.9890000001, 0.991672035, 0.992047270}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +90,7 @@ func TestOptimizerHandComputed(t *testing.T) {
 
 // refStep is a plain float64 transcription of the update rules, used to
 // check the parallel float32 kernels on large tensors.
-func refStep(cfg OptimizerConfig, p, g, a, b []float64, lr float64, t int, decay bool) {
+func refStep(cfg Config, p, g, a, b []float64, lr float64, t int, decay bool) {
 	dec := 1.0
 	if decay {
 		dec = 1 - lr*cfg.WeightDecay
@@ -121,8 +121,8 @@ func refStep(cfg OptimizerConfig, p, g, a, b []float64, lr float64, t int, decay
 func TestOptimizerLargeAgainstReference(t *testing.T) {
 	sizes := []int{5*optGrain + 17, 33}
 	decay := []bool{true, false}
-	for _, kind := range []string{KindSGD, KindMomentum, KindNesterov, KindAdam} {
-		cfg := DefaultOptimizerConfig(kind)
+	for _, kind := range []Kind{KindSGD, KindMomentum, KindNesterov, KindAdam} {
+		cfg := DefaultConfig(kind)
 		cfg.WeightDecay = 0.05
 		for _, threads := range []int{1, 3} {
 			old := SetThreads(threads)
@@ -165,7 +165,7 @@ func TestOptimizerLargeAgainstReference(t *testing.T) {
 }
 
 func TestOptimizerDecayMask(t *testing.T) {
-	o := mustOpt(t, OptimizerConfig{Kind: KindSGD, WeightDecay: 0.5}, []int{1, 1}, []bool{false, true})
+	o := mustOpt(t, Config{Kind: KindSGD, WeightDecay: 0.5}, []int{1, 1}, []bool{false, true})
 	p := [][]float32{{2}, {2}}
 	o.Step(p, [][]float32{{0}, {0}}, 0.1)
 	// Zero gradient: only decay moves p: masked 2 → 2; decayed 2·(1 − 0.05) = 1.9.
@@ -178,8 +178,8 @@ func TestOptimizerDecayMask(t *testing.T) {
 // exactly as the uninterrupted one.
 func TestOptimizerSaveRestore(t *testing.T) {
 	sizes := []int{7, 3}
-	for _, kind := range []string{KindSGD, KindMomentum, KindNesterov, KindAdam} {
-		cfg := DefaultOptimizerConfig(kind)
+	for _, kind := range []Kind{KindSGD, KindMomentum, KindNesterov, KindAdam} {
+		cfg := DefaultConfig(kind)
 		cfg.WeightDecay = 0.01
 		r := rand.New(rand.NewPCG(3, 4))
 		grads := make([][][]float32, 5)
@@ -227,14 +227,14 @@ func TestOptimizerSaveRestore(t *testing.T) {
 }
 
 func TestOptimizerRestoreErrors(t *testing.T) {
-	cfg := DefaultOptimizerConfig(KindAdam)
+	cfg := DefaultConfig(KindAdam)
 	good := mustOpt(t, cfg, []int{4, 2}, nil).State()
 	for _, tc := range []struct {
 		name string
 		edit func(s *State)
 		want string
 	}{
-		{"kind", func(s *State) { s.Kind = KindSGD }, `kind "sgd" saved`},
+		{"kind", func(s *State) { s.Kind = string(KindSGD) }, `kind "sgd" saved`},
 		{"beta1", func(s *State) { s.Scalars["beta1"] = 0.8 }, "beta1 0.8 saved"},
 		{"missing", func(s *State) { delete(s.Tensors, "adam_v/1"); s.Tensors["x"] = nil }, `"adam_v/1" missing`},
 		{"size", func(s *State) { s.Tensors["adam_m/0"] = make([]float32, 5) }, `"adam_m/0" has 5 elements, want 4`},
@@ -258,38 +258,38 @@ func TestOptimizerRestoreErrors(t *testing.T) {
 
 func TestOptimizerConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  OptimizerConfig
+		cfg  Config
 		want string
 	}{
-		{OptimizerConfig{Kind: "adagrad"}, "optimizer.kind"},
-		{OptimizerConfig{Kind: KindSGD, Momentum: 0.9}, "optimizer.momentum"},
-		{OptimizerConfig{Kind: KindMomentum}, "optimizer.momentum: want a value in (0, 1)"},
-		{OptimizerConfig{Kind: KindNesterov, Momentum: 1}, "optimizer.momentum"},
-		{OptimizerConfig{Kind: KindSGD, WeightDecay: -1}, "optimizer.weight_decay"},
-		{OptimizerConfig{Kind: KindSGD, WeightDecay: math.NaN()}, "optimizer.weight_decay"},
-		{OptimizerConfig{Kind: KindAdam, Beta1: 1, Beta2: 0.9, Eps: 1e-8}, "optimizer.beta1"},
-		{OptimizerConfig{Kind: KindAdam, Beta1: 0.9, Beta2: -0.1, Eps: 1e-8}, "optimizer.beta2"},
-		{OptimizerConfig{Kind: KindAdam, Beta1: 0.9, Beta2: 0.99}, "optimizer.eps"},
+		{Config{Kind: "adagrad"}, "optimizer.kind"},
+		{Config{Kind: KindSGD, Momentum: 0.9}, "optimizer.momentum"},
+		{Config{Kind: KindMomentum}, "optimizer.momentum: want a value in (0, 1)"},
+		{Config{Kind: KindNesterov, Momentum: 1}, "optimizer.momentum"},
+		{Config{Kind: KindSGD, WeightDecay: -1}, "optimizer.weight_decay"},
+		{Config{Kind: KindSGD, WeightDecay: math.NaN()}, "optimizer.weight_decay"},
+		{Config{Kind: KindAdam, Beta1: 1, Beta2: 0.9, Eps: 1e-8}, "optimizer.beta1"},
+		{Config{Kind: KindAdam, Beta1: 0.9, Beta2: -0.1, Eps: 1e-8}, "optimizer.beta2"},
+		{Config{Kind: KindAdam, Beta1: 0.9, Beta2: 0.99}, "optimizer.eps"},
 	} {
-		_, err := NewOptimizer(tc.cfg, []int{1}, nil)
+		_, err := New(tc.cfg, []int{1}, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.cfg, err, tc.want)
 		}
 	}
-	for _, kind := range []string{KindSGD, KindMomentum, KindNesterov, KindAdam} {
-		if err := DefaultOptimizerConfig(kind).Validate(); err != nil {
+	for _, kind := range []Kind{KindSGD, KindMomentum, KindNesterov, KindAdam} {
+		if err := DefaultConfig(kind).Validate(); err != nil {
 			t.Errorf("default %s: %v", kind, err)
 		}
 	}
 }
 
 func TestOptimizerMisusePanics(t *testing.T) {
-	o := mustOpt(t, DefaultOptimizerConfig(KindMomentum), []int{2}, nil)
+	o := mustOpt(t, DefaultConfig(KindMomentum), []int{2}, nil)
 	for name, f := range map[string]func(){
 		"count":  func() { o.Step([][]float32{{1, 2}, {3}}, [][]float32{{1, 2}}, 0.1) },
 		"length": func() { o.Step([][]float32{{1, 2}}, [][]float32{{1}}, 0.1) },
 		"lr":     func() { o.Step([][]float32{{1, 2}}, [][]float32{{1, 2}}, -1) },
-		"mask":   func() { NewOptimizer(DefaultOptimizerConfig(KindSGD), []int{1, 2}, []bool{true}) },
+		"mask":   func() { New(DefaultConfig(KindSGD), []int{1, 2}, []bool{true}) },
 	} {
 		func() {
 			defer func() {
@@ -306,8 +306,8 @@ func TestOptimizerAllocs(t *testing.T) {
 	sizes := []int{4 * optGrain, 10}
 	p := [][]float32{make([]float32, sizes[0]), make([]float32, sizes[1])}
 	g := [][]float32{make([]float32, sizes[0]), make([]float32, sizes[1])}
-	for _, kind := range []string{KindSGD, KindMomentum, KindNesterov, KindAdam} {
-		o := mustOpt(t, DefaultOptimizerConfig(kind), sizes, nil)
+	for _, kind := range []Kind{KindSGD, KindMomentum, KindNesterov, KindAdam} {
+		o := mustOpt(t, DefaultConfig(kind), sizes, nil)
 		o.Step(p, g, 0.1)
 		if a := testing.AllocsPerRun(5, func() { o.Step(p, g, 0.1) }); a != 0 {
 			t.Errorf("%s: %v allocations per Step", kind, a)
@@ -322,9 +322,9 @@ func BenchmarkOptimizerStep(b *testing.B) {
 	for i := range g[0] {
 		g[0][i] = float32(i%7) - 3
 	}
-	for _, kind := range []string{KindSGD, KindMomentum, KindNesterov, KindAdam} {
-		b.Run(kind, func(b *testing.B) {
-			cfg := DefaultOptimizerConfig(kind)
+	for _, kind := range []Kind{KindSGD, KindMomentum, KindNesterov, KindAdam} {
+		b.Run(string(kind), func(b *testing.B) {
+			cfg := DefaultConfig(kind)
 			cfg.WeightDecay = 1e-4
 			o := mustOpt(b, cfg, []int{resnet18Params}, nil)
 			o.Step(p, g, 1e-3)
@@ -336,3 +336,6 @@ func BenchmarkOptimizerStep(b *testing.B) {
 		})
 	}
 }
+
+// resnet18Params is the parameter count of ResNet-18 (11,689,512).
+const resnet18Params = 11_689_512
