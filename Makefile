@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?=
 
-.PHONY: all build demo test test-long test-nocgo bench vet deps
+.PHONY: all build demo test test-long bench deps
 
 all: build
 

@@ -102,7 +102,7 @@ func (e *EMA) State() State {
 	}
 	s := State{Kind: "ema", Steps: e.updates, Scalars: map[string]float64{"decay": e.decay, "warmup": w}, Tensors: map[string][]float32{}}
 	for i, a := range e.avg {
-		s.Tensors["ema/"+strconv.Itoa(i)] = a
+		s.Tensors[EMATensorName(i)] = a
 	}
 	return s
 }
@@ -127,7 +127,7 @@ func (e *EMA) Restore(s State) error {
 		return fmt.Errorf("optim: ema state: %d tensors saved, want %d", len(s.Tensors), len(e.avg))
 	}
 	for i, a := range e.avg {
-		key := "ema/" + strconv.Itoa(i)
+		key := EMATensorName(i)
 		t, ok := s.Tensors[key]
 		if !ok {
 			return fmt.Errorf("optim: ema state: tensor %q missing", key)
@@ -137,8 +137,12 @@ func (e *EMA) Restore(s State) error {
 		}
 	}
 	for i, a := range e.avg {
-		copy(a, s.Tensors["ema/"+strconv.Itoa(i)])
+		copy(a, s.Tensors[EMATensorName(i)])
 	}
 	e.updates = s.Steps
 	return nil
 }
+
+// EMATensorName is the name of the average of parameter tensor i in
+// State.Tensors ("ema/i").
+func EMATensorName(i int) string { return "ema/" + strconv.Itoa(i) }

@@ -8,11 +8,14 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"dptrain/data"
+	"dptrain/nn"
+	"dptrain/optim"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -25,7 +28,7 @@ import (
 // the config with them applied.
 type Config struct {
 	// Model
-	Model                 string `yaml:"model" json:"model"`                                   // cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50
+	Model                 string `yaml:"model" json:"model"`                                   // one of nn.ModelNames(): cnn-mnist, cnn-cifar, wrn-16-4, resnet18/34/50, scatternet-linear, scatternet-cnn
 	Stem                  string `yaml:"stem" json:"stem"`                                     // resnets: imagenet | cifar | "" (by image size)
 	WeightStandardization bool   `yaml:"weight_standardization" json:"weight_standardization"` // WS on every convolution
 	Init                  string `yaml:"init" json:"init"`                                     // checkpoint dir or .safetensors file to start from
@@ -273,21 +276,46 @@ func (c *Config) ApplyOverride(key, value string) error {
 }
 
 // validate checks what can be checked before the data is opened, naming
-// the key of each problem. Privacy misconfiguration is always an error.
+// the key of each problem (all of them, joined). Privacy misconfiguration
+// is always an error. Names (model, optimizer, schedule, …) are checked
+// by the parse function of the package that defines them, so the lists
+// cannot drift.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	c.validateRequired(bad)
+	c.validateSizes(bad)
+	if c.IsPrivate() {
+		c.validatePrivacy(bad)
+	} else {
+		if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
+			bad("private: false with noise_multiplier/target_epsilon set: contradictory")
+		}
+		if c.Noise != "" {
+			bad("noise: %q set, but private: false adds no noise", c.Noise)
+		}
+	}
+	c.validateFeatureNorm(bad)
+	c.validateOptimization(bad)
+	return errors.Join(errs...)
+}
+
+type badFunc func(format string, args ...any)
+
+// validateRequired checks the keys every run needs and the names of the
+// model, crop and sampling.
+func (c *Config) validateRequired(bad badFunc) {
+	models := strings.Join(nn.ModelNames(), ", ")
 	if c.Model == "" {
-		bad("model: required (one of cnn-mnist, cnn-cifar, wrn-16-4, resnet18, resnet34, resnet50)")
+		bad("model: required (one of %s)", models)
+	} else if !slices.Contains(nn.ModelNames(), c.Model) {
+		bad("model: %q, want one of %s", c.Model, models)
 	}
 	if c.TrainData == "" {
 		bad("train_data: required (e.g. mnist:DIR, cifar10:DIR, imagefolder:train.tar, prepared:DIR)")
 	}
 	if c.BatchSize < 1 {
 		bad("batch_size: %d, want ≥ 1 (the expected logical batch)", c.BatchSize)
-	}
-	if c.PhysicalBatchSize < 0 {
-		bad("physical_batch_size: %d, want ≥ 1", c.PhysicalBatchSize)
 	}
 	if math.IsNaN(c.Epochs) || math.IsInf(c.Epochs, 0) {
 		bad("epochs: %g, want a finite number > 0", c.Epochs)
@@ -297,17 +325,38 @@ func (c *Config) validate() error {
 	if c.Steps > 0 && c.Epochs > 0 {
 		bad("epochs and steps both set (%g, %d): set one", c.Epochs, c.Steps)
 	}
+	switch c.Sampling {
+	case "", "poisson", "shuffle":
+	default:
+		bad("sampling: %q, want poisson or shuffle", c.Sampling)
+	}
+	switch c.Crop {
+	case "", "none", "random", "random-resized", "center":
+	default:
+		bad("crop: %q, want none, random, random-resized or center", c.Crop)
+	}
+}
+
+// validateSizes checks the counts and sizes.
+func (c *Config) validateSizes(bad badFunc) {
+	if c.PhysicalBatchSize < 0 {
+		bad("physical_batch_size: %d, want ≥ 1", c.PhysicalBatchSize)
+	}
 	if c.AugMultiplicity < 0 || c.AugMultiplicity > MaxAugMultiplicity {
 		bad("aug_multiplicity: %d, want 1 to %d (augmentations per example; De et al. use up to 16)", c.AugMultiplicity, MaxAugMultiplicity)
 	}
-	if c.ImageSize < 0 || c.ImageSize > data.MaxImageSize {
-		bad("image_size: %d, want 0 (as stored) or 1 to %d pixels", c.ImageSize, data.MaxImageSize)
-	}
-	if c.CropSize < 0 || c.CropSize > data.MaxImageSize {
-		bad("crop_size: %d, want 0 (the input size) or 1 to %d pixels", c.CropSize, data.MaxImageSize)
-	}
-	if c.CropPadding < 0 || c.CropPadding > data.MaxImageSize {
-		bad("crop_padding: %d, want 0 to %d pixels", c.CropPadding, data.MaxImageSize)
+	for _, kv := range []struct {
+		key  string
+		v    int
+		what string
+	}{
+		{"image_size", c.ImageSize, "0 (as stored) or 1 to %d pixels"},
+		{"crop_size", c.CropSize, "0 (the input size) or 1 to %d pixels"},
+		{"crop_padding", c.CropPadding, "0 to %d pixels"},
+	} {
+		if kv.v < 0 || kv.v > data.MaxImageSize {
+			bad("%s: %d, want "+kv.what, kv.key, kv.v, data.MaxImageSize)
+		}
 	}
 	for _, kv := range []struct {
 		key  string
@@ -331,49 +380,43 @@ func (c *Config) validate() error {
 	if c.Threads < 0 || c.Threads > MaxThreads {
 		bad("threads: %d, want 0 (all cores) or 1 to %d", c.Threads, MaxThreads)
 	}
-	switch c.Sampling {
-	case "", "poisson", "shuffle":
+}
+
+// validatePrivacy checks the keys of a private run.
+func (c *Config) validatePrivacy(bad badFunc) {
+	if !(c.ClipNorm > 0) {
+		bad("clip_norm: %g, want > 0", c.ClipNorm)
+	}
+	switch {
+	case c.NoiseMultiplier != 0 && c.TargetEpsilon != 0:
+		bad("noise_multiplier (%g) and target_epsilon (%g) both set: give one (σ, or ε to calibrate σ for)", c.NoiseMultiplier, c.TargetEpsilon)
+	case c.NoiseMultiplier == 0 && c.TargetEpsilon == 0:
+		bad("noise_multiplier or target_epsilon: one is required for private training (or set private: false)")
+	case c.NoiseMultiplier < 0 || math.IsNaN(c.NoiseMultiplier) || math.IsInf(c.NoiseMultiplier, 0):
+		bad("noise_multiplier: %g, want a finite number > 0", c.NoiseMultiplier)
+	case c.TargetEpsilon < 0 || math.IsNaN(c.TargetEpsilon) || math.IsInf(c.TargetEpsilon, 0):
+		bad("target_epsilon: %g, want a finite number > 0", c.TargetEpsilon)
+	}
+	if c.Delta != 0 && !(c.Delta > 0 && c.Delta < 1) {
+		bad("delta: %g, want in (0, 1)", c.Delta)
+	}
+	switch c.Accountant {
+	case "", "pld", "rdp":
 	default:
-		bad("sampling: %q, want poisson or shuffle", c.Sampling)
+		bad("accountant: %q, want pld or rdp", c.Accountant)
 	}
-	if c.IsPrivate() {
-		if !(c.ClipNorm > 0) {
-			bad("clip_norm: %g, want > 0", c.ClipNorm)
-		}
-		switch {
-		case c.NoiseMultiplier != 0 && c.TargetEpsilon != 0:
-			bad("noise_multiplier (%g) and target_epsilon (%g) both set: give one (σ, or ε to calibrate σ for)", c.NoiseMultiplier, c.TargetEpsilon)
-		case c.NoiseMultiplier == 0 && c.TargetEpsilon == 0:
-			bad("noise_multiplier or target_epsilon: one is required for private training (or set private: false)")
-		case c.NoiseMultiplier < 0 || math.IsNaN(c.NoiseMultiplier) || math.IsInf(c.NoiseMultiplier, 0):
-			bad("noise_multiplier: %g, want a finite number > 0", c.NoiseMultiplier)
-		case c.TargetEpsilon < 0 || math.IsNaN(c.TargetEpsilon) || math.IsInf(c.TargetEpsilon, 0):
-			bad("target_epsilon: %g, want a finite number > 0", c.TargetEpsilon)
-		}
-		if c.Delta != 0 && !(c.Delta > 0 && c.Delta < 1) {
-			bad("delta: %g, want in (0, 1)", c.Delta)
-		}
-		switch c.Accountant {
-		case "", "pld", "rdp":
-		default:
-			bad("accountant: %q, want pld or rdp", c.Accountant)
-		}
-		switch c.Noise {
-		case "", "seeded", "secure":
-		default:
-			bad("noise: %q, want seeded or secure", c.Noise)
-		}
-		if c.Sampling == "shuffle" {
-			bad("sampling: shuffle is not covered by the Poisson-sampling privacy accountant; use sampling: poisson for private training")
-		}
-	} else {
-		if c.NoiseMultiplier != 0 || c.TargetEpsilon != 0 {
-			bad("private: false with noise_multiplier/target_epsilon set: contradictory")
-		}
-		if c.Noise != "" {
-			bad("noise: %q set, but private: false adds no noise", c.Noise)
-		}
+	switch c.Noise {
+	case "", "seeded", "secure":
+	default:
+		bad("noise: %q, want seeded or secure", c.Noise)
 	}
+	if c.Sampling == "shuffle" {
+		bad("sampling: shuffle is not covered by the Poisson-sampling privacy accountant; use sampling: poisson for private training")
+	}
+}
+
+// validateFeatureNorm checks feature_norm and its data_norm_* keys.
+func (c *Config) validateFeatureNorm(bad badFunc) {
 	switch c.FeatureNorm {
 	case "", "group":
 		if c.DataNormNoiseMultiplier != 0 || c.DataNormMeanClip != 0 || c.DataNormSqClip != 0 {
@@ -397,12 +440,16 @@ func (c *Config) validate() error {
 	default:
 		bad("feature_norm: %q, want group or data", c.FeatureNorm)
 	}
-	switch c.Optimizer {
-	case "", "sgd", "momentum", "nesterov", "adam":
-	default:
-		bad("optimizer: %q, want sgd, momentum, nesterov or adam", c.Optimizer)
+}
+
+// validateOptimization checks the optimizer, the schedule and averaging.
+func (c *Config) validateOptimization(bad badFunc) {
+	if c.Optimizer != "" {
+		if _, err := optim.ParseKind(c.Optimizer); err != nil {
+			bad("optimizer: %v", err)
+		}
 	}
-	if (c.Optimizer == "sgd" || c.Optimizer == "adam") && c.Momentum != 0 {
+	if (c.Optimizer == string(optim.KindSGD) || c.Optimizer == string(optim.KindAdam)) && c.Momentum != 0 {
 		// A config file that sets momentum for the default optimiser, with
 		// --optimizer=sgd or adam on the command line, lands here.
 		bad("momentum: %g is not used by optimizer %s; set momentum: 0 (adam has its own β1 = 0.9) or use optimizer momentum or nesterov", c.Momentum, c.Optimizer)
@@ -410,10 +457,10 @@ func (c *Config) validate() error {
 	if !(c.LearningRate > 0) {
 		bad("learning_rate: %g, want > 0", c.LearningRate)
 	}
-	switch c.LRSchedule {
-	case "", "constant", "cosine", "step":
-	default:
-		bad("lr_schedule: %q, want constant, cosine or step", c.LRSchedule)
+	if c.LRSchedule != "" {
+		if _, err := optim.ParseScheduleKind(c.LRSchedule); err != nil {
+			bad("lr_schedule: %v", err)
+		}
 	}
 	if c.EMADecay < 0 || c.EMADecay >= 1 {
 		bad("ema_decay: %g, want in [0, 1)", c.EMADecay)
@@ -421,10 +468,4 @@ func (c *Config) validate() error {
 	if c.FreezeLayers > 0 && c.TrainLastLayerOnly {
 		bad("freeze_layers and train_last_layer_only both set: give one")
 	}
-	switch c.Crop {
-	case "", "none", "random", "random-resized", "center":
-	default:
-		bad("crop: %q, want none, random, random-resized or center", c.Crop)
-	}
-	return errors.Join(errs...)
 }

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"io"
 
 	"dptrain/data"
 	"dptrain/nn"
+	"dptrain/optim"
 )
 
 // checkEvalClasses accepts evaluation data whose classes are the model's
@@ -29,12 +30,29 @@ func checkEvalClasses(have, model []string, numClasses int) error {
 	return nil
 }
 
+// EvalOptions says what EvalCheckpoint evaluates.
+type EvalOptions struct {
+	// Checkpoint is a checkpoint folder, or a run's --out folder (its
+	// newest valid checkpoint).
+	Checkpoint string
+	// Data is a data spec (e.g. mnist:DIR) and Split the split to read
+	// from it ("test" when empty).
+	Data, Split string
+	// RawWeights evaluates the trained weights even when the checkpoint
+	// holds their moving average (by default the average is used).
+	RawWeights bool
+}
+
 // EvalCheckpoint evaluates a checkpoint on a data set, with the EMA weights
-// when the checkpoint has them and useEMA is set.
-func EvalCheckpoint(path, spec, split string, useEMA bool) (*EvalCheckpointResult, error) {
+// when the checkpoint has them (unless o.RawWeights).
+func EvalCheckpoint(o EvalOptions) (*EvalCheckpointResult, error) {
+	path, spec, split, useEMA := o.Checkpoint, o.Data, o.Split, !o.RawWeights
+	if split == "" {
+		split = "test"
+	}
 	ck, p, err := openCheckpoint(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
 	var st runState
 	if err := json.Unmarshal(ck.Blobs["state.json"], &st); err != nil {
@@ -63,16 +81,17 @@ func EvalCheckpoint(path, spec, split string, useEMA bool) (*EvalCheckpointResul
 	}
 	res := &EvalCheckpointResult{Checkpoint: p, Step: ck.Step, Weights: "raw"}
 	if ema, ok := ck.Tensors["ema"]; ok && useEMA {
+		avg := groupState(ema)
 		i := 0
 		for _, prm := range m.Params() {
 			if prm.Frozen {
 				continue
 			}
-			t, ok := ema["ema."+strconv.Itoa(i)]
-			if !ok || len(t.Data) != len(prm.Value) {
+			t, ok := avg[optim.EMATensorName(i)]
+			if !ok || len(t) != len(prm.Value) {
 				return nil, fmt.Errorf("checkpoint %s: EMA tensor %d (for %s) missing or of another size", p, i, prm.Name)
 			}
-			copy(prm.Value, t.Data)
+			copy(prm.Value, t)
 			i++
 		}
 		res.Weights = "ema"
@@ -81,7 +100,7 @@ func EvalCheckpoint(path, spec, split string, useEMA bool) (*EvalCheckpointResul
 	if err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
-	if c, ok := ds.(interface{ Close() error }); ok {
+	if c, ok := ds.(io.Closer); ok {
 		defer c.Close()
 	}
 	if err := checkEvalClasses(ds.Classes(), st.Classes, st.Model.NumClasses); err != nil {

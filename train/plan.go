@@ -15,12 +15,12 @@ import (
 // everything that decides what is released (q, σ, the number of steps,
 // the budget) is tested without training.
 type plan struct {
-	N       int     // training examples
-	Q       float64 // sampling rate q = B/N
-	Sigma   float64 // noise multiplier σ: given, or calibrated to target_epsilon; 0 non-private
-	Delta   float64 // δ (0 non-private)
-	Kind    string  // accountant (pld, rdp; "" non-private)
-	Planned int64   // steps the config asks for (steps, or ⌈epochs·N/B⌉)
+	N       int             // training examples
+	Q       float64         // sampling rate q = B/N
+	Sigma   float64         // noise multiplier σ: given, or calibrated to target_epsilon; 0 non-private
+	Delta   float64         // δ (0 non-private)
+	Kind    accounting.Kind // accountant (pld, rdp; "" non-private)
+	Planned int64           // steps the config asks for (steps, or ⌈epochs·N/B⌉)
 	// Total is where the run ends: Planned, or fewer when the budget
 	// target_epsilon allows fewer at the calibrated σ.
 	Total int64
@@ -68,7 +68,7 @@ func makePlan(c Config, n int) (plan, error) {
 // privacy fills the private half of the plan: δ, σ, the budget, ε of the
 // planned schedule and the mechanism's configuration.
 func (p *plan) privacy(c Config) error {
-	p.Kind, p.Delta, p.Sigma = c.Accountant, c.Delta, c.NoiseMultiplier
+	p.Kind, p.Delta, p.Sigma = accounting.Kind(c.Accountant), c.Delta, c.NoiseMultiplier
 	if p.Delta >= 1/float64(p.N) && !c.AllowLargeDelta {
 		return fmt.Errorf("delta: %g ≥ 1/N = %g (N = %d training examples): such a δ allows a mechanism that publishes an example outright with probability δ; use delta < 1/N (the default is %g), or set allow_large_delta: true to accept it (the report and summary will say so)", p.Delta, 1/float64(p.N), p.N, DefaultDelta(p.N))
 	}
@@ -77,11 +77,13 @@ func (p *plan) privacy(c Config) error {
 	}
 	if c.TargetEpsilon > 0 {
 		var err error
-		p.Sigma, _, err = accounting.CalibrateNoiseAfter(p.Kind, c.TargetEpsilon, p.Delta, p.Q, int(p.Planned), p.Prior)
-		if err != nil {
+		budget := accounting.Budget{Epsilon: c.TargetEpsilon, Delta: p.Delta}
+		s := accounting.Schedule{SamplingRate: p.Q, Steps: int(p.Planned), Prior: p.Prior}
+		if p.Sigma, _, err = accounting.CalibrateNoise(p.Kind, budget, s); err != nil {
 			return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
 		}
-		maxSteps, err := accounting.MaxStepsAfter(p.Kind, c.TargetEpsilon, p.Delta, p.Q, p.Sigma, p.Prior)
+		s.NoiseMultiplier = p.Sigma
+		maxSteps, err := accounting.MaxSteps(p.Kind, budget, s)
 		if err != nil {
 			return fmt.Errorf("target_epsilon %g: %w", c.TargetEpsilon, err)
 		}

@@ -71,7 +71,7 @@ func (b *privacyBook) steps() int64 { return int64(b.ledger.Len()) - b.priorLen(
 func (b *privacyBook) exhausted() bool { return b.maxSteps > 0 && b.steps() >= b.maxSteps }
 
 // epsilon is ε(δ) of the ledger under accountant kind.
-func (b *privacyBook) epsilon(kind string, delta float64) (float64, error) {
+func (b *privacyBook) epsilon(kind accounting.Kind, delta float64) (float64, error) {
 	return b.ledger.Epsilon(kind, delta)
 }
 
@@ -226,7 +226,8 @@ func (b *privacyBook) budgetEnd(c Config, p plan, now, total int64) (int64, erro
 		return total, nil
 	}
 	if b.priorCount > 1 {
-		maxSteps, err := accounting.MaxStepsAfter(p.Kind, c.TargetEpsilon, p.Delta, p.Q, p.Sigma, b.priorEvent())
+		budget := accounting.Budget{Epsilon: c.TargetEpsilon, Delta: p.Delta}
+		maxSteps, err := accounting.MaxSteps(p.Kind, budget, accounting.Schedule{SamplingRate: p.Q, NoiseMultiplier: p.Sigma, Prior: b.priorEvent()})
 		if err != nil {
 			return 0, fmt.Errorf("target_epsilon %g after %d data-normalisation releases: %w", c.TargetEpsilon, b.priorCount, err)
 		}

@@ -184,7 +184,7 @@ func TestEvalChecksShapeAndClasses(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(big, "img32.idx"), out32, 0o644)
-	if _, err := EvalCheckpoint(out, resized, "test", true); err == nil || !strings.Contains(err.Error(), "the model takes 1×28×28") {
+	if _, err := EvalCheckpoint(EvalOptions{Checkpoint: out, Data: resized, Split: "test"}); err == nil || !strings.Contains(err.Error(), "the model takes 1×28×28") {
 		t.Errorf("eval on 32×32 data: %v, want a shape error", err)
 	}
 	// Only labels 0…4 (the first five of the model's ten classes).
@@ -197,11 +197,11 @@ func TestEvalChecksShapeAndClasses(t *testing.T) {
 		}
 	}
 	subSpec := writeIDX(t, sub, indexed{test, keep}, len(keep), func(l int) int { return l })
-	res, err := EvalCheckpoint(out, subSpec, "test", true)
+	res, err := EvalCheckpoint(EvalOptions{Checkpoint: out, Data: subSpec, Split: "test"})
 	if err != nil || res.Examples != len(keep) {
 		t.Errorf("eval on labels 0…4 of a 10-class model: %v (%+v)", err, res)
 	}
-	if _, err := EvalCheckpoint(filepath.Join(dir, "nonexistent"), subSpec, "test", true); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := EvalCheckpoint(EvalOptions{Checkpoint: filepath.Join(dir, "nonexistent"), Data: subSpec, Split: "test"}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing checkpoint: %v", err)
 	}
 }

@@ -79,7 +79,7 @@ func (r *run) finish() (*Summary, error) {
 			e, o, _ := ra.EpsilonAndOrder(p.Delta)
 			s.EpsilonRDP, s.RDPOrder = JSONFloat(e), JSONFloat(o)
 		}
-		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = p.Delta, p.Kind, p.Sigma, p.Q, string(r.noise.Mode())
+		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = p.Delta, string(p.Kind), p.Sigma, p.Q, string(r.noise.Mode())
 		s.EpsilonConditionalOnSecretSeed = s.NoiseMode == string(dpsgd.ModeSeeded)
 		s.LostSteps = r.book.lost
 		if r.book.prior != nil {
@@ -91,7 +91,7 @@ func (r *run) finish() (*Summary, error) {
 	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
 		return nil, err
 	}
-	if err := writePlots(r.opt.Out, filepath.Join(r.opt.Out, "metrics.jsonl"), p.Kind, c.TargetEpsilon); err != nil {
+	if err := writePlots(r.opt.Out, filepath.Join(r.opt.Out, "metrics.jsonl"), string(p.Kind), c.TargetEpsilon); err != nil {
 		r.logf("warning: plots: %v", err)
 	}
 	if err := writeReport(filepath.Join(r.opt.Out, "report.md"), s); err != nil {

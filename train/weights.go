@@ -79,11 +79,11 @@ func openCheckpoint(path string) (*checkpoint.Checkpoint, string, error) {
 		dir = filepath.Join(path, "checkpoints")
 	}
 	if _, err := os.Stat(path); err != nil {
-		return nil, "", fmt.Errorf("--checkpoint: %w", err)
+		return nil, "", err
 	}
 	ck, p, _, err := checkpoint.LoadLatest(dir)
 	if err != nil {
-		return nil, "", fmt.Errorf("--checkpoint %s: %w (expected a checkpoint folder ckpt-…, or a run's --out folder)", path, err)
+		return nil, "", fmt.Errorf("%s: %w (expected a checkpoint folder ckpt-…, or a run's --out folder)", path, err)
 	}
 	return ck, p, nil
 }

@@ -34,7 +34,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *ckpt == "" || *spec == "" {
 		return errors.New("--checkpoint and --data are required")
 	}
-	res, err := train.EvalCheckpoint(*ckpt, *spec, *split, !*noEMA)
+	res, err := train.EvalCheckpoint(train.EvalOptions{Checkpoint: *ckpt, Data: *spec, Split: *split, RawWeights: *noEMA})
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := c.run(args[1:], stdout, stderr); err != nil {
-		if err == errUsage {
+		if errors.Is(err, errUsage) {
 			return 2
 		}
 		fmt.Fprintf(stderr, "dptrain %s: %v\n", args[0], err)
@@ -69,4 +69,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // errUsage is returned by a command whose flag parsing already printed the
 // problem (flag.ContinueOnError); main exits 2 without printing more.
-var errUsage = fmt.Errorf("usage")
+var errUsage = errors.New("usage")
