@@ -114,7 +114,7 @@ func linePlot(path, title, ylabel string, ss ...series) error {
 	if drawn == 0 {
 		return nil
 	}
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
 	if err != nil {
 		return err
