@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"dptrain/internal/par"
+	"dptrain/internal/seed"
 )
 
 // NoiseSource adds independent Gaussian noise to vectors. A source is not
@@ -98,7 +98,7 @@ type SeededNoise struct {
 	seed  uint64
 	calls uint64
 	job   seededJob
-	local worker
+	local par.Worker
 }
 
 type seededJob struct {
@@ -135,16 +135,21 @@ func (s *SeededNoise) add(op string, dst []float32, dst64 []float64, std float64
 	if std == 0 || n == 0 {
 		return
 	}
-	s.job = seededJob{dst: dst, dst64: dst64, std: std, k0: mix64(s.seed ^ mix64(call+0x9e3779b97f4a7c15)), ndst: n}
+	s.job = seededJob{dst: dst, dst64: dst64, std: std, k0: seed.Mix64(s.seed ^ seed.Mix64(call+seed.Golden)), ndst: n}
 	chunks := (n + noiseChunk - 1) / noiseChunk
-	parallelFor(chunks, 1, &s.job, &s.local)
+	par.Run(chunks, 1, &s.job, &s.local)
 	s.job.dst, s.job.dst64 = nil, nil
 }
 
-func (j *seededJob) run(lo, hi int, w *worker) {
+// Run fills chunks [lo, hi). Chunk c's generator is keyed by (call, c)
+// alone: k0 hashes (seed, call); the two odd constants separate the chunk
+// index and the second PCG word from the call's stream (any fixed distinct
+// values would do; these are the ones seeded runs repeat with).
+func (j *seededJob) Run(lo, hi int, pw *par.Worker) {
+	w := scratch(pw)
 	for c := lo; c < hi; c++ {
-		a := mix64(j.k0 ^ mix64(uint64(c)+0x632be59bd9b4e019))
-		b := mix64(a ^ 0xd1b54a32d192ed03)
+		a := seed.Mix64(j.k0 ^ seed.Mix64(uint64(c)+0x632be59bd9b4e019))
+		b := seed.Mix64(a ^ 0xd1b54a32d192ed03)
 		w.pcg.Seed(a, b)
 		r := w.pcgRand()
 		first, end := c*noiseChunk, min((c+1)*noiseChunk, j.ndst)
@@ -189,17 +194,6 @@ func (s *SeededNoise) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// mix64 is the SplitMix64 / MurmurHash3 finaliser: a bijection on uint64
-// whose outputs for consecutive inputs are statistically unrelated.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
 func checkStd(op string, std float64) {
 	if !(std >= 0) || math.IsInf(std, 1) {
 		panic(&UsageError{Op: op, Msg: fmt.Sprintf("std must be finite and >= 0, got %v", std)})
@@ -218,13 +212,20 @@ func usagef(op, format string, args ...any) {
 	panic(&UsageError{Op: op, Msg: fmt.Sprintf(format, args...)})
 }
 
-// worker is per-goroutine scratch: generators that are reseeded per chunk
-// in place, so that the hot path allocates nothing.
+// worker is the package's per-goroutine scratch in the parallel runtime's
+// workers (par.Worker): generators that are reseeded per chunk in place, so
+// that the hot path allocates nothing.
 type worker struct {
 	pcg rand.PCG
 	rnd *rand.Rand
 	cha rand.ChaCha8
-	wg  sync.WaitGroup // used by parallelFor when this worker is the caller's
+}
+
+var workerSlot = par.NewSlotKey()
+
+// scratch returns w's dpsgd scratch.
+func scratch(w *par.Worker) *worker {
+	return w.Slot(workerSlot, func() any { return new(worker) }).(*worker)
 }
 
 func (w *worker) pcgRand() *rand.Rand {
@@ -232,72 +233,4 @@ func (w *worker) pcgRand() *rand.Rand {
 		w.rnd = rand.New(&w.pcg)
 	}
 	return w.rnd
-}
-
-// The package runs its elementwise loops on a small pool of goroutines that
-// lives for the life of the process (started on first use), so that a call
-// hands work out without allocating: jobs are plain values on a channel.
-
-var threads atomic.Int32
-
-func init() { threads.Store(int32(runtime.GOMAXPROCS(0))) }
-
-// SetThreads sets how many goroutines (≥ 1) the package's loops use, the
-// caller's included, and returns the old value. Results do not depend on it.
-func SetThreads(n int) int {
-	return int(threads.Swap(int32(max(n, 1))))
-}
-
-// Threads returns how many goroutines the package's loops use.
-func Threads() int { return int(threads.Load()) }
-
-type task interface {
-	run(lo, hi int, w *worker)
-}
-
-type job struct {
-	t      task
-	lo, hi int
-	wg     *sync.WaitGroup
-}
-
-var pool struct {
-	once sync.Once
-	jobs chan job
-}
-
-func startPool() {
-	n := max(runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	pool.jobs = make(chan job, 4*n)
-	for range n {
-		go func() {
-			w := new(worker)
-			for j := range pool.jobs {
-				j.t.run(j.lo, j.hi, w)
-				j.wg.Done()
-			}
-		}()
-	}
-}
-
-// parallelFor runs t.run on contiguous parts of [0, n), at most Threads()
-// of them and none under grain items (except the last), and returns when all
-// are done. The first part runs on the calling goroutine with local.
-func parallelFor(n, grain int, t task, local *worker) {
-	if n <= 0 {
-		return
-	}
-	p := min(Threads(), (n+max(grain, 1)-1)/max(grain, 1))
-	if p <= 1 {
-		t.run(0, n, local)
-		return
-	}
-	pool.once.Do(startPool)
-	part := (n + p - 1) / p
-	for lo := part; lo < n; lo += part {
-		local.wg.Add(1)
-		pool.jobs <- job{t: t, lo: lo, hi: min(lo+part, n), wg: &local.wg}
-	}
-	t.run(0, part, local)
-	local.wg.Wait()
 }

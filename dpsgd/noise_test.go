@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"dptrain/internal/par"
 )
 
 // zCrit is the two-sided critical value of a standard normal test with
@@ -140,8 +142,8 @@ func TestNoiseCallsIndependent(t *testing.T) {
 func TestSeededReproducible(t *testing.T) {
 	const n = 3*noiseChunk + 123
 	draw := func(threads int, seed uint64) []float32 {
-		old := SetThreads(threads)
-		defer SetThreads(old)
+		old := par.SetThreads(threads)
+		defer par.SetThreads(old)
 		s := NewSeededNoise(seed)
 		out := make([]float32, 0, 3*n)
 		for range 3 {
@@ -321,10 +323,10 @@ const resnet18Params = 11_689_512
 func BenchmarkNoise(b *testing.B) {
 	d := make([]float32, resnet18Params)
 	for _, mode := range []string{ModeSeeded, ModeSecure} {
-		for _, th := range []int{Threads(), 1} {
+		for _, th := range []int{par.Threads(), 1} {
 			b.Run(mode+"/threads="+strconv.Itoa(th), func(b *testing.B) {
-				old := SetThreads(th)
-				defer SetThreads(old)
+				old := par.SetThreads(th)
+				defer par.SetThreads(old)
 				src, _ := NewNoise(mode, 1)
 				src.AddGaussian(d, 1)
 				b.SetBytes(4 * resnet18Params)
@@ -449,15 +451,15 @@ func TestNoise64MatchesFloat32(t *testing.T) {
 		for i := range keys {
 			keys[i] = byte(i*31 + 7)
 		}
-		var w worker
+		var w par.Worker
 		d32 = slices.Clone(in32)
 		j32 := secureJob{dst: d32, n: n, std: std, g: g, invG: 1 / g, keys: keys}
-		j32.run(0, 3, &w)
+		j32.Run(0, 3, &w)
 		for i, v := range in32 {
 			d64[i] = float64(v)
 		}
 		j64 := secureJob{dst64: d64, n: n, std: std, g: g, invG: 1 / g, keys: keys}
-		j64.run(0, 3, &w)
+		j64.Run(0, 3, &w)
 		check("secure/std="+strconv.FormatFloat(std, 'g', -1, 64), d64, d32)
 	}
 }
@@ -471,8 +473,8 @@ func TestSeeded64Reproducible(t *testing.T) {
 	// draw runs 6 calls alternating AddGaussian64 and AddGaussian, saving
 	// and restoring the source before call `restoreAt` (−1: never).
 	draw := func(threads int, seed uint64, restoreAt int) [][]float64 {
-		old := SetThreads(threads)
-		defer SetThreads(old)
+		old := par.SetThreads(threads)
+		defer par.SetThreads(old)
 		var src NoiseSource = NewSeededNoise(seed)
 		var out [][]float64
 		for i := range 6 {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"dptrain/internal/par"
 )
 
 // secureGridBits sets the output grid of SecureNoise: for std in
@@ -71,7 +73,7 @@ type SecureNoise struct {
 	calls uint64
 	keys  []byte
 	job   secureJob
-	local worker
+	local par.Worker
 }
 
 type secureJob struct {
@@ -124,12 +126,15 @@ func (s *SecureNoise) add(op string, dst []float32, dst64 []float64, std float64
 		panic(fmt.Sprintf("dpsgd: crypto/rand failed: %v", err))
 	}
 	s.job = secureJob{dst: dst, dst64: dst64, n: n, std: std, g: g, invG: 1 / g, keys: keys}
-	parallelFor(chunks, 1, &s.job, &s.local)
+	par.Run(chunks, 1, &s.job, &s.local)
 	clear(keys)
 	s.job.dst, s.job.dst64 = nil, nil
 }
 
-func (j *secureJob) run(lo, hi int, w *worker) {
+// Run fills chunks [lo, hi), chunk c from ChaCha8 keyed by its own 256
+// fresh bits.
+func (j *secureJob) Run(lo, hi int, pw *par.Worker) {
+	w := scratch(pw)
 	var key [32]byte
 	for c := lo; c < hi; c++ {
 		copy(key[:], j.keys[32*c:])

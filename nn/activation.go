@@ -1,6 +1,9 @@
 package nn
 
-import "dptrain/tensor"
+import (
+	"dptrain/internal/par"
+	"dptrain/tensor"
+)
 
 // ReLU is y = max(0, x).
 type ReLU struct{ y, dx *tensor.Tensor }
@@ -11,7 +14,7 @@ func (*ReLU) Params() []*Param { return nil }
 func (r *ReLU) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	r.y = tensor.Ensure(r.y, x.Shape...)
 	xs, ys := x.Data, r.y.Data
-	tensor.ParallelFor(len(xs), 1<<15, func(lo, hi int) {
+	par.For(len(xs), 1<<15, func(lo, hi int) {
 		tensor.ReLU(ys[lo:hi], xs[lo:hi])
 	})
 	return r.y
@@ -23,7 +26,7 @@ func (r *ReLU) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	}
 	r.dx = tensor.Ensure(r.dx, dy.Shape...)
 	ys, g, d := r.y.Data, dy.Data, r.dx.Data
-	tensor.ParallelFor(len(g), 1<<15, func(lo, hi int) {
+	par.For(len(g), 1<<15, func(lo, hi int) {
 		tensor.ReLUMask(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
 	return r.dx
@@ -39,7 +42,7 @@ func (*Tanh) Params() []*Param { return nil }
 func (t *Tanh) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	t.y = tensor.Ensure(t.y, x.Shape...)
 	xs, ys := x.Data, t.y.Data
-	tensor.ParallelFor(len(xs), 1<<12, func(lo, hi int) {
+	par.For(len(xs), 1<<12, func(lo, hi int) {
 		tensor.Tanh(ys[lo:hi], xs[lo:hi])
 	})
 	return t.y
@@ -51,7 +54,7 @@ func (t *Tanh) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	}
 	t.dx = tensor.Ensure(t.dx, dy.Shape...)
 	ys, g, d := t.y.Data, dy.Data, t.dx.Data
-	tensor.ParallelFor(len(g), 1<<15, func(lo, hi int) {
+	par.For(len(g), 1<<15, func(lo, hi int) {
 		tensor.TanhBackward(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
 	return t.dx

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -283,7 +284,7 @@ func (c *Conv2d) standardize() {
 // parallel; each row's arithmetic is fixed).
 func (c *Conv2d) wsBackward(dst, g []float32, add bool) {
 	d := c.d()
-	tensor.ParallelFor(c.Cout, max(1, 8192/d), func(lo, hi int) {
+	par.For(c.Cout, max(1, 8192/d), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, add)
 		}
@@ -326,9 +327,9 @@ func (c *Conv2d) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	cs := chunkSize(b, t, 1)
 	nch := (b + cs - 1) / cs
 	rows := c.identityRows(b)
-	nw := tensor.Workers(nch)
+	nw := par.Workers(nch)
 	c.ensureWorkers(nw)
-	tensor.ParallelEachN(nch, nw, func(wk, ch int) {
+	par.EachN(nch, nw, func(wk, ch int) {
 		sc := &c.scratch[wk]
 		r0 := ch * cs
 		n := min(cs, b-r0)
@@ -385,9 +386,9 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	chunk := func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, b)] }
 	switch {
 	case !train:
-		nw := tensor.Workers(nch)
+		nw := par.Workers(nch)
 		c.ensureWorkers(nw)
-		tensor.ParallelEachN(nch, nw, func(wk, ch int) {
+		par.EachN(nch, nw, func(wk, ch int) {
 			c.chunkDY(&c.scratch[wk], chunk(ch), t, h, w, dy, nil, 1, needDX)
 		})
 	case ctx.Mode == Accumulate:
@@ -452,11 +453,11 @@ func (c *Conv2d) accumulate(nch int, withBias bool, chunk func(ch int) []int, t 
 	wTrain := !c.W.Frozen
 	bTrain := withBias && c.B != nil && !c.B.Frozen
 	ns := tensor.Slots(nch)
-	nw := tensor.Workers(ns)
+	nw := par.Workers(ns)
 	c.ensureWorkers(nw)
 	acc := tensor.AcquireSlots(ns, p*d+p)
 	defer acc.Release()
-	tensor.ParallelEachN(ns, nw, func(wk, s int) {
+	par.EachN(ns, nw, func(wk, s int) {
 		sc := &c.scratch[wk]
 		a := acc.Slot(s)
 		aw, ab := a[:p*d], a[p*d:]
@@ -502,7 +503,7 @@ func (c *Conv2d) accumulate(nch int, withBias bool, chunk func(ch int) []int, t 
 
 // addInPlace sets dst[i] += src[i] (in parallel; elementwise).
 func addInPlace(dst, src []float32) {
-	tensor.ParallelFor(len(dst), 1<<14, func(lo, hi int) {
+	par.For(len(dst), 1<<14, func(lo, hi int) {
 		d := dst[lo:hi]
 		for i, v := range src[lo:hi] {
 			d[i] += v
@@ -532,7 +533,7 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	}
 	if c.method == "materialize-stored" {
 		g := c.W.Grad
-		tensor.ParallelFor(p*d, 4096, func(lo, hi int) {
+		par.For(p*d, 4096, func(lo, hi int) {
 			for j := 0; j < m; j++ {
 				cj := coef[j]
 				if cj == 0 {

@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -33,9 +34,9 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 	}
 	needCols := wTrain && !pixel
 	kt := k * t
-	nw := tensor.Workers(nch)
+	nw := par.Workers(nch)
 	c.ensureWorkers(nw)
-	tensor.ParallelEachN(nch, nw, func(wk, ch int) {
+	par.EachN(nch, nw, func(wk, ch int) {
 		sc := &c.scratch[wk]
 		rows := chunk(ch)
 		dyc, ldy := c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)

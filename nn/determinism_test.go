@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -17,8 +18,8 @@ import (
 // setThreads sets the kernels' thread count until the end of the test.
 func setThreads(t *testing.T, n int) {
 	t.Helper()
-	old := tensor.SetThreads(n)
-	t.Cleanup(func() { tensor.SetThreads(old) })
+	old := par.SetThreads(n)
+	t.Cleanup(func() { par.SetThreads(old) })
 }
 
 // bitsOf concatenates the bits of float32 and float64 slices, with a label
@@ -100,7 +101,7 @@ func checkDeterministic(t *testing.T, reps int, step func() *bitsOf) {
 		}
 	}
 	for _, n := range []int{1, 3, 4} {
-		tensor.SetThreads(n)
+		par.SetThreads(n)
 		if d := ref.diff(step()); d != "" {
 			t.Fatalf("%d threads vs 2: %s", n, d)
 		}

@@ -37,7 +37,7 @@
 //     the sum into NaN.
 //   - Determinism. Forward, Backward, the per-example norms and
 //     AccumulateClipped give the same bits on every run and at every thread
-//     count (tensor.SetThreads): layers cut batches into chunks whose size
+//     count (internal/par.SetThreads): layers cut batches into chunks whose size
 //     depends only on the problem size, and sum over chunks through fixed
 //     reduction slots (see package tensor). A batch of another size may
 //     round differently.

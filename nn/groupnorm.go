@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -97,7 +98,7 @@ func (g *GroupNorm) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	g.rstd = tensor.EnsureSlice(g.rstd, b*g.Groups)
 	cg := g.C / g.Groups
 	n := cg * hw
-	tensor.ParallelFor(b*g.Groups, 1, func(lo, hi int) {
+	par.For(b*g.Groups, 1, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			i, gr := q/g.Groups, q%g.Groups
 			off := (i*g.C + gr*cg) * hw
@@ -140,7 +141,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 		g.dx = tensor.Ensure(g.dx, x.Shape...)
 	}
 	needDX := ctx.NeedDX
-	tensor.ParallelFor(b*g.Groups, 1, func(lo, hi int) {
+	par.For(b*g.Groups, 1, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			i, gr := q/g.Groups, q%g.Groups
 			off := (i*g.C + gr*cg) * hw

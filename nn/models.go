@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+
+	"dptrain/internal/seed"
 )
 
 // ModelConfig selects and sizes a model.
@@ -59,7 +61,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := rand.New(rand.NewPCG(cfg.Seed, 0x6d6f64656c))
+	r := rand.New(rand.NewPCG(cfg.Seed, uint64(seed.ModelInit)))
 	layers, err := b(cfg, r)
 	if err != nil {
 		return nil, err

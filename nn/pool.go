@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -31,7 +32,7 @@ func (p *MaxPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 		p.arg = make([]int32, len(p.y.Data))
 	}
 	p.arg = p.arg[:len(p.y.Data)]
-	tensor.ParallelFor(b*c, 4, func(lo, hi int) {
+	par.For(b*c, 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			in := x.Data[pl*h*w : (pl+1)*h*w]
 			out := p.y.Data[pl*oh*ow : (pl+1)*oh*ow]
@@ -69,7 +70,7 @@ func (p *MaxPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 	p.dx = tensor.Ensure(p.dx, p.inShape...)
 	hw := p.inShape[2] * p.inShape[3]
 	ohw := dy.Shape[2] * dy.Shape[3]
-	tensor.ParallelFor(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
+	par.For(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			dx := p.dx.Data[pl*hw : (pl+1)*hw]
 			clear(dx)
@@ -102,7 +103,7 @@ func (p *AvgPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	p.inShape = append(p.inShape[:0], x.Shape...)
 	p.y = tensor.Ensure(p.y, b, c, oh, ow)
 	inv := 1 / float32(p.K*p.K)
-	tensor.ParallelFor(b*c, 4, func(lo, hi int) {
+	par.For(b*c, 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			in := x.Data[pl*h*w : (pl+1)*h*w]
 			out := p.y.Data[pl*oh*ow : (pl+1)*oh*ow]
@@ -137,7 +138,7 @@ func (p *AvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 	h, w := p.inShape[2], p.inShape[3]
 	oh, ow := dy.Shape[2], dy.Shape[3]
 	inv := 1 / float32(p.K*p.K)
-	tensor.ParallelFor(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
+	par.For(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			dx := p.dx.Data[pl*h*w : (pl+1)*h*w]
 			clear(dx)

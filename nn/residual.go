@@ -3,6 +3,7 @@ package nn
 import (
 	"strings"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -56,7 +57,7 @@ func (r *Residual) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	}
 	r.out = tensor.Ensure(r.out, m.Shape...)
 	o, md, sd, relu := r.out.Data, m.Data, s.Data, r.PostReLU
-	tensor.ParallelFor(len(o), 1<<15, func(lo, hi int) {
+	par.For(len(o), 1<<15, func(lo, hi int) {
 		if relu {
 			tensor.AddReLU(o[lo:hi], md[lo:hi], sd[lo:hi])
 		} else {
@@ -72,7 +73,7 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 	if r.PostReLU {
 		r.dsum = tensor.Ensure(r.dsum, dy.Shape...)
 		o, d, s := r.out.Data, dy.Data, r.dsum.Data
-		tensor.ParallelFor(len(d), 1<<15, func(lo, hi int) {
+		par.For(len(d), 1<<15, func(lo, hi int) {
 			tensor.ReLUMask(s[lo:hi], d[lo:hi], o[lo:hi])
 		})
 		g = r.dsum
@@ -133,7 +134,7 @@ func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 		*buf = tensor.Ensure(*buf, a.Shape...)
 	}
 	d, ad, bd := (*buf).Data, a.Data, b.Data
-	tensor.ParallelFor(len(d), 1<<15, func(lo, hi int) {
+	par.For(len(d), 1<<15, func(lo, hi int) {
 		tensor.Add(d[lo:hi], ad[lo:hi], bd[lo:hi])
 	})
 	return *buf

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/cmplx"
 
+	"dptrain/internal/par"
 	"dptrain/tensor"
 )
 
@@ -290,7 +291,7 @@ func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	}
 	b := x.Shape[0]
 	s.y = tensor.Ensure(s.y, b, s.C*s.k, s.oh, s.ow)
-	nw := tensor.Workers(b)
+	nw := par.Workers(b)
 	for len(s.work) < nw {
 		s.work = append(s.work, s.newWork())
 	}
@@ -302,7 +303,7 @@ func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	// each example it takes, so the maps are the same bits whichever worker
 	// computes them and at any thread count; with the memo, every output is
 	// rounded to float16 whether it was computed or found.
-	tensor.ParallelEachN(b, nw, func(wk, i int) {
+	par.EachN(b, nw, func(wk, i int) {
 		w := s.work[wk]
 		xi, yi := x.Data[i*in:(i+1)*in], s.y.Data[i*out:(i+1)*out]
 		if s.cache == nil {

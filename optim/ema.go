@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"dptrain/internal/par"
 )
 
 // EMA keeps an exponential moving average of the weights, updated after
@@ -25,7 +27,7 @@ type EMA struct {
 	updates int64
 	avg     [][]float32
 	k       emaKernel
-	local   worker
+	local   par.Worker
 }
 
 type emaKernel struct {
@@ -74,12 +76,12 @@ func (e *EMA) Update(params [][]float32) {
 	e.updates++
 	for i, p := range params {
 		e.k.e, e.k.p = e.avg[i], p
-		parallelFor(len(p), emaGrain, &e.k, &e.local)
+		par.Run(len(p), emaGrain, &e.k, &e.local)
 	}
 	e.k.e, e.k.p = nil, nil
 }
 
-func (k *emaKernel) run(lo, hi int, _ *worker) {
+func (k *emaKernel) Run(lo, hi int, _ *par.Worker) {
 	e, p := k.e[lo:hi], k.p[lo:hi]
 	a := 1 - k.d
 	for i := range e {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"dptrain/internal/par"
 )
 
 // Kind names an optimizer; its values are the config's optimizer names.
@@ -168,7 +170,7 @@ type optimizer struct {
 	bufs  [][][]float32 // [buffer kind][tensor] (momentum; or adam m, v)
 	steps int64
 	k     optKernel
-	local worker
+	local par.Worker
 }
 
 // optKernel is one tensor's update, run in parallel parts.
@@ -226,12 +228,12 @@ func (o *optimizer) Step(params, grads [][]float32, lr float64) {
 		if len(o.bufs) > 1 {
 			k.b = o.bufs[1][i]
 		}
-		parallelFor(len(k.p), optGrain, k, &o.local)
+		par.Run(len(k.p), optGrain, k, &o.local)
 	}
 	k.p, k.g, k.a, k.b = nil, nil, nil, nil
 }
 
-func (k *optKernel) run(lo, hi int, _ *worker) {
+func (k *optKernel) Run(lo, hi int, _ *par.Worker) {
 	p, g := k.p[lo:hi], k.g[lo:hi]
 	dec, lr := k.dec, k.lr
 	switch k.kind {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"dptrain/internal/par"
 )
 
 func mustOpt(t testing.TB, cfg Config, sizes []int, decay []bool) Optimizer {
@@ -125,7 +127,7 @@ func TestOptimizerLargeAgainstReference(t *testing.T) {
 		cfg := DefaultConfig(kind)
 		cfg.WeightDecay = 0.05
 		for _, threads := range []int{1, 3} {
-			old := SetThreads(threads)
+			old := par.SetThreads(threads)
 			r := rand.New(rand.NewPCG(1, 2))
 			o := mustOpt(t, cfg, sizes, decay)
 			params, grads := make([][]float32, 2), make([][]float32, 2)
@@ -159,7 +161,7 @@ func TestOptimizerLargeAgainstReference(t *testing.T) {
 			if worst > 1e-5 {
 				t.Errorf("%s, %d threads: worst relative error %.2g against the float64 reference", kind, threads, worst)
 			}
-			SetThreads(old)
+			par.SetThreads(old)
 		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"dptrain/internal/par"
 )
 
 func setThreads(t *testing.T, n int) {
 	t.Helper()
-	old := SetThreads(n)
-	t.Cleanup(func() { SetThreads(old) })
+	old := par.SetThreads(n)
+	t.Cleanup(func() { par.SetThreads(old) })
 }
 
 func sameBits(a, b []float32) int {
@@ -47,7 +49,7 @@ func TestSgemmSameBitsAtAnyThreadCount(t *testing.T) {
 							ldb = tc.k
 						}
 						run := func(threads int) []float32 {
-							SetThreads(threads)
+							par.SetThreads(threads)
 							c := append([]float32(nil), c0...)
 							Sgemm(ta, tb, tc.m, tc.n, tc.k, 1, a, lda, b, ldb, beta, c, tc.n)
 							return c

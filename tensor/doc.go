@@ -11,7 +11,8 @@
 // example with the weight matrix as the left operand.
 //
 // Determinism contract: for given inputs, every kernel returns the same bits
-// on every call and at every thread count (SetThreads), with a given backend
+// on every call and at every thread count (internal/par.SetThreads, the
+// process's one thread setting), with a given backend
 // on a given machine. Concretely:
 //
 //   - Sgemm cuts C into blocks whose size depends only on (m, n, k), never
@@ -21,9 +22,9 @@
 //     goroutine or many. SgemmSerial, DgemmSerial and DsyrkSerial are single
 //     calls. Results do not depend on the operands' addresses (OpenBLAS packs
 //     them; checked by TestSgemmSerialIndependentOfAddresses).
-//   - ParallelFor's chunks do depend on Threads(): it is for elementwise
+//   - par.For's chunks do depend on Threads(): it is for elementwise
 //     work only, where nothing is summed across a chunk.
-//   - ParallelEach hands items to goroutines dynamically: an item's result
+//   - par.Each hands items to goroutines dynamically: an item's result
 //     may not depend on the goroutine (worker) that computes it, so callers
 //     keep per-worker scratch only, never per-worker partial sums.
 //   - Reductions over items use fixed slots (Slots, SlotRange, SlotBuffers):

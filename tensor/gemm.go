@@ -1,5 +1,7 @@
 package tensor
 
+import "dptrain/internal/par"
+
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
 // op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n; lda, ldb, ldc are
 // the row strides of A, B, C as stored. With beta == 0, C need not be
@@ -67,7 +69,7 @@ func sgemmParallel(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	}
 	if m >= n {
 		bs, nb := gemmBlocks(m)
-		ParallelEach(nb, func(_, blk int) {
+		par.Each(nb, func(_, blk int) {
 			lo := blk * bs
 			hi := min(lo+bs, m)
 			ao := lo * lda
@@ -79,7 +81,7 @@ func sgemmParallel(transA, transB bool, m, n, k int, alpha float32, a []float32,
 		return
 	}
 	bs, nb := gemmBlocks(n)
-	ParallelEach(nb, func(_, blk int) {
+	par.Each(nb, func(_, blk int) {
 		lo := blk * bs
 		hi := min(lo+bs, n)
 		bo := lo

@@ -17,9 +17,10 @@ const Backend = "openblas"
 // OpenBLAS always runs single-threaded: dptrain parallelises at the Go level
 // (over examples, or by splitting large products in Sgemm), which composes
 // with per-example work and never oversubscribes the cores.
-func setBLASThreads(int) { C.openblas_set_num_threads(1) }
 
-func init() { setBLASThreads(1) }
+// OpenBLAS runs single-threaded: dptrain parallelises over GEMM blocks
+// itself (internal/par), so that results do not depend on the thread count.
+func init() { C.openblas_set_num_threads(1) }
 
 func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)

@@ -5,8 +5,6 @@ package tensor
 // Backend names the GEMM implementation compiled in.
 const Backend = "go"
 
-func setBLASThreads(int) {}
-
 // sgemmSerial is the pure-Go kernel on the calling goroutine: it computes C[i,:] += alpha·A[i,p]·B[p,:] with B accessed by rows (op(B) is
 // first packed row-major when transposed).
 func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -1,6 +1,10 @@
 package tensor
 
-import "sync"
+import (
+	"sync"
+
+	"dptrain/internal/par"
+)
 
 // Deterministic parallel reductions.
 //
@@ -90,7 +94,7 @@ func (b *SlotBuffers) Reduce() []float32 {
 		return acc
 	}
 	parts := b.bufs[1:b.n]
-	ParallelFor(len(acc), 1<<14, func(lo, hi int) {
+	par.For(len(acc), 1<<14, func(lo, hi int) {
 		a := acc[lo:hi]
 		for _, p := range parts {
 			for i, v := range p[lo:hi] {

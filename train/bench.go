@@ -13,6 +13,7 @@ import (
 
 	"dptrain/data"
 	"dptrain/dpsgd"
+	"dptrain/internal/par"
 	"dptrain/nn"
 	"dptrain/optim"
 	"dptrain/tensor"
@@ -82,10 +83,10 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 	if o.Threads > 0 {
-		old := tensor.SetThreads(o.Threads)
-		defer tensor.SetThreads(old)
+		old := par.SetThreads(o.Threads)
+		defer par.SetThreads(old)
 	}
-	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: tensor.Threads(), GEMM: tensor.Backend}
+	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), GEMM: tensor.Backend}
 	r := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(o.BatchSize, o.Channels, o.ImageSize, o.ImageSize)
 	for i := range x.Data {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"dptrain/accounting"
 	"dptrain/data"
 	"dptrain/nn"
 	"dptrain/optim"
@@ -400,10 +401,10 @@ func (c *Config) validatePrivacy(bad badFunc) {
 	if c.Delta != 0 && !(c.Delta > 0 && c.Delta < 1) {
 		bad("delta: %g, want in (0, 1)", c.Delta)
 	}
-	switch c.Accountant {
-	case "", "pld", "rdp":
-	default:
-		bad("accountant: %q, want pld or rdp", c.Accountant)
+	if c.Accountant != "" {
+		if _, err := accounting.ParseKind(c.Accountant); err != nil {
+			bad("accountant: %q, want one of %s", c.Accountant, strings.Join(accounting.Kinds(), ", "))
+		}
 	}
 	switch c.Noise {
 	case "", "seeded", "secure":

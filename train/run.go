@@ -11,7 +11,8 @@ import (
 
 	"dptrain/data"
 	"dptrain/dpsgd"
-	"dptrain/tensor"
+	"dptrain/internal/par"
+	"dptrain/internal/seed"
 )
 
 // Options are the parts of a run that are not configuration.
@@ -144,8 +145,7 @@ func (r *run) setup() error {
 		return errors.New("--out: required (the folder for checkpoints, metrics and the report)")
 	}
 	if r.cfg.Threads > 0 {
-		tensor.SetThreads(r.cfg.Threads)
-		dpsgd.SetThreads(r.cfg.Threads)
+		par.SetThreads(r.cfg.Threads) // every kernel, the noise and the optimizer
 	}
 	if err := r.openData(); err != nil {
 		return err
@@ -227,7 +227,7 @@ func (r *run) build() error {
 				return err
 			}
 		}
-		if r.noise, err = dpsgd.NewNoise(c.Noise, c.Seed^0x6e6f697365); err != nil {
+		if r.noise, err = dpsgd.NewNoise(c.Noise, seed.Derive(c.Seed, seed.Noise)); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"dptrain/accounting"
 	"dptrain/checkpoint"
 	"dptrain/dpsgd"
+	"dptrain/internal/par"
 	"dptrain/internal/synthdata"
 	"dptrain/nn"
 	"dptrain/tensor"
@@ -63,9 +64,8 @@ seed: 5
 
 // withThreads sets the kernels' thread count for one test.
 func withThreads(t *testing.T, n int) {
-	old := tensor.SetThreads(n)
-	oldD := dpsgd.SetThreads(n)
-	t.Cleanup(func() { tensor.SetThreads(old); dpsgd.SetThreads(oldD) })
+	old := par.SetThreads(n)
+	t.Cleanup(func() { par.SetThreads(old) })
 }
 
 func TestThreeRuleModelUsesEveryRule(t *testing.T) {
