@@ -375,7 +375,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	}
 	k := 1
 	if train && ctx.Mode == PerExample {
-		k = ctx.group()
+		k = ctx.GroupSize()
 		if b%k != 0 {
 			shapePanic("Conv2d.Backward", "batch %d not a multiple of group %d", b, k)
 		}

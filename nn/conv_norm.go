@@ -83,7 +83,7 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 			c.sq[j] = sq
 		}
 	})
-	ctx.register(c, c.sq)
+	ctx.AddNorms(c, c.sq)
 }
 
 func (c *Conv2d) chooseMethod(m, k, t, budget int) string {

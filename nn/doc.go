@@ -45,4 +45,31 @@
 // Layout is NCHW. Layers own their output and input-gradient buffers and
 // reuse them across steps; Backward never modifies its argument. Misuse of
 // shapes panics with a *tensor.ShapeError.
+//
+// # Implementing a layer
+//
+// A layer may live in any package. One without parameters implements
+// Layer. One with trainable parameters implements GradLayer, the
+// per-example extension point, and must:
+//
+//   - in Accumulate mode, add the batch gradient to each non-frozen
+//     Param.Grad, and return ∂L/∂x when ctx.NeedDX;
+//   - in PerExample mode (ctx.Mode == PerExample), leave Param.Grad alone,
+//     compute for each example (ctx.GroupSize() consecutive rows) the
+//     squared norm of its gradient over all the layer's trainable
+//     parameters together, as an upper bound of the exact value (round
+//     up, or add a bound on the rounding error: a norm below the exact one
+//     would let the example contribute more than C), report it once with
+//     ctx.AddNorms, and keep what AccumulateClipped needs;
+//   - in AccumulateClipped(coef), add Σ_i coef[i]·g_i, leaving out
+//     entirely every example with coef[i] = 0 (even when its gradient is
+//     NaN or infinite);
+//   - in NormMethod, name the rule it used.
+//
+// A layer that forgets AddNorms is not clipped silently: BackwardPerExample
+// panics with a *CoverageError naming the parameters no rule covered. Test
+// a new layer with package nn/nntest (CheckLayer against a float64
+// reference and finite differences, CheckPerExample against a naive
+// per-example loop, Coverage), as nn's own layers are tested; its example
+// defines a layer outside nn.
 package nn

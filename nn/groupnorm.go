@@ -187,7 +187,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 				g.addScaled(i, 1, i)
 			}
 		} else {
-			k := ctx.group()
+			k := ctx.GroupSize()
 			m := b / k
 			g.m = m
 			// fold the rows of each example group into row j.
@@ -219,7 +219,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 				}
 				g.sq[j] = up64(s*(1+gamma(2*g.C+1, unit64)), 1)
 			}
-			ctx.register(g, g.sq)
+			ctx.AddNorms(g, g.sq)
 		}
 	}
 	if ctx.NeedDX {

@@ -74,18 +74,24 @@ type BackwardContext struct {
 	MaterializeBudget int
 }
 
-func (c *BackwardContext) group() int {
+// GroupSize returns the number of consecutive batch rows that form one
+// example (K ≥ 1): a GradLayer's per-example norms and clip factors have
+// one entry per group of GroupSize rows.
+func (c *BackwardContext) GroupSize() int {
 	if c.Group < 1 {
 		return 1
 	}
 	return c.Group
 }
 
-// GradLayer is a leaf layer with trainable parameters. In PerExample mode
-// its Backward registers (BackwardContext.register) one squared norm per
-// example for all its trainable parameters together, an upper bound of the
-// exact one (normbound.go); Model.CheckCoverage verifies that the
-// registered layers own every trainable parameter.
+// GradLayer is a leaf layer with trainable parameters: the per-example
+// extension point (see "Implementing a layer" in the package
+// documentation). In PerExample mode its Backward reports
+// (BackwardContext.AddNorms) one squared norm per example for all its
+// trainable parameters together, an upper bound of the exact one
+// (normbound.go); Model.CheckCoverage verifies that the reporting layers
+// own every trainable parameter, so a layer that forgets to report is an
+// error, never an unclipped gradient.
 type GradLayer interface {
 	Layer
 	// Trainable reports whether any parameter is not frozen.
@@ -108,8 +114,16 @@ func shapePanic(op, format string, args ...any) {
 	panic(&tensor.ShapeError{Op: op, Msg: fmt.Sprintf(format, args...)})
 }
 
-// registerNorms appends a finished leaf's per-example norms to ctx.
-func (c *BackwardContext) register(l GradLayer, layerSq []float64) {
+// AddNorms reports a finished GradLayer's per-example squared norms (one
+// per example, an upper bound of the exact ‖g_i‖² of all its trainable
+// parameters together) in PerExample mode: they are added to SqNorms, and
+// l is listed in Layers (with its own norms in LayerNorms) so that
+// AccumulateClipped reaches it. Call it exactly once per backward pass
+// from the layer's Backward; layerSq is copied, not kept.
+func (c *BackwardContext) AddNorms(l GradLayer, layerSq []float64) {
+	if len(layerSq) != len(c.SqNorms) {
+		shapePanic("BackwardContext.AddNorms", "%d norms for %d examples", len(layerSq), len(c.SqNorms))
+	}
 	for i, v := range layerSq {
 		c.SqNorms[i] += v
 	}

@@ -106,7 +106,7 @@ func (l *Linear) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		return dx
 	}
 	l.dy = dy
-	k := ctx.group()
+	k := ctx.GroupSize()
 	if n%k != 0 {
 		shapePanic("Linear.Backward", "batch %d not a multiple of group %d", n, k)
 	}
@@ -138,7 +138,7 @@ func (l *Linear) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		}
 		l.sq[j] = s
 	}
-	ctx.register(l, l.sq)
+	ctx.AddNorms(l, l.sq)
 	return dx
 }
 
