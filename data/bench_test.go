@@ -123,9 +123,7 @@ func BenchmarkOpen(b *testing.B) {
 						b.Fatal(err)
 					}
 					n = ds.Len()
-					if c, ok := ds.(io.Closer); ok {
-						c.Close()
-					}
+					ds.Close()
 				}
 				reportImages(b, n)
 			})
@@ -354,7 +352,7 @@ func BenchmarkPreparedImage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ds.(interface{ Close() error }).Close()
+	defer ds.Close()
 	dst := make([]uint8, 3*32*32)
 	b.SetBytes(int64(len(dst)))
 	for i := 0; b.Loop(); i++ {

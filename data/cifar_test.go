@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,4 +183,80 @@ func FuzzParseCIFAR(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCIFARTarCounts checks the shared CIFAR-10 tars' class counts from tar
+// headers alone (cheap: runs in CI in short mode).
+func TestCIFARTarCounts(t *testing.T) {
+	for _, tt := range []struct {
+		split string
+		per   int
+	}{{"train", 5000}, {"test", 1000}} {
+		s, err := scanFolder(cifarTar(t, tt.split), OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(s.classes, " ") != strings.Join(CIFAR10Classes, " ") {
+			t.Fatalf("%s classes %v", tt.split, s.classes)
+		}
+		counts := make([]int, len(s.classes))
+		for _, it := range s.items {
+			counts[it.class]++
+		}
+		for c, n := range counts {
+			if n != tt.per {
+				t.Errorf("%s: class %s has %d images, want %d", tt.split, s.classes[c], n, tt.per)
+			}
+		}
+	}
+}
+
+// TestCIFARJPEGDecode decodes the CIFAR-10 test tar (and, without -short,
+// the 50,000-image train tar) and checks counts, shape and the CIFAR10Mean
+// and CIFAR10Std constants (JPEG re-encoding moves them slightly).
+func TestCIFARJPEGDecode(t *testing.T) {
+	splits := []string{"test"}
+	if !testing.Short() {
+		splits = append(splits, "train")
+	}
+	for _, split := range splits {
+		ds, err := Open("imagefolder:"+cifarJPEGDir, split, OpenOptions{})
+		if err != nil {
+			if os.Getenv("CI") != "true" && errors.Is(err, os.ErrNotExist) {
+				t.Skip(err)
+			}
+			t.Fatal(err)
+		}
+		per := map[string]int{"train": 5000, "test": 1000}[split]
+		for c, n := range ClassCounts(ds) {
+			if n != per {
+				t.Errorf("%s: class %d has %d", split, c, n)
+			}
+		}
+		if c, h, w := ds.Shape(); c != 3 || h != 32 || w != 32 || ds.Len() != 10*per {
+			t.Fatalf("%s: %d×%d×%d, %d images", split, c, h, w, ds.Len())
+		}
+		pix := ds.(*memDataset).pix
+		hw := 32 * 32
+		for ch := range 3 {
+			var s, ss float64
+			for i := range ds.Len() {
+				for _, v := range pix[(i*3+ch)*hw : (i*3+ch+1)*hw] {
+					x := float64(v) / 255
+					s += x
+					ss += x * x
+				}
+			}
+			n := float64(ds.Len() * hw)
+			mean := s / n
+			std := sqrtF(ss/n - mean*mean)
+			if d := mean - float64(CIFAR10Mean[ch]); d > 0.01 || d < -0.01 {
+				t.Errorf("%s channel %d mean %.4f vs CIFAR10Mean %.4f", split, ch, mean, CIFAR10Mean[ch])
+			}
+			if d := std - float64(CIFAR10Std[ch]); d > 0.01 || d < -0.01 {
+				t.Errorf("%s channel %d std %.4f vs CIFAR10Std %.4f", split, ch, std, CIFAR10Std[ch])
+			}
+			t.Logf("%s channel %d: mean %.4f std %.4f", split, ch, mean, std)
+		}
+	}
 }

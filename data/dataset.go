@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,11 @@ import (
 // uint8 in CHW layout. Implementations are safe for concurrent Image and
 // Label calls.
 type Dataset interface {
+	// Close releases what the dataset holds (a prepared set's memory
+	// maps); the dataset must not be used afterwards. Closing twice is
+	// allowed; for the in-memory datasets Close does nothing. Close must
+	// not run concurrently with other calls.
+	io.Closer
 	Len() int
 	NumClasses() int
 	Classes() []string // class names, index = label; do not modify
@@ -154,6 +160,11 @@ func (d *memDataset) Classes() []string    { return d.classes }
 func (d *memDataset) Shape() (c, h, w int) { return d.c, d.h, d.w }
 func (d *memDataset) Label(i int) int      { return int(d.labels[i]) }
 func (d *memDataset) Skipped() []BadImage  { return d.skipped }
+
+// Close does nothing: the images are plain memory, left to the garbage
+// collector.
+func (d *memDataset) Close() error { return nil }
+
 func (d *memDataset) Image(i int, dst []uint8) error {
 	n := d.c * d.h * d.w
 	checkImageArgs(i, len(d.labels), len(dst), n)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -255,7 +254,7 @@ func TestPreparedDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds.(io.Closer).Close()
+	ds.Close()
 	if _, err := Digest(ds); err == nil || !strings.Contains(err.Error(), "after Close") {
 		t.Fatalf("digest after Close: %v", err)
 	}

@@ -6,7 +6,7 @@
 // Open reads a dataset named by a spec:
 //
 //	mnist:DIR            the four MNIST idx files (gzip'd or not); split train or test
-//	idx:IMAGES,LABELS    one pair of idx files (ubyte, images rank 3 or 4)
+//	idx:IMAGES,LABELS    one pair of idx files (ubyte, images rank 3)
 //	cifar10:DIR          CIFAR-10 binary release (data_batch_*.bin / test_batch.bin)
 //	cifar100:DIR         CIFAR-100 binary release (train.bin / test.bin, fine labels)
 //	imagefolder:PATH     PATH/<class>/<image> (JPEG or PNG), a directory or a .tar
@@ -15,7 +15,10 @@
 // Every dataset holds images of one fixed shape as uint8 in CHW layout
 // (channel planes, then rows, then columns): Image(i, dst) copies example i
 // into dst[:C*H*W]. Classes are sorted by name for ImageFolder and recorded in
-// prepared manifests.
+// prepared manifests. A Dataset is an io.Closer: close it when done. Close
+// unmaps a prepared dataset's shards; for the datasets read into memory
+// (idx, MNIST, CIFAR, ImageFolder) it does nothing. Closing twice is
+// allowed.
 //
 // # Sampling
 //
@@ -24,7 +27,9 @@
 // assume; it is deterministic given (Key, step) and costs O(qN) per step
 // (geometric skipping). ShuffleSampler (fixed-size batches from a shuffled
 // epoch) is an explicitly non-default alternative whose privacy analysis is
-// different; its Describe says so.
+// different; its Describe says so. The Sampling type names the two
+// ("poisson", the zero value, and "shuffle"), as a config does: ParseSampling
+// and String convert, Samplings lists the names.
 //
 // # Randomness
 //
@@ -44,8 +49,10 @@
 // # Transforms and loading
 //
 // A Transform turns a uint8 CHW image into float32 CHW: random crop with
-// padding, horizontal flip, random-resized crop, centre crop, per-channel
-// normalisation. Randomness is derived from (key, step, example index,
+// padding, horizontal flip, random-resized crop, centre crop, centre-resized
+// crop, per-channel normalisation. Its Crop is named as in a config (none,
+// random, random-resized, center, center-resized: see Crops, ParseCrop and
+// Crop.String). Randomness is derived from (key, step, example index,
 // augmentation number), see above. A Loader produces Batches of K
 // augmentations per example (augmentation multiplicity) in NCHW layout,
 // split into physical batches, with a background Stream that prefetches a
@@ -68,7 +75,11 @@
 // Bad data (a corrupt image, a truncated or lying idx header, a label out of
 // range, a manifest checksum mismatch, an empty class folder) is reported as a
 // *FormatError that names the file, and the tar member or byte offset where
-// known. With OpenOptions.SkipBadImages, undecodable images are skipped and
-// counted instead (see Skipper). Misuse of the API (a dst that is too short, a
+// known. Data that is valid but not supported (an idx file of floats, a
+// prepared manifest of a newer version, an image that image/jpeg or
+// image/png does not support) is a *FormatError too, for which
+// errors.Is(err, errors.ErrUnsupported) is true. With
+// OpenOptions.SkipBadImages, undecodable images are skipped and counted
+// instead (see Skipper). Misuse of the API (a dst that is too short, a
 // negative index) panics with a UsageError.
 package data

@@ -1,7 +1,13 @@
 package data
 
 import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,4 +38,46 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(benchDir)
 	}
 	os.Exit(code)
+}
+
+// testImage makes a random h×w RGB image and its CHW pixels.
+func testImage(h, w int, seed uint64) (*image.NRGBA, []uint8) {
+	r := rand.New(rand.NewPCG(seed, 2))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	chw := make([]uint8, 3*h*w)
+	for y := range h {
+		for x := range w {
+			c := color.NRGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255}
+			img.SetNRGBA(x, y, c)
+			chw[y*w+x], chw[h*w+y*w+x], chw[2*h*w+y*w+x] = c.R, c.G, c.B
+		}
+	}
+	return img, chw
+}
+
+func pngBytes(t testing.TB, img image.Image) []byte {
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func jpegBytes(t testing.TB, img image.Image) []byte {
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// smoothImage is a colour gradient (JPEG-friendly, unlike noise).
+func smoothImage(h, w int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(255 * x / w), uint8(255 * y / h), uint8(128 + 60*(x-y)/(w+h)), 255})
+		}
+	}
+	return img
 }

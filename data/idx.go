@@ -57,7 +57,9 @@ func parseIDX(r io.Reader, name, where string) (*IDX, error) {
 		return nil, formatErr(name, 0, "bad idx magic %x: expected 00 00 <type> <rank>%s", hdr, where)
 	}
 	if hdr[2] != 0x08 {
-		return nil, formatErr(name, 2, "idx data type 0x%02x: expected 0x08 (unsigned byte)%s", hdr[2], where)
+		err := formatErr(name, 2, "idx data type 0x%02x: expected 0x08 (unsigned byte)%s", hdr[2], where)
+		err.Unsupported = isIDXType(hdr[2])
+		return nil, err
 	}
 	rank := int(hdr[3])
 	if rank == 0 {
@@ -222,4 +224,15 @@ func EncodeIDX(w io.Writer, dims []int, data []uint8) error {
 	}
 	_, err := w.Write(data)
 	return err
+}
+
+// isIDXType reports whether t is one of the idx format's data types:
+// unsigned byte (0x08, the one this package reads), signed byte, short,
+// int, float or double.
+func isIDXType(t byte) bool {
+	switch t {
+	case 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e:
+		return true
+	}
+	return false
 }

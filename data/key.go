@@ -20,6 +20,9 @@ const keyFromSeedDomain = "dptrain/data: sampling and augmentation key from a pu
 // (seeded mode): SHA-256 of a fixed domain-separation string and the seed
 // (8 bytes, little-endian). Anyone who knows the seed can recompute every
 // batch and augmentation, so privacy then rests on the seed staying secret.
+// The value is fixed (seeded runs repeat only while it is); the seed's
+// other uses, the noise and the initial weights, are derived in
+// internal/seed, whose documentation lists all of them.
 func KeyFromSeed(seed uint64) Key {
 	var b [len(keyFromSeedDomain) + 8]byte
 	copy(b[:], keyFromSeedDomain)

@@ -3,6 +3,7 @@ package data
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -384,5 +385,27 @@ func TestAugmentRandomness(t *testing.T) {
 		if tt.random && distinct < 8 || !tt.random && distinct > 0 {
 			t.Errorf("%s: %d of 31 other (key, step, index, k) changed the output", tt.name, distinct)
 		}
+	}
+}
+
+// TestKeyFromSeedIsTodays pins the key of a seeded run to the value its
+// batches and augmentations were drawn with (the domain string and the
+// encoding are part of every seeded run, like internal/seed's tags), and
+// the stream tags to theirs.
+func TestKeyFromSeedIsTodays(t *testing.T) {
+	for _, tc := range []struct {
+		seed uint64
+		want string
+	}{
+		{0, "8557abfbeefd70648ba05b57f851be5007dade91cd70cc5400d82c7e6c4c3368"},
+		{42, "d7081acc5bbf24e125a8cb9a73b018e0bb3cc43cc83649c3a8d9ce637a86dd05"},
+	} {
+		k := KeyFromSeed(tc.seed)
+		if got := hex.EncodeToString(k[:]); got != tc.want {
+			t.Errorf("KeyFromSeed(%d) = %s, want %s", tc.seed, got, tc.want)
+		}
+	}
+	if streamPoisson != 1 || streamShuffle != 2 || streamAugment != 3 {
+		t.Errorf("stream tags %d %d %d, want 1 2 3", streamPoisson, streamShuffle, streamAugment)
 	}
 }

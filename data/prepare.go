@@ -78,9 +78,7 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cl, ok := ds.(interface{ Close() error }); ok {
-			defer cl.Close()
-		}
+		defer ds.Close()
 		if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}

@@ -59,14 +59,16 @@ func ParseManifest(b []byte, name string) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, &FormatError{File: name, Offset: -1, Msg: "bad manifest JSON", Err: err}
 	}
-	bad := func(field, format string, args ...any) error {
+	bad := func(field, format string, args ...any) *FormatError {
 		return &FormatError{File: name, Offset: -1, Msg: "field " + field + ": " + fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case m.Format != preparedFormat:
 		return nil, bad("format", "%q: expected %q", m.Format, preparedFormat)
 	case m.Version != preparedVersion:
-		return nil, bad("version", "%d: expected %d", m.Version, preparedVersion)
+		err := bad("version", "%d: expected %d", m.Version, preparedVersion)
+		err.Unsupported = m.Version > preparedVersion // written by a newer version
+		return nil, err
 	case len(m.Classes) == 0 || len(m.Classes) > 1<<24:
 		return nil, bad("classes", "%d classes: expected 1 to %d", len(m.Classes), 1<<24)
 	case m.Channels <= 0 || m.Height <= 0 || m.Width <= 0 || m.Channels > 64 || m.Height > 1<<15 || m.Width > 1<<15:
@@ -126,6 +128,9 @@ func (d *preparedDataset) Manifest() *Manifest { return d.m }
 
 func (d *preparedDataset) Image(i int, dst []uint8) (err error) {
 	checkImageArgs(i, d.m.Count, len(dst), d.pixels)
+	if d.shards == nil {
+		panic(usagef("prepared dataset: Image after Close"))
+	}
 	s, r := i/d.m.RecordsPerShard, i%d.m.RecordsPerShard
 	off := r*d.m.RecordSize + labelBytes
 	// A shard truncated or rewritten after it was mapped faults (SIGBUS)
@@ -153,7 +158,8 @@ func isFault(e runtime.Error) bool {
 
 func (d *preparedDataset) shardPath(s int) string { return filepath.Join(d.dir, d.m.Shards[s].File) }
 
-// Close unmaps the shards; the dataset must not be used afterwards.
+// Close unmaps the shards; the dataset must not be used afterwards (Image
+// then panics with a UsageError). A second Close does nothing.
 func (d *preparedDataset) Close() error {
 	var errs []error
 	for _, r := range d.releases {
@@ -165,7 +171,7 @@ func (d *preparedDataset) Close() error {
 
 // OpenPrepared opens a prepared dataset (see Prepare) in dir, memory-mapping
 // its shards. Shard sizes and labels are always checked; SHA-256 checksums
-// too unless opts.NoVerify. The result implements io.Closer.
+// too unless opts.NoVerify. Close the result to unmap them.
 func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 	mpath := filepath.Join(dir, manifestName)
 	b, err := os.ReadFile(mpath)

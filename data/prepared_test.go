@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +56,7 @@ func TestPrepareRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameDatasets(t, want, got)
-		if err := got.(io.Closer).Close(); err != nil {
+		if err := got.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Prepare(PrepareOptions{Src: src, Out: out}); err == nil || !strings.Contains(err.Error(), "already holds") {
@@ -209,7 +208,7 @@ func TestPrepareCIFARTest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer got.(io.Closer).Close()
+	defer got.Close()
 	sameDatasets(t, want, got)
 	for c, n := range ClassCounts(got) {
 		if n != 1000 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // Crop selects how a Transform takes its output window from the input.
@@ -25,6 +26,41 @@ const (
 	// shorter side and resizes it to Height×Width (ImageNet evaluation).
 	CropCenterResized
 )
+
+// cropNames are the names of the crops, indexed by Crop: the values of
+// the config's crop key.
+var cropNames = [...]string{
+	CropNone:          "none",
+	CropRandom:        "random",
+	CropRandomResized: "random-resized",
+	CropCenter:        "center",
+	CropCenterResized: "center-resized",
+}
+
+// Crops lists the crop names ParseCrop accepts, in Crop order.
+func Crops() []string { return append([]string(nil), cropNames[:]...) }
+
+// ParseCrop returns the crop named s (one of Crops; "" is CropNone), or an
+// error listing the names.
+func ParseCrop(s string) (Crop, error) {
+	if s == "" {
+		return CropNone, nil
+	}
+	for c, name := range cropNames {
+		if s == name {
+			return Crop(c), nil
+		}
+	}
+	return 0, fmt.Errorf("want one of %s; got %q", strings.Join(cropNames[:], ", "), s)
+}
+
+// String returns the crop's name, as ParseCrop accepts it.
+func (c Crop) String() string {
+	if c >= 0 && int(c) < len(cropNames) {
+		return cropNames[c]
+	}
+	return fmt.Sprintf("Crop(%d)", int(c))
+}
 
 // Transform turns a uint8 CHW image into float32 CHW: a crop (see Crop), an
 // optional horizontal flip with probability 1/2, then scaling to [0,1] and

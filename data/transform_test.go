@@ -218,3 +218,36 @@ func approxEqual(a, b []float32, tol float64) bool {
 	}
 	return true
 }
+
+// TestParseCrop: every crop has a name that round-trips (so the config
+// reaches each, centre-resized included), "" is CropNone, and an unknown
+// name lists the names.
+func TestParseCrop(t *testing.T) {
+	names := Crops()
+	if len(names) != int(CropCenterResized)+1 {
+		t.Fatalf("Crops() = %v: a crop without a name", names)
+	}
+	for i, name := range names {
+		c, err := ParseCrop(name)
+		if err != nil || c != Crop(i) || c.String() != name {
+			t.Errorf("ParseCrop(%q) = %v, %v; want Crop %d", name, c, err, i)
+		}
+	}
+	for name, want := range map[string]Crop{"": CropNone, "none": CropNone, "random": CropRandom,
+		"random-resized": CropRandomResized, "center": CropCenter, "center-resized": CropCenterResized} {
+		if c, err := ParseCrop(name); err != nil || c != want {
+			t.Errorf("ParseCrop(%q) = %v, %v; want %v", name, c, err, want)
+		}
+	}
+	_, err := ParseCrop("centre")
+	if want := `want one of none, random, random-resized, center, center-resized; got "centre"`; err == nil || err.Error() != want {
+		t.Errorf("unknown crop: %v, want %s", err, want)
+	}
+	if got := Crop(-1).String(); got != "Crop(-1)" {
+		t.Errorf("Crop(-1).String() = %q", got)
+	}
+	names[0] = "changed"
+	if Crops()[0] != "none" {
+		t.Error("Crops returns the package's own slice")
+	}
+}

@@ -57,7 +57,7 @@ type Config struct {
 	MaxTestExamples  int    `yaml:"max_test_examples" json:"max_test_examples"`
 	SkipBadImages    bool   `yaml:"skip_bad_images" json:"skip_bad_images"`
 	Normalize        string `yaml:"normalize" json:"normalize"` // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
-	Crop             string `yaml:"crop" json:"crop"`           // none | random | random-resized | center
+	Crop             string `yaml:"crop" json:"crop"`           // data.Crops(): none | random | random-resized | center | center-resized
 	CropPadding      int    `yaml:"crop_padding" json:"crop_padding"`
 	Flip             bool   `yaml:"flip" json:"flip"`
 	AugMultiplicity  int    `yaml:"aug_multiplicity" json:"aug_multiplicity"` // K (default 1)
@@ -326,15 +326,11 @@ func (c *Config) validateRequired(bad badFunc) {
 	if c.Steps > 0 && c.Epochs > 0 {
 		bad("epochs and steps both set (%g, %d): set one", c.Epochs, c.Steps)
 	}
-	switch c.Sampling {
-	case "", "poisson", "shuffle":
-	default:
-		bad("sampling: %q, want poisson or shuffle", c.Sampling)
+	if _, err := data.ParseSampling(c.Sampling); err != nil {
+		bad("sampling: %v", err)
 	}
-	switch c.Crop {
-	case "", "none", "random", "random-resized", "center":
-	default:
-		bad("crop: %q, want none, random, random-resized or center", c.Crop)
+	if _, err := data.ParseCrop(c.Crop); err != nil {
+		bad("crop: %v", err)
 	}
 }
 

@@ -50,15 +50,20 @@ func openData(cfg *Config) (train, test data.Dataset, err error) {
 		opts.Classes = train.Classes()
 		test, err = data.Open(cfg.TestData, "test", opts)
 		if err != nil {
+			train.Close()
 			return nil, nil, fmt.Errorf("test_data %s: %w", cfg.TestData, err)
 		}
 		test = limit(test, cfg.MaxTestExamples)
 		tc, th, tw := test.Shape()
 		c, h, w := train.Shape()
 		if tc != c || th != h || tw != w {
+			train.Close()
+			test.Close()
 			return nil, nil, fmt.Errorf("test_data %s: images %dx%dx%d, train_data %dx%dx%d (set image_size to resize both)", cfg.TestData, tc, th, tw, c, h, w)
 		}
 		if err := checkLabels(test, train.NumClasses()); err != nil {
+			train.Close()
+			test.Close()
 			return nil, nil, fmt.Errorf("test_data %s: %w; the training data %s has %d classes", cfg.TestData, err, cfg.TrainData, train.NumClasses())
 		}
 	}
@@ -84,15 +89,9 @@ func transform(cfg *Config, c, h, w int) (data.Transform, error) {
 	if cfg.CropSize > 0 {
 		tr.Height, tr.Width = cfg.CropSize, cfg.CropSize
 	}
-	switch cfg.Crop {
-	case "", "none":
-		tr.Crop = data.CropNone
-	case "random":
-		tr.Crop = data.CropRandom
-	case "random-resized":
-		tr.Crop = data.CropRandomResized
-	case "center":
-		tr.Crop = data.CropCenter
+	var err error
+	if tr.Crop, err = data.ParseCrop(cfg.Crop); err != nil {
+		return tr, fmt.Errorf("crop: %w", err)
 	}
 	norm := cfg.Normalize
 	if norm == "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"dptrain/data"
 	"dptrain/nn"
@@ -100,9 +99,7 @@ func EvalCheckpoint(o EvalOptions) (*EvalCheckpointResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
-	if c, ok := ds.(io.Closer); ok {
-		defer c.Close()
-	}
+	defer ds.Close()
 	if err := checkEvalClasses(ds.Classes(), st.Classes, st.Model.NumClasses); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}

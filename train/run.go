@@ -128,8 +128,8 @@ func (r *run) close() {
 		r.out.unlock()
 	}
 	for _, ds := range []data.Dataset{r.data.train, r.data.test} {
-		if c, ok := ds.(io.Closer); ok {
-			c.Close()
+		if ds != nil {
+			ds.Close()
 		}
 	}
 }
@@ -159,7 +159,7 @@ func (r *run) setup() error {
 	if err := r.checkMemory(); err != nil {
 		return err
 	}
-	if r.cfg.Sampling == "shuffle" {
+	if s, _ := data.ParseSampling(r.cfg.Sampling); s == data.SamplingShuffle {
 		r.sampler = &data.ShuffleSampler{N: r.plan.N, BatchSize: r.cfg.BatchSize, Key: r.dataKey}
 	} else {
 		ps := data.PoissonSampler{N: r.plan.N, Rate: r.plan.Q, Key: r.dataKey}

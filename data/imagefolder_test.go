@@ -4,48 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// testImage makes a random h×w RGB image and its CHW pixels.
-func testImage(h, w int, seed uint64) (*image.NRGBA, []uint8) {
-	r := rand.New(rand.NewPCG(seed, 2))
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	chw := make([]uint8, 3*h*w)
-	for y := range h {
-		for x := range w {
-			c := color.NRGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255}
-			img.SetNRGBA(x, y, c)
-			chw[y*w+x], chw[h*w+y*w+x], chw[2*h*w+y*w+x] = c.R, c.G, c.B
-		}
-	}
-	return img, chw
-}
-
-func pngBytes(t testing.TB, img image.Image) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func jpegBytes(t testing.TB, img image.Image) []byte {
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 type member struct {
 	name string
@@ -164,17 +128,6 @@ func TestImageFolderDirAndTar(t *testing.T) {
 	}
 }
 
-// smoothImage is a colour gradient (JPEG-friendly, unlike noise).
-func smoothImage(h, w int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.SetNRGBA(x, y, color.NRGBA{uint8(255 * x / w), uint8(255 * y / h), uint8(128 + 60*(x-y)/(w+h)), 255})
-		}
-	}
-	return img
-}
-
 func TestImageFolderSplitAndJPEG(t *testing.T) {
 	root := t.TempDir()
 	img := smoothImage(16, 16)
@@ -201,71 +154,6 @@ func TestImageFolderSplitAndJPEG(t *testing.T) {
 	if !bytes.Equal(got, chw) || ds.Label(1) != 1 {
 		t.Fatal("PNG pixels differ")
 	}
-}
-
-// TestToCHWFastPaths checks the YCbCr/Gray/RGBA fast paths against the
-// generic colour-model conversion.
-func TestToCHWFastPaths(t *testing.T) {
-	src := smoothImage(9, 13)
-	gray := image.NewGray(src.Bounds())
-	rgba := image.NewRGBA(src.Bounds())
-	for y := range 9 {
-		for x := range 13 {
-			gray.Set(x, y, src.At(x, y))
-			c := src.NRGBAAt(x, y)
-			c.A = uint8(100 + 10*x)
-			rgba.Set(x, y, c)
-		}
-	}
-	var imgs []image.Image
-	for _, q := range []int{50, 95} {
-		for _, im := range []image.Image{src, gray} {
-			var b bytes.Buffer
-			jpeg.Encode(&b, im, &jpeg.Options{Quality: q})
-			d, err := jpeg.Decode(&b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			imgs = append(imgs, d)
-			if sub, ok := d.(*image.YCbCr); ok { // odd origin: chroma offsets
-				imgs = append(imgs, sub.SubImage(image.Rect(1, 1, 12, 8)))
-			}
-		}
-	}
-	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
-		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
-		m := image.NewYCbCr(image.Rect(0, 0, 13, 9), ratio)
-		for i := range m.Y {
-			m.Y[i] = uint8(i * 37)
-		}
-		for i := range m.Cb {
-			m.Cb[i], m.Cr[i] = uint8(i*53), uint8(255-i*29)
-		}
-		imgs = append(imgs, m, m.SubImage(image.Rect(3, 1, 12, 9)))
-	}
-	imgs = append(imgs, gray, rgba, src, src.SubImage(image.Rect(2, 3, 11, 8)))
-	for k, im := range imgs {
-		r := im.Bounds()
-		fast := make([]uint8, 3*r.Dx()*r.Dy())
-		toCHW(im, fast)
-		ref := make([]uint8, len(fast))
-		toCHW(opaqueGeneric{im}, ref)
-		for i := range fast {
-			if absInt(int(fast[i])-int(ref[i])) > 1 {
-				t.Fatalf("image %d (%T): byte %d fast %d generic %d", k, im, i, fast[i], ref[i])
-			}
-		}
-	}
-}
-
-// opaqueGeneric hides the concrete type so toCHW takes its generic path.
-type opaqueGeneric struct{ image.Image }
-
-func absInt(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 func TestImageFolderResize(t *testing.T) {
@@ -395,82 +283,6 @@ func TestImageFolderTruncatedTar(t *testing.T) {
 	}
 }
 
-// TestCIFARTarCounts checks the shared CIFAR-10 tars' class counts from tar
-// headers alone (cheap: runs in CI in short mode).
-func TestCIFARTarCounts(t *testing.T) {
-	for _, tt := range []struct {
-		split string
-		per   int
-	}{{"train", 5000}, {"test", 1000}} {
-		s, err := scanFolder(cifarTar(t, tt.split), OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Join(s.classes, " ") != strings.Join(CIFAR10Classes, " ") {
-			t.Fatalf("%s classes %v", tt.split, s.classes)
-		}
-		counts := make([]int, len(s.classes))
-		for _, it := range s.items {
-			counts[it.class]++
-		}
-		for c, n := range counts {
-			if n != tt.per {
-				t.Errorf("%s: class %s has %d images, want %d", tt.split, s.classes[c], n, tt.per)
-			}
-		}
-	}
-}
-
-// TestCIFARJPEGDecode decodes the CIFAR-10 test tar (and, without -short,
-// the 50,000-image train tar) and checks counts, shape and the CIFAR10Mean
-// and CIFAR10Std constants (JPEG re-encoding moves them slightly).
-func TestCIFARJPEGDecode(t *testing.T) {
-	splits := []string{"test"}
-	if !testing.Short() {
-		splits = append(splits, "train")
-	}
-	for _, split := range splits {
-		ds, err := Open("imagefolder:"+cifarJPEGDir, split, OpenOptions{})
-		if err != nil {
-			if os.Getenv("CI") != "true" && errors.Is(err, os.ErrNotExist) {
-				t.Skip(err)
-			}
-			t.Fatal(err)
-		}
-		per := map[string]int{"train": 5000, "test": 1000}[split]
-		for c, n := range ClassCounts(ds) {
-			if n != per {
-				t.Errorf("%s: class %d has %d", split, c, n)
-			}
-		}
-		if c, h, w := ds.Shape(); c != 3 || h != 32 || w != 32 || ds.Len() != 10*per {
-			t.Fatalf("%s: %d×%d×%d, %d images", split, c, h, w, ds.Len())
-		}
-		pix := ds.(*memDataset).pix
-		hw := 32 * 32
-		for ch := range 3 {
-			var s, ss float64
-			for i := range ds.Len() {
-				for _, v := range pix[(i*3+ch)*hw : (i*3+ch+1)*hw] {
-					x := float64(v) / 255
-					s += x
-					ss += x * x
-				}
-			}
-			n := float64(ds.Len() * hw)
-			mean := s / n
-			std := sqrtF(ss/n - mean*mean)
-			if d := mean - float64(CIFAR10Mean[ch]); d > 0.01 || d < -0.01 {
-				t.Errorf("%s channel %d mean %.4f vs CIFAR10Mean %.4f", split, ch, mean, CIFAR10Mean[ch])
-			}
-			if d := std - float64(CIFAR10Std[ch]); d > 0.01 || d < -0.01 {
-				t.Errorf("%s channel %d std %.4f vs CIFAR10Std %.4f", split, ch, std, CIFAR10Std[ch])
-			}
-			t.Logf("%s channel %d: mean %.4f std %.4f", split, ch, mean, std)
-		}
-	}
-}
-
 // FuzzImageFolderTar fuzzes OpenImageFolder on tar archives. Seeds are
 // kept small (1×1 images, no end-of-archive blocks): the Go fuzzer stalls on
 // multi-kilobyte inputs.
@@ -504,23 +316,6 @@ func FuzzImageFolderTar(f *testing.F) {
 	})
 }
 
-func FuzzDecodeImage(f *testing.F) {
-	img, _ := testImage(5, 4, 1)
-	f.Add(pngBytes(f, img))
-	f.Add(jpegBytes(f, img))
-	f.Add(jpegBytes(f, image.NewGray(image.Rect(0, 0, 3, 2))))
-	f.Add(pngBytes(f, image.NewPaletted(image.Rect(0, 0, 2, 2), color.Palette{color.White, color.Black})))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		pix, h, w, err := DecodeImage(b, nil)
-		if err != nil {
-			return
-		}
-		if h <= 0 || w <= 0 || len(pix) != 3*h*w {
-			t.Fatalf("%d×%d with %d bytes", h, w, len(pix))
-		}
-	})
-}
-
 // TestTarLyingSize: a member header claiming more bytes than the archive
 // holds is an error before anything that size is allocated.
 func TestTarLyingSize(t *testing.T) {
@@ -542,23 +337,5 @@ func TestTarLyingSize(t *testing.T) {
 	_, err = OpenImageFolder(p, OpenOptions{})
 	if err == nil || !strings.Contains(err.Error(), "a/1.png") || !strings.Contains(err.Error(), "4294967296 bytes") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestYCbCrToRGBMatchesStdlib(t *testing.T) {
-	step := 1
-	if testing.Short() {
-		step = 3
-	}
-	for y := 0; y < 256; y += step {
-		for cb := range 256 {
-			for cr := range 256 {
-				r, g, b := ycbcrToRGB(uint8(y), uint8(cb), uint8(cr))
-				R, G, B := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
-				if r != R || g != G || b != B {
-					t.Fatalf("YCbCr(%d,%d,%d): %d,%d,%d want %d,%d,%d", y, cb, cr, r, g, b, R, G, B)
-				}
-			}
-		}
 	}
 }
