@@ -1,7 +1,8 @@
 // Package checkpoint saves and loads everything a DP-SGD trainer needs to
 // resume exactly: named float32 tensor groups (weights, optimizer state, EMA),
 // opaque blobs (RNG and sampler state, the accounting ledger, the config) and
-// the step. It imports no other dptrain package.
+// the step. It imports no other dptrain package but internal/float16 (the
+// one binary16 codec).
 //
 // # Layout
 //

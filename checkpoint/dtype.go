@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"encoding/binary"
 	"math"
+
+	"dptrain/internal/float16"
 )
 
 // DType is a safetensors element type, spelt as in the format ("F32", ...).
@@ -72,7 +74,7 @@ func toFloat32(dst []float32, d DType, src []byte) {
 		}
 	case F16:
 		for i := range dst {
-			dst[i] = halfToFloat32(le.Uint16(src[2*i:]))
+			dst[i] = float16.ToFloat32(le.Uint16(src[2*i:]))
 		}
 	case BF16:
 		for i := range dst {
@@ -113,25 +115,4 @@ func toFloat32(dst []float32, d DType, src []byte) {
 	default:
 		usagePanic("toFloat32", "unsupported dtype %s", d)
 	}
-}
-
-// halfToFloat32 converts an IEEE 754 binary16 value exactly.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
-	case man == 0: // ±0
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: value = man · 2^-24, exact in float32.
-	f := float32(man) * (1.0 / (1 << 24))
-	if sign != 0 {
-		f = -f
-	}
-	return f
 }

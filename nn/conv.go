@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"dptrain/internal/par"
@@ -18,7 +17,8 @@ import (
 // Ŵ = W.
 //
 // Per-example norms (PerExample mode) use one of three rules, chosen per call
-// by cost (mixed ghost clipping, Bu et al. 2022; details in conv_norm.go):
+// by cost (mixed ghost clipping, Bu et al. 2022; the norms in conv_norm.go,
+// the choice in conv_rule.go, weight standardisation in conv_ws.go):
 //
 //   - "materialize-stored": ∇W_i = dy_i·col_iᵀ is formed in float32 and kept
 //     when B·|W| fits the materialise budget; the clipped sum is then a
@@ -76,9 +76,6 @@ type Conv2d struct {
 	rows         []int // batch rows of the chunks (identity, or the active rows)
 	pix          pixelMap
 }
-
-// WSEpsilon is the variance floor of weight standardisation.
-const WSEpsilon = 1e-5
 
 // convScratch is one worker's scratch space. Every item a worker takes
 // overwrites what it uses, so results never depend on which worker ran
@@ -230,85 +227,6 @@ func (c *Conv2d) gatherDY(buf *[]float32, dy []float32, rows []int, t int, coef 
 		}
 	}
 	return out, ld
-}
-
-// Im2colInto is tensor.Im2col with a square kernel.
-func Im2colInto(dst, x []float32, cin, h, w, k, stride, pad int) {
-	tensor.Im2col(dst, x, cin, h, w, k, k, stride, pad)
-}
-
-// wsRowStats are float64 sums over one row ŵ_o of the standardised weights,
-// for the WS ghost correction: Σŵ², Σŵ, Σ|ŵ|.
-type wsRowStats struct{ sq, sum, abs float64 }
-
-func (c *Conv2d) standardize() {
-	if !c.WS {
-		c.wEff = c.W.Value
-		return
-	}
-	d := c.d()
-	c.wEff = tensor.EnsureSlice(c.wEff, len(c.W.Value))
-	c.wsInvStd = tensor.EnsureSlice(c.wsInvStd, c.Cout)
-	if cap(c.wsRow) < c.Cout {
-		c.wsRow = make([]wsRowStats, c.Cout)
-	}
-	c.wsRow = c.wsRow[:c.Cout]
-	for o := 0; o < c.Cout; o++ {
-		row := c.W.Value[o*d : (o+1)*d]
-		var mu, v float64
-		for _, x := range row {
-			mu += float64(x)
-		}
-		mu /= float64(d)
-		for _, x := range row {
-			v += (float64(x) - mu) * (float64(x) - mu)
-		}
-		v /= float64(d)
-		inv := 1 / math.Sqrt(v+WSEpsilon)
-		c.wsInvStd[o] = float32(inv)
-		out := c.wEff[o*d : (o+1)*d]
-		var st wsRowStats
-		for j, x := range row {
-			w := float32((float64(x) - mu) * inv)
-			out[j] = w
-			st.sq += float64(w) * float64(w)
-			st.sum += float64(w)
-			st.abs += math.Abs(float64(w))
-		}
-		c.wsRow[o] = st
-	}
-}
-
-// wsBackward maps a gradient g w.r.t. Ŵ to the gradient w.r.t. W, adding it
-// into dst: ∂L/∂w_o = (g_o − mean(g_o) − ŵ_o·(g_o·ŵ_o)/n)/s_o (rows in
-// parallel; each row's arithmetic is fixed).
-func (c *Conv2d) wsBackward(dst, g []float32, add bool) {
-	d := c.d()
-	par.For(c.Cout, max(1, 8192/d), func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, add)
-		}
-	})
-}
-
-func (c *Conv2d) wsBackwardRow(out, gr []float32, o int, add bool) {
-	d := c.d()
-	wr := c.wEff[o*d : (o+1)*d]
-	var sg, sgw float64
-	for j, v := range gr {
-		sg += float64(v)
-		sgw += float64(v) * float64(wr[j])
-	}
-	mean, proj := sg/float64(d), sgw/float64(d)
-	inv := float64(c.wsInvStd[o])
-	for j, v := range gr {
-		r := float32((float64(v) - mean - float64(wr[j])*proj) * inv)
-		if add {
-			out[j] += r
-		} else {
-			out[j] = r
-		}
-	}
 }
 
 func (c *Conv2d) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {

@@ -10,7 +10,6 @@ import (
 // Per-example norm rules of Conv2d. Each returns a proven upper bound of the
 // exact squared norm of the example's weight gradient (normbound.go): the
 // clip factor computed from it never lets an example contribute more than C.
-
 // perExample runs the PerExample backward pass: input gradients, each
 // example's bias gradient (kept for AccumulateClipped) and its squared
 // gradient norm under the chosen rule. Chunks are independent (no sums
@@ -86,109 +85,6 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 	ctx.AddNorms(c, c.sq)
 }
 
-func (c *Conv2d) chooseMethod(m, k, t, budget int) string {
-	switch c.ForceNorm {
-	case "ghost", "materialize", "materialize-stored":
-		return c.ForceNorm
-	case "":
-	default:
-		shapePanic("Conv2d.Backward", "ForceNorm %q: want ghost, materialize or materialize-stored", c.ForceNorm)
-	}
-	if budget <= 0 {
-		budget = defaultMaterializeBudget
-	}
-	ghost, mat, store := c.ruleCosts(k, t)
-	ghostOK := float64(k*t)*float64(k*t) <= 1<<22
-	if m*c.Cout*c.d() <= budget && store <= mat && (!ghostOK || store <= ghost) {
-		return "materialize-stored"
-	}
-	if ghostOK && ghost < mat {
-		return "ghost"
-	}
-	return "materialize"
-}
-
-// Per-example cost model of the norm rules, in multiply-adds of one large
-// float32 GEMM, for kt columns per example, d = Cin·K² and p = Cout:
-//
-//   - materialize-stored forms ∇W_i = dy_i·col_iᵀ by a small float32 GEMM
-//     (smallGEMMCost per multiply-add) and writes p·d floats per example,
-//     read back in AccumulateClipped (storedFloatCost each);
-//   - materialize forms ∇W_i in float64 (float64Cost per multiply-add of a
-//     small DGEMM, after converting the example's d×kt patches and p×kt
-//     output gradients to float64, convertCost per value), and ghost forms
-//     the two kt×kt Gram matrices by float64 SYRK (syrkCost per
-//     multiply-add, kt²·n/2 of them) after the same conversions; both then
-//     recompute the clipped sum as one large GEMM of kt·d·p multiply-adds;
-//   - ghost's patch Gram may come from the input pixels' Gram instead
-//     (ruleCosts, patchGram), when that is cheaper.
-//
-// The constants were fitted on this project's 2-core VM with OpenBLAS
-// (BenchmarkNormRules; the rule chosen for each of its layers is the
-// fastest measured): storing wins for large kt (cnn-mnist's layers), ghost
-// for ScatterNet-CNN's layers (kt = 49 and 9) and late ResNet layers.
-func normCosts(kt, d, p float64) (ghost, mat, store float64) {
-	prod := kt * d * p
-	ghost = syrkCost*kt*kt*(d+p)/2 + convertCost*(d+p)*kt + prod
-	mat = float64Cost*prod + convertCost*(d+p)*kt + prod
-	store = smallGEMMCost*prod + storedFloatCost*d*p
-	return ghost, mat, store
-}
-
-// ruleCosts is normCosts for k rows of T positions per example, with
-// ghost's patch Gram at the cost of the cheaper of its two forms. The input
-// size comes from the last Forward, or (before any) is taken to be the
-// square that gives T positions.
-func (c *Conv2d) ruleCosts(k, t int) (ghost, mat, store float64) {
-	kt, d, p := float64(k*t), float64(c.d()), float64(c.Cout)
-	ghost, mat, store = normCosts(kt, d, p)
-	h, w := c.inputHW(t)
-	if pc, pixel := c.pixelGramCost(h, w, k, t); pixel {
-		ghost += pc - (syrkCost*kt*kt*d/2 + convertCost*d*kt)
-	}
-	return ghost, mat, store
-}
-
-func (c *Conv2d) inputHW(t int) (h, w int) {
-	if c.x != nil && len(c.x.Shape) == 4 {
-		return c.x.Shape[2], c.x.Shape[3]
-	}
-	o := int(math.Round(math.Sqrt(float64(t))))
-	h = max(1, (o-1)*c.Stride+c.K-2*c.Pad)
-	return h, h
-}
-
-// pixelGramCost returns the cost (normCosts' units) of example's patch
-// Gram formed from the Gram of its input pixels, and whether that is
-// cheaper than forming it from the patches (see patchGram): the pixel SYRK
-// over Cin, the combination of K² of its entries per Gram entry in Go
-// (combineCost each) and the conversion of the input to float64.
-func (c *Conv2d) pixelGramCost(h, w, k, t int) (cost float64, cheaper bool) {
-	np := k * h * w
-	if (np+1)*(np+1) > 1<<22 {
-		return 0, false
-	}
-	kt, k2, cin, d := float64(k*t), float64(c.K*c.K), float64(c.Cin), float64(c.d())
-	n := float64(np)
-	cost = syrkCost*n*n*cin/2 + combineCost*kt*kt*k2/2 + convertCost*cin*n
-	return cost, cost < syrkCost*kt*kt*d/2+convertCost*d*kt
-}
-
-const (
-	smallGEMMCost   = 1.6
-	storedFloatCost = 48
-	syrkCost        = 3
-	float64Cost     = 2.5
-	convertCost     = 35
-	combineCost     = 20
-)
-
-// wsGhostSlack is the largest relative width (upper bound − estimate) of the
-// WS ghost norm that is accepted; beyond it (cancellation in the WS
-// correction makes the bound loose) the example's gradient is materialised
-// in float64 instead.
-const wsGhostSlack = 1e-3
-
 func ensure64(buf []float64, n int) []float64 {
 	if cap(buf) >= n {
 		return buf[:n]
@@ -261,14 +157,6 @@ func (c *Conv2d) ghostSq(sc *convScratch, j int, col []float32, ld int, dyc []fl
 		col, ld = c.cols(&sc.col1, c.rows[j*k:(j+1)*k], t)
 	}
 	return c.materialize64(sc, col, ld, dyc, ldy, kt)
-}
-
-// usePixelGram reports whether patchGram forms the patch Gram of an
-// example from the Gram of its input pixels (h×w input, k rows per
-// example): when that is cheaper (pixelGramCost).
-func (c *Conv2d) usePixelGram(h, w, k, t int) bool {
-	_, cheaper := c.pixelGramCost(h, w, k, t)
-	return cheaper
 }
 
 // pixelMap maps each (kernel offset κ, example column s) of the patch
@@ -414,108 +302,6 @@ func (c *Conv2d) patchGram(sc *convScratch, j int, col []float32, ld, k, t, h, w
 		}
 	}
 	return gamma(cin+kk+1, unit64)
-}
-
-// wsCorrection returns, for example j under weight standardisation, the
-// estimate and a lower bound of Σ_o c_o/s_o², where (type comment; g_o the
-// example's gradient row w.r.t. ŵ_o, n = d)
-//
-//	c_o = σ_o²/n + κ_o ρ_o² − 2λ_o σ_o ρ_o,
-//	σ_o = 1ᵀg_o, ρ_o = ŵ_oᵀg_o, κ_o = 2/n − ‖ŵ_o‖²/n², λ_o = (1ᵀŵ_o)/n²,
-//
-// so that ‖∇w_o‖² = (‖g_o‖² − c_o)/s_o² exactly: with P = I − 11ᵀ/n − ŵŵᵀ/n
-// (the Jacobian wsBackward applies, for the float32 ŵ, which need not have
-// 1ᵀŵ = 0 or ‖ŵ‖² = n exactly), ‖Pg‖² = ‖g‖² − 2σ²/n − 2ρ²/n
-// + ‖1σ/n + ŵρ/n‖² = ‖g‖² − σ²/n − (2/n − ‖ŵ‖²/n²)ρ² + 2σρ(1ᵀŵ)/n².
-// Subtracting the lower bound from the ghost norm's upper bound gives an
-// upper bound of ‖∇W_j‖².
-//
-// Error sources, all bounded:
-//
-//   - σ_o = Σ_s dy_os·colsum_s: colsum from patchGram, |Δ| ≤ e_A·colabs_s;
-//     the float64 sum over kt products adds γ⁶⁴_{kt+2}·Σ_s|dy_os colsum_s|.
-//   - ρ_o = Σ_s dy_os·z_os with z the forward output minus the bias. The
-//     forward GEMM (float32, d terms) gives |ζ_os − z_os| ≤ γ³²_d·‖ŵ_o‖‖a_s‖
-//   - d·2⁻¹⁴⁹; adding the bias in float32 and removing it in float64 add
-//     u₃₂|y|/(1−u₃₂) + u₆₄|y − b|. ‖a_s‖ comes from Ã's diagonal.
-//   - κ_o, λ_o from float64 sums over ŵ_o (γ⁶⁴_{d+1}).
-//
-// Given |σ − σ̃| ≤ e_σ and |ρ − ρ̃| ≤ e_ρ, the minimum of c over the box is
-// at least (|σ̃| − e_σ)₊²/n + κ_lo·ρ_{lo or hi}² − 2|λ|_hi(|σ̃| + e_σ)(|ρ̃| + e_ρ),
-// less 1e-14 of the magnitudes for the rounding of this float64 formula
-// (a dozen operations). Error terms are doubled to cover their own rounding.
-func (c *Conv2d) wsCorrection(sc *convScratch, j int, dyc []float32, ldy, k, t int, eA float64) (est, lo float64) {
-	p, d := c.Cout, c.d()
-	n := float64(d)
-	kt := k * t
-	alpha := sc.vec[:kt] // ‖a_s‖ upper bounds, left by gramInner
-	colsum, colabs := sc.colsum[:kt], sc.colabs[:kt]
-	gz := gamma(d, unit32)
-	gk := gamma(kt+2, unit64)
-	gw := gamma(d+1, unit64)
-	zAbs := float64(d) * tiny32
-	var loAbs float64
-	for o := 0; o < p; o++ {
-		st := c.wsRow[o]
-		wn := normUpper(st.sq, d)
-		var bias float64
-		if c.B != nil {
-			bias = float64(c.B.Value[o])
-		}
-		var sg, sgAbs, esg, rho, rhoAbs, erho float64
-		for a := 0; a < k; a++ {
-			r := j*k + a
-			z := c.y.Data[(r*p+o)*t : (r*p+o+1)*t]
-			for q, v := range dyc[o*ldy+a*t : o*ldy+(a+1)*t] {
-				s := a*t + q
-				g := float64(v)
-				ag := math.Abs(g)
-				cs := g * colsum[s]
-				sg += cs
-				sgAbs += math.Abs(cs)
-				esg += ag * colabs[s]
-				y := float64(z[q])
-				zz := y - bias
-				gz2 := g * zz
-				rho += gz2
-				rhoAbs += math.Abs(gz2)
-				ez := gz*wn*alpha[s] + zAbs
-				if c.B != nil {
-					ez += unit32/(1-unit32)*math.Abs(y) + unit64*math.Abs(zz)
-				}
-				erho += ag * ez
-			}
-		}
-		eSig := 2 * (eA*esg + gk*sgAbs)
-		eRho := 2 * (erho + gk*rhoAbs)
-		w2 := st.sq / (n * n)
-		kappa := 2/n - w2
-		eKappa := 2 * (gw*w2 + 4*unit64*(2/n+w2))
-		lam := st.sum / (n * n)
-		lamHi := (math.Abs(st.sum) + gw*st.abs) / (n * n) * (1 + 4*unit64)
-		inv := float64(c.wsInvStd[o])
-		inv2 := inv * inv
-		est += inv2 * (sg*sg/n + kappa*rho*rho - 2*lam*sg*rho)
-		sLo, sHi := max(math.Abs(sg)-eSig, 0), math.Abs(sg)+eSig
-		rLo, rHi := max(math.Abs(rho)-eRho, 0), math.Abs(rho)+eRho
-		kLo := kappa - eKappa
-		kr := kLo * rHi * rHi
-		if kLo >= 0 {
-			kr = kLo * rLo * rLo
-		}
-		cross := 2 * lamHi * sHi * rHi
-		cLo := sLo*sLo/n + kr - cross
-		cLo -= 1e-14 * (sHi*sHi/n + (math.Abs(kappa)+eKappa)*rHi*rHi + cross)
-		v := inv2 * cLo
-		if v >= 0 {
-			v *= 1 - 4*unit64
-		} else {
-			v *= 1 + 4*unit64
-		}
-		lo += v
-		loAbs += math.Abs(v)
-	}
-	return est, lo - gamma(p+1, unit64)*loAbs
 }
 
 // materialize64 returns an upper bound of ‖∇W_j‖² from the example's

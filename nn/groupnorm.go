@@ -184,42 +184,10 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	if train {
 		if ctx.Mode == Accumulate {
 			for i := 0; i < b; i++ {
-				g.addScaled(i, 1, i)
+				g.addScaled(i, 1)
 			}
 		} else {
-			k := ctx.GroupSize()
-			m := b / k
-			g.m = m
-			// fold the rows of each example group into row j.
-			if k > 1 {
-				for j := 0; j < m; j++ {
-					for a := 1; a < k; a++ {
-						r := j*k + a
-						for ch := 0; ch < g.C; ch++ {
-							g.gg[j*k*g.C+ch] += g.gg[r*g.C+ch]
-							g.gb[j*k*g.C+ch] += g.gb[r*g.C+ch]
-						}
-					}
-					if j > 0 {
-						copy(g.gg[j*g.C:(j+1)*g.C], g.gg[j*k*g.C:j*k*g.C+g.C])
-						copy(g.gb[j*g.C:(j+1)*g.C], g.gb[j*k*g.C:j*k*g.C+g.C])
-					}
-				}
-			}
-			g.sq = growF64(g.sq, m)
-			for j := 0; j < m; j++ {
-				var s float64
-				for ch := 0; ch < g.C; ch++ {
-					if !g.Gamma.Frozen {
-						s += float64(g.gg[j*g.C+ch]) * float64(g.gg[j*g.C+ch])
-					}
-					if !g.Beta.Frozen {
-						s += float64(g.gb[j*g.C+ch]) * float64(g.gb[j*g.C+ch])
-					}
-				}
-				g.sq[j] = up64(s*(1+gamma(2*g.C+1, unit64)), 1)
-			}
-			ctx.AddNorms(g, g.sq)
+			g.perExampleNorms(b, ctx)
 		}
 	}
 	if ctx.NeedDX {
@@ -228,7 +196,45 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	return nil
 }
 
-func (g *GroupNorm) addScaled(row int, c float32, _ int) {
+// perExampleNorms folds the per-row ∇γ, ∇β of each example's K rows into
+// one row per example (row j of gg, gb) and reports each example's
+// squared norm, rounded up by its error bound (the "direct" rule).
+func (g *GroupNorm) perExampleNorms(b int, ctx *BackwardContext) {
+	k := ctx.GroupSize()
+	m := b / k
+	g.m = m
+	if k > 1 {
+		for j := 0; j < m; j++ {
+			for a := 1; a < k; a++ {
+				r := j*k + a
+				for ch := 0; ch < g.C; ch++ {
+					g.gg[j*k*g.C+ch] += g.gg[r*g.C+ch]
+					g.gb[j*k*g.C+ch] += g.gb[r*g.C+ch]
+				}
+			}
+			if j > 0 {
+				copy(g.gg[j*g.C:(j+1)*g.C], g.gg[j*k*g.C:j*k*g.C+g.C])
+				copy(g.gb[j*g.C:(j+1)*g.C], g.gb[j*k*g.C:j*k*g.C+g.C])
+			}
+		}
+	}
+	g.sq = growF64(g.sq, m)
+	for j := 0; j < m; j++ {
+		var s float64
+		for ch := 0; ch < g.C; ch++ {
+			if !g.Gamma.Frozen {
+				s += float64(g.gg[j*g.C+ch]) * float64(g.gg[j*g.C+ch])
+			}
+			if !g.Beta.Frozen {
+				s += float64(g.gb[j*g.C+ch]) * float64(g.gb[j*g.C+ch])
+			}
+		}
+		g.sq[j] = up64(s*(1+gamma(2*g.C+1, unit64)), 1)
+	}
+	ctx.AddNorms(g, g.sq)
+}
+
+func (g *GroupNorm) addScaled(row int, c float32) {
 	if c == 0 {
 		return // the example takes no part (its gradient may be non-finite)
 	}
@@ -246,6 +252,6 @@ func (g *GroupNorm) addScaled(row int, c float32, _ int) {
 // coef[j] = 0 are left out.
 func (g *GroupNorm) AccumulateClipped(coef []float32) {
 	for j, c := range coef {
-		g.addScaled(j, c, j)
+		g.addScaled(j, c)
 	}
 }

@@ -2,11 +2,12 @@ package nn
 
 import (
 	"crypto/sha256"
-	"math"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 	"weak"
+
+	"dptrain/internal/float16"
 )
 
 // scatCaches shares one memo among the live Scattering layers of the same
@@ -77,7 +78,7 @@ func (c *scatCache) get(k scatKey, y []float32) bool {
 	}
 	c.hits.Add(1)
 	for i, h := range e {
-		y[i] = halfToFloat32(h)
+		y[i] = float16.ToFloat32(h)
 	}
 	return true
 }
@@ -90,8 +91,8 @@ func (c *scatCache) put(w *scatWork, k scatKey, y []float32) {
 	}
 	h := w.half[:len(y)]
 	for i, v := range y {
-		h[i] = float32ToHalf(v)
-		y[i] = halfToFloat32(h[i])
+		h[i] = float16.FromFloat32(v)
+		y[i] = float16.ToFloat32(h[i])
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -111,61 +112,4 @@ func (s *Scattering) CacheStats() (hits, misses int64, entries int) {
 	s.cache.mu.RLock()
 	defer s.cache.mu.RUnlock()
 	return s.cache.hits.Load(), s.cache.misses.Load(), len(s.cache.m)
-}
-
-// float32ToHalf rounds f to the nearest IEEE 754 binary16 value (ties to
-// even; overflow to ±Inf; NaN stays NaN).
-func float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		// Subnormal (or zero) result: m·2⁻²⁴ with m = round(|f|·2²⁴).
-		shift := uint(14 - e)
-		if shift > 24 {
-			return sign
-		}
-		full := mant | 0x800000
-		m := full >> shift
-		rem, half := full&(1<<shift-1), uint32(1)<<(shift-1)
-		if rem > half || (rem == half && m&1 == 1) {
-			m++
-		}
-		return sign | uint16(m)
-	}
-	h := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++ // a carry into the exponent is right, up to Inf
-	}
-	return sign | uint16(h)
-}
-
-// halfToFloat32 converts an IEEE 754 binary16 value exactly.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		v := float32(mant) * (1.0 / (1 << 24))
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"dptrain/internal/float16"
 	"dptrain/tensor"
 )
 
@@ -435,7 +436,7 @@ func TestScatteringCache(t *testing.T) {
 		if first[i] != second[i] {
 			t.Fatalf("value %d: cached %g, first call %g", i, second[i], first[i])
 		}
-		if first[i] != halfToFloat32(float32ToHalf(want[i])) {
+		if first[i] != float16.ToFloat32(float16.FromFloat32(want[i])) {
 			t.Fatalf("value %d: %g is not the float16 rounding of %g", i, first[i], want[i])
 		}
 	}
@@ -461,14 +462,14 @@ func TestScatteringCache(t *testing.T) {
 
 func TestHalfConversion(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
-		f := halfToFloat32(uint16(h))
+		f := float16.ToFloat32(uint16(h))
 		if f != f { // NaN
-			if back := float32ToHalf(f); back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
+			if back := float16.FromFloat32(f); back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
 				t.Fatalf("NaN %#04x → %#04x", h, back)
 			}
 			continue
 		}
-		if back := float32ToHalf(f); back != uint16(h) {
+		if back := float16.FromFloat32(f); back != uint16(h) {
 			t.Fatalf("%#04x → %g → %#04x", h, f, back)
 		}
 	}
@@ -482,21 +483,21 @@ func TestHalfConversion(t *testing.T) {
 		{1 + float32(math.Ldexp(1, -11)), 0x3c00}, {1 + float32(math.Ldexp(3, -11)), 0x3c02},
 		{float32(math.Inf(-1)), 0xfc00},
 	} {
-		if got := float32ToHalf(tc.f); got != tc.want {
-			t.Errorf("float32ToHalf(%g) = %#04x, want %#04x", tc.f, got, tc.want)
+		if got := float16.FromFloat32(tc.f); got != tc.want {
+			t.Errorf("float16.FromFloat32(%g) = %#04x, want %#04x", tc.f, got, tc.want)
 		}
 	}
 	r := rand.New(rand.NewPCG(13, 14))
 	for i := 0; i < 100000; i++ {
 		f := float32(r.NormFloat64() * math.Pow(2, float64(r.IntN(40)-30)))
-		h := float32ToHalf(f)
-		g := halfToFloat32(h)
+		h := float16.FromFloat32(f)
+		g := float16.ToFloat32(h)
 		// g must be a nearest half: its neighbours are no closer.
 		for _, nb := range []uint16{h - 1, h + 1} {
 			if nb&0x7c00 == 0x7c00 || (h&0x7fff) == 0 {
 				continue
 			}
-			if n := halfToFloat32(nb); math.Abs(float64(n-f)) < math.Abs(float64(g-f)) {
+			if n := float16.ToFloat32(nb); math.Abs(float64(n-f)) < math.Abs(float64(g-f)) {
 				t.Fatalf("%g rounded to %g, but %g is closer", f, g, n)
 			}
 		}

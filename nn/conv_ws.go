@@ -1,0 +1,198 @@
+package nn
+
+import (
+	"math"
+
+	"dptrain/internal/par"
+	"dptrain/tensor"
+)
+
+// Weight standardisation of Conv2d (Qiao et al. 2019): Ŵ = each output row
+// of W standardised to zero mean and unit variance, its backward (the
+// Jacobian applied row by row) and the exact correction that keeps the
+// ghost norm rule exact under it (see Conv2d).
+
+// WSEpsilon is the variance floor of weight standardisation.
+const WSEpsilon = 1e-5
+
+// wsRowStats are float64 sums over one row ŵ_o of the standardised weights,
+// for the WS ghost correction: Σŵ², Σŵ, Σ|ŵ|.
+type wsRowStats struct{ sq, sum, abs float64 }
+
+func (c *Conv2d) standardize() {
+	if !c.WS {
+		c.wEff = c.W.Value
+		return
+	}
+	d := c.d()
+	c.wEff = tensor.EnsureSlice(c.wEff, len(c.W.Value))
+	c.wsInvStd = tensor.EnsureSlice(c.wsInvStd, c.Cout)
+	if cap(c.wsRow) < c.Cout {
+		c.wsRow = make([]wsRowStats, c.Cout)
+	}
+	c.wsRow = c.wsRow[:c.Cout]
+	for o := 0; o < c.Cout; o++ {
+		row := c.W.Value[o*d : (o+1)*d]
+		var mu, v float64
+		for _, x := range row {
+			mu += float64(x)
+		}
+		mu /= float64(d)
+		for _, x := range row {
+			v += (float64(x) - mu) * (float64(x) - mu)
+		}
+		v /= float64(d)
+		inv := 1 / math.Sqrt(v+WSEpsilon)
+		c.wsInvStd[o] = float32(inv)
+		out := c.wEff[o*d : (o+1)*d]
+		var st wsRowStats
+		for j, x := range row {
+			w := float32((float64(x) - mu) * inv)
+			out[j] = w
+			st.sq += float64(w) * float64(w)
+			st.sum += float64(w)
+			st.abs += math.Abs(float64(w))
+		}
+		c.wsRow[o] = st
+	}
+}
+
+// wsBackward maps a gradient g w.r.t. Ŵ to the gradient w.r.t. W, adding it
+// into dst: ∂L/∂w_o = (g_o − mean(g_o) − ŵ_o·(g_o·ŵ_o)/n)/s_o (rows in
+// parallel; each row's arithmetic is fixed).
+func (c *Conv2d) wsBackward(dst, g []float32, add bool) {
+	d := c.d()
+	par.For(c.Cout, max(1, 8192/d), func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, add)
+		}
+	})
+}
+
+func (c *Conv2d) wsBackwardRow(out, gr []float32, o int, add bool) {
+	d := c.d()
+	wr := c.wEff[o*d : (o+1)*d]
+	var sg, sgw float64
+	for j, v := range gr {
+		sg += float64(v)
+		sgw += float64(v) * float64(wr[j])
+	}
+	mean, proj := sg/float64(d), sgw/float64(d)
+	inv := float64(c.wsInvStd[o])
+	for j, v := range gr {
+		r := float32((float64(v) - mean - float64(wr[j])*proj) * inv)
+		if add {
+			out[j] += r
+		} else {
+			out[j] = r
+		}
+	}
+}
+
+// wsGhostSlack is the largest relative width (upper bound − estimate) of the
+// WS ghost norm that is accepted; beyond it (cancellation in the WS
+// correction makes the bound loose) the example's gradient is materialised
+// in float64 instead.
+const wsGhostSlack = 1e-3
+
+// wsCorrection returns, for example j under weight standardisation, the
+// estimate and a lower bound of Σ_o c_o/s_o², where (type comment; g_o the
+// example's gradient row w.r.t. ŵ_o, n = d)
+//
+//	c_o = σ_o²/n + κ_o ρ_o² − 2λ_o σ_o ρ_o,
+//	σ_o = 1ᵀg_o, ρ_o = ŵ_oᵀg_o, κ_o = 2/n − ‖ŵ_o‖²/n², λ_o = (1ᵀŵ_o)/n²,
+//
+// so that ‖∇w_o‖² = (‖g_o‖² − c_o)/s_o² exactly: with P = I − 11ᵀ/n − ŵŵᵀ/n
+// (the Jacobian wsBackward applies, for the float32 ŵ, which need not have
+// 1ᵀŵ = 0 or ‖ŵ‖² = n exactly), ‖Pg‖² = ‖g‖² − 2σ²/n − 2ρ²/n
+// + ‖1σ/n + ŵρ/n‖² = ‖g‖² − σ²/n − (2/n − ‖ŵ‖²/n²)ρ² + 2σρ(1ᵀŵ)/n².
+// Subtracting the lower bound from the ghost norm's upper bound gives an
+// upper bound of ‖∇W_j‖².
+//
+// Error sources, all bounded:
+//
+//   - σ_o = Σ_s dy_os·colsum_s: colsum from patchGram, |Δ| ≤ e_A·colabs_s;
+//     the float64 sum over kt products adds γ⁶⁴_{kt+2}·Σ_s|dy_os colsum_s|.
+//   - ρ_o = Σ_s dy_os·z_os with z the forward output minus the bias. The
+//     forward GEMM (float32, d terms) gives |ζ_os − z_os| ≤ γ³²_d·‖ŵ_o‖‖a_s‖
+//   - d·2⁻¹⁴⁹; adding the bias in float32 and removing it in float64 add
+//     u₃₂|y|/(1−u₃₂) + u₆₄|y − b|. ‖a_s‖ comes from Ã's diagonal.
+//   - κ_o, λ_o from float64 sums over ŵ_o (γ⁶⁴_{d+1}).
+//
+// Given |σ − σ̃| ≤ e_σ and |ρ − ρ̃| ≤ e_ρ, the minimum of c over the box is
+// at least (|σ̃| − e_σ)₊²/n + κ_lo·ρ_{lo or hi}² − 2|λ|_hi(|σ̃| + e_σ)(|ρ̃| + e_ρ),
+// less 1e-14 of the magnitudes for the rounding of this float64 formula
+// (a dozen operations). Error terms are doubled to cover their own rounding.
+func (c *Conv2d) wsCorrection(sc *convScratch, j int, dyc []float32, ldy, k, t int, eA float64) (est, lo float64) {
+	p, d := c.Cout, c.d()
+	n := float64(d)
+	kt := k * t
+	alpha := sc.vec[:kt] // ‖a_s‖ upper bounds, left by gramInner
+	colsum, colabs := sc.colsum[:kt], sc.colabs[:kt]
+	gz := gamma(d, unit32)
+	gk := gamma(kt+2, unit64)
+	gw := gamma(d+1, unit64)
+	zAbs := float64(d) * tiny32
+	var loAbs float64
+	for o := 0; o < p; o++ {
+		st := c.wsRow[o]
+		wn := normUpper(st.sq, d)
+		var bias float64
+		if c.B != nil {
+			bias = float64(c.B.Value[o])
+		}
+		var sg, sgAbs, esg, rho, rhoAbs, erho float64
+		for a := 0; a < k; a++ {
+			r := j*k + a
+			z := c.y.Data[(r*p+o)*t : (r*p+o+1)*t]
+			for q, v := range dyc[o*ldy+a*t : o*ldy+(a+1)*t] {
+				s := a*t + q
+				g := float64(v)
+				ag := math.Abs(g)
+				cs := g * colsum[s]
+				sg += cs
+				sgAbs += math.Abs(cs)
+				esg += ag * colabs[s]
+				y := float64(z[q])
+				zz := y - bias
+				gz2 := g * zz
+				rho += gz2
+				rhoAbs += math.Abs(gz2)
+				ez := gz*wn*alpha[s] + zAbs
+				if c.B != nil {
+					ez += unit32/(1-unit32)*math.Abs(y) + unit64*math.Abs(zz)
+				}
+				erho += ag * ez
+			}
+		}
+		eSig := 2 * (eA*esg + gk*sgAbs)
+		eRho := 2 * (erho + gk*rhoAbs)
+		w2 := st.sq / (n * n)
+		kappa := 2/n - w2
+		eKappa := 2 * (gw*w2 + 4*unit64*(2/n+w2))
+		lam := st.sum / (n * n)
+		lamHi := (math.Abs(st.sum) + gw*st.abs) / (n * n) * (1 + 4*unit64)
+		inv := float64(c.wsInvStd[o])
+		inv2 := inv * inv
+		est += inv2 * (sg*sg/n + kappa*rho*rho - 2*lam*sg*rho)
+		sLo, sHi := max(math.Abs(sg)-eSig, 0), math.Abs(sg)+eSig
+		rLo, rHi := max(math.Abs(rho)-eRho, 0), math.Abs(rho)+eRho
+		kLo := kappa - eKappa
+		kr := kLo * rHi * rHi
+		if kLo >= 0 {
+			kr = kLo * rLo * rLo
+		}
+		cross := 2 * lamHi * sHi * rHi
+		cLo := sLo*sLo/n + kr - cross
+		cLo -= 1e-14 * (sHi*sHi/n + (math.Abs(kappa)+eKappa)*rHi*rHi + cross)
+		v := inv2 * cLo
+		if v >= 0 {
+			v *= 1 - 4*unit64
+		} else {
+			v *= 1 + 4*unit64
+		}
+		lo += v
+		loAbs += math.Abs(v)
+	}
+	return est, lo - gamma(p+1, unit64)*loAbs
+}
