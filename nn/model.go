@@ -186,24 +186,14 @@ func (m *Model) AccumulateClipped(coef []float32) {
 // GradLayers lists the trainable leaf layers in forward order.
 func (m *Model) GradLayers() []GradLayer {
 	var out []GradLayer
-	var walk func(ls []Layer)
-	walk = func(ls []Layer) {
-		for _, l := range ls {
-			switch v := l.(type) {
-			case *Sequential:
-				walk(v.Layers)
-			case *Residual:
-				walk(v.Pre)
-				walk(v.Main)
-				walk(v.Shortcut)
-			case GradLayer:
-				if len(v.Params()) > 0 {
-					out = append(out, v)
-				}
+	Walk(m.Layers, func(_ string, l Layer) bool {
+		if g, ok := l.(GradLayer); ok && len(g.Params()) > 0 {
+			if _, isContainer := l.(Container); !isContainer {
+				out = append(out, g)
 			}
 		}
-	}
-	walk(m.Layers)
+		return true
+	})
 	return out
 }
 

@@ -142,9 +142,15 @@ func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 
 func anyTrainableLayers(ls []Layer) bool {
 	for _, l := range ls {
-		if hasTrainable(l) {
+		if trainable(l) {
 			return true
 		}
 	}
 	return false
+}
+
+// Children lists the pre-activation, main and shortcut layers, in that
+// order ("pre.0", "main.0", "shortcut.0", …).
+func (r *Residual) Children() []Child {
+	return append(append(indexed("pre.", r.Pre), indexed("main.", r.Main)...), indexed("shortcut.", r.Shortcut)...)
 }

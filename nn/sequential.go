@@ -44,15 +44,8 @@ func forwardSeq(ls []Layer, x *tensor.Tensor, train bool) *tensor.Tensor {
 	return x
 }
 
-// hasTrainable reports whether a layer has any parameter that is not frozen.
-func hasTrainable(l Layer) bool {
-	for _, p := range l.Params() {
-		if !p.Frozen {
-			return true
-		}
-	}
-	return false
-}
+// Children lists the layers, named by index.
+func (s *Sequential) Children() []Child { return indexed("", s.Layers) }
 
 // backwardSeq runs the layers' backward passes from the top. Below the lowest
 // layer with trainable parameters nothing is computed unless ctx.NeedDX asks
@@ -64,7 +57,7 @@ func backwardSeq(ls []Layer, dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	if !need {
 		lo = len(ls)
 		for i, l := range ls {
-			if hasTrainable(l) {
+			if trainable(l) {
 				lo = i
 				break
 			}

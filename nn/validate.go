@@ -26,30 +26,19 @@ type ExampleMixer interface {
 // parameter, and what to do.
 func Validate(m *Model) error {
 	var errs []error
-	var walk func(path string, ls []Layer)
-	walk = func(path string, ls []Layer) {
-		for i, l := range ls {
-			p := fmt.Sprintf("%s%d", path, i)
-			if mx, ok := l.(ExampleMixer); ok && mx.MixesExamples() {
-				errs = append(errs, fmt.Errorf("model %s: layer %s (%s) mixes examples within a batch, so per-example gradients and their clipping are undefined; use GroupNorm (e.g. GroupNorm(min(32, C), C)) instead, or freeze it with fixed running statistics", m.Name, p, l.Describe()))
-			}
-			switch v := l.(type) {
-			case *Sequential:
-				walk(p+".", v.Layers)
-			case *Residual:
-				walk(p+".pre.", v.Pre)
-				walk(p+".main.", v.Main)
-				walk(p+".shortcut.", v.Shortcut)
-			case GradLayer:
-			default:
-				for _, prm := range l.Params() {
-					if !prm.Frozen {
-						errs = append(errs, fmt.Errorf("model %s: layer %s (%s, %T) has trainable parameter %q but no per-example gradient rule (it is not a GradLayer), so its gradient would escape clipping; freeze it or implement GradLayer", m.Name, p, l.Describe(), l, prm.Name))
-					}
+	Walk(m.Layers, func(p string, l Layer) bool {
+		if mx, ok := l.(ExampleMixer); ok && mx.MixesExamples() {
+			errs = append(errs, fmt.Errorf("model %s: layer %s (%s) mixes examples within a batch, so per-example gradients and their clipping are undefined; use GroupNorm (e.g. GroupNorm(min(32, C), C)) instead, or freeze it with fixed running statistics", m.Name, p, l.Describe()))
+		}
+		_, isContainer := l.(Container)
+		if _, isGrad := l.(GradLayer); !isGrad && !isContainer {
+			for _, prm := range l.Params() {
+				if !prm.Frozen {
+					errs = append(errs, fmt.Errorf("model %s: layer %s (%s, %T) has trainable parameter %q but no per-example gradient rule (it is not a GradLayer), so its gradient would escape clipping; freeze it or implement GradLayer", m.Name, p, l.Describe(), l, prm.Name))
 				}
 			}
 		}
-	}
-	walk("", m.Layers)
+		return true
+	})
 	return errors.Join(errs...)
 }
