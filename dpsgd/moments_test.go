@@ -147,7 +147,7 @@ func (r *recordingNoise) AddGaussian64(dst []float64, std float64) {
 	r.added = append(r.added, n)
 }
 
-func (r *recordingNoise) Mode() string                   { return "recording" }
+func (r *recordingNoise) Mode() NoiseMode                { return "recording" }
 func (r *recordingNoise) MarshalBinary() ([]byte, error) { return nil, nil }
 func (r *recordingNoise) UnmarshalBinary([]byte) error   { return nil }
 

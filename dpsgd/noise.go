@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"dptrain/internal/par"
 	"dptrain/internal/seed"
@@ -27,8 +29,8 @@ type NoiseSource interface {
 	// call counts as one call of the stream, like AddGaussian. std is
 	// checked as for AddGaussian.
 	AddGaussian64(dst []float64, std float64)
-	// Mode names the source for the run record: "seeded" or "secure".
-	Mode() string
+	// Mode names the source for the run record: ModeSeeded or ModeSecure.
+	Mode() NoiseMode
 	// MarshalBinary saves the position in the noise stream, so that a
 	// source restored with UnmarshalBinary draws exactly the noise an
 	// uninterrupted one would have drawn (seeded mode).
@@ -38,22 +40,48 @@ type NoiseSource interface {
 	UnmarshalBinary(data []byte) error
 }
 
-// Noise modes, as recorded with a run.
+// NoiseMode names where a source's randomness comes from. Its values are
+// the config's noise names and what a run records (summary.json's and the
+// checkpoint's noise_mode).
+type NoiseMode string
+
+// The noise modes.
+//
 const (
-	ModeSeeded = "seeded"
-	ModeSecure = "secure"
+	// ModeSeeded is SeededNoise: reproducible from the run's seed, for
+	// experiments (ε holds only while the seed stays secret).
+	ModeSeeded NoiseMode = "seeded"
+	// ModeSecure is SecureNoise: keyed from crypto/rand and hardened
+	// against floating-point attacks, for releases.
+	ModeSecure NoiseMode = "secure"
 )
 
-// NewNoise returns the source for a configured mode: "seeded" (seed used)
-// or "secure" (seed ignored). Any other mode is an error naming the field.
-func NewNoise(mode string, seed uint64) (NoiseSource, error) {
-	switch mode {
+// NoiseModes lists the noise modes, in the order error messages give them.
+func NoiseModes() []string { return []string{string(ModeSeeded), string(ModeSecure)} }
+
+// ParseNoiseMode returns the mode named s, or an error listing the modes.
+func ParseNoiseMode(s string) (NoiseMode, error) {
+	if slices.Contains(NoiseModes(), s) {
+		return NoiseMode(s), nil
+	}
+	return "", fmt.Errorf("want one of %s; got %q", strings.Join(NoiseModes(), ", "), s)
+}
+
+// NewNoise returns the source for a mode: ModeSeeded (seed used) or
+// ModeSecure (seed ignored). Any other mode is an error naming the field.
+//
+func NewNoise(mode NoiseMode, seed uint64) (NoiseSource, error) {
+	m, err := ParseNoiseMode(string(mode))
+	if err != nil {
+		return nil, fmt.Errorf("dpsgd: noise mode: %w", err)
+	}
+	switch m {
 	case ModeSeeded:
 		return NewSeededNoise(seed), nil
 	case ModeSecure:
 		return NewSecureNoise(), nil
 	}
-	return nil, fmt.Errorf("dpsgd: noise mode: want %q or %q, got %q", ModeSeeded, ModeSecure, mode)
+	panic("dpsgd: NewNoise: mode " + string(m) + " parsed but not handled")
 }
 
 // RestoreNoise rebuilds a source from a state written by MarshalBinary of
@@ -114,8 +142,8 @@ func NewSeededNoise(seed uint64) *SeededNoise {
 	return &SeededNoise{seed: seed}
 }
 
-// Mode returns "seeded".
-func (s *SeededNoise) Mode() string { return ModeSeeded }
+// Mode returns ModeSeeded.
+func (s *SeededNoise) Mode() NoiseMode { return ModeSeeded }
 
 // Calls returns how many AddGaussian and AddGaussian64 calls the source
 // has served.
@@ -135,21 +163,35 @@ func (s *SeededNoise) add(op string, dst []float32, dst64 []float64, std float64
 	if std == 0 || n == 0 {
 		return
 	}
-	s.job = seededJob{dst: dst, dst64: dst64, std: std, k0: seed.Mix64(s.seed ^ seed.Mix64(call+seed.Golden)), ndst: n}
+	s.job = seededJob{dst: dst, dst64: dst64, std: std, k0: seed.Child(s.seed, call, seed.Golden), ndst: n}
 	chunks := (n + noiseChunk - 1) / noiseChunk
 	par.Run(chunks, 1, &s.job, &s.local)
 	s.job.dst, s.job.dst64 = nil, nil
 }
 
+// The keying of the seeded stream. Call k's key is k0 = seed.Child(seed,
+// k, seed.Golden); chunk c of that call is drawn by rand.NewPCG(a, b) with
+// a = seed.Child(k0, c, chunkSalt) and b = seed.Mix64(a ^ pcgWordSalt).
+// The salts keep the derivations apart: Mix64 is given call+Golden and
+// c+chunkSalt, which differ for every call and chunk below 2^61, and
+// a^pcgWordSalt. Any such constants would do; these are part of the
+// stream's definition (changing one changes every seeded run's noise).
+const (
+	// chunkSalt is an arbitrary odd constant (it has no derivation that
+	// matters; it is the one seeded runs were made with).
+	chunkSalt = 0x632be59bd9b4e019
+	// pcgWordSalt is ⌊2^64/φ₃⌋, φ₃ ≈ 1.2207 the real root of x⁴ = x + 1
+	// (Roberts' generalised golden ratio for three dimensions), odd.
+	pcgWordSalt = 0xd1b54a32d192ed03
+)
+
 // Run fills chunks [lo, hi). Chunk c's generator is keyed by (call, c)
-// alone: k0 hashes (seed, call); the two odd constants separate the chunk
-// index and the second PCG word from the call's stream (any fixed distinct
-// values would do; these are the ones seeded runs repeat with).
+// alone, never by the part of [0, chunks) a goroutine was given.
 func (j *seededJob) Run(lo, hi int, pw *par.Worker) {
 	w := scratch(pw)
 	for c := lo; c < hi; c++ {
-		a := seed.Mix64(j.k0 ^ seed.Mix64(uint64(c)+0x632be59bd9b4e019))
-		b := seed.Mix64(a ^ 0xd1b54a32d192ed03)
+		a := seed.Child(j.k0, uint64(c), chunkSalt)
+		b := seed.Mix64(a ^ pcgWordSalt)
 		w.pcg.Seed(a, b)
 		r := w.pcgRand()
 		first, end := c*noiseChunk, min((c+1)*noiseChunk, j.ndst)

@@ -322,9 +322,9 @@ const resnet18Params = 11_689_512
 // with all threads and with one.
 func BenchmarkNoise(b *testing.B) {
 	d := make([]float32, resnet18Params)
-	for _, mode := range []string{ModeSeeded, ModeSecure} {
+	for _, mode := range []NoiseMode{ModeSeeded, ModeSecure} {
 		for _, th := range []int{par.Threads(), 1} {
-			b.Run(mode+"/threads="+strconv.Itoa(th), func(b *testing.B) {
+			b.Run(string(mode)+"/threads="+strconv.Itoa(th), func(b *testing.B) {
 				old := par.SetThreads(th)
 				defer par.SetThreads(old)
 				src, _ := NewNoise(mode, 1)

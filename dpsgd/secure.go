@@ -88,8 +88,8 @@ type secureJob struct {
 // NewSecureNoise returns a crypto-secure, hardened source.
 func NewSecureNoise() *SecureNoise { return &SecureNoise{} }
 
-// Mode returns "secure".
-func (s *SecureNoise) Mode() string { return ModeSecure }
+// Mode returns ModeSecure.
+func (s *SecureNoise) Mode() NoiseMode { return ModeSecure }
 
 // Grid returns the spacing g of the outputs for a given std (see SecureNoise).
 func (s *SecureNoise) Grid(std float64) float64 {

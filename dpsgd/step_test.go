@@ -222,7 +222,7 @@ func TestSensitivityModels(t *testing.T) {
 			}
 			for _, l := range m.GradLayers() {
 				if c, ok := l.(*nn.Conv2d); ok {
-					c.ForceNorm = tc.method
+					c.ForceNorm = nn.NormRule(tc.method)
 				}
 			}
 			r := rand.New(rand.NewPCG(3, 4))

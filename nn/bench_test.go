@@ -330,7 +330,7 @@ func BenchmarkNormRules(b *testing.B) {
 				r := rand.New(rand.NewPCG(5, uint64(l.cin*l.hw)))
 				c := NewConv2d("c", l.cin, l.cout, l.k, l.stride, l.pad, true, false, r)
 				if method != "auto" {
-					c.ForceNorm = method
+					c.ForceNorm = NormRule(method)
 				}
 				x := tensor.New(l.bsz, l.cin, l.hw, l.hw)
 				for i := range x.Data {

@@ -60,15 +60,15 @@ type Conv2d struct {
 	W, B                      *Param // B may be nil
 
 	// ForceNorm, when set, forces the per-example norm rule (for tests and
-	// benchmarks): "ghost", "materialize" or "materialize-stored".
-	ForceNorm string
+	// benchmarks): RuleGhost, RuleMaterialize or RuleMaterializeStored.
+	ForceNorm NormRule
 
 	x, y, dx, dy *tensor.Tensor
 	wEff         []float32 // Ŵ (alias of W.Value without WS)
 	wsInvStd     []float32 // 1/s_o
 	wsRow        []wsRowStats
 	scratch      []convScratch // one per worker
-	method       string
+	method       NormRule
 	group        int
 	stored       []float32 // materialize-stored: m × Cout·d
 	bgrad        []float32 // per-example bias gradients: m × Cout
@@ -141,7 +141,7 @@ func (c *Conv2d) Params() []*Param {
 }
 
 func (c *Conv2d) Trainable() bool    { return anyTrainable(c.W, c.B) }
-func (c *Conv2d) NormMethod() string { return c.method }
+func (c *Conv2d) NormMethod() NormRule { return c.method }
 
 func (c *Conv2d) d() int { return c.Cin * c.K * c.K }
 

@@ -24,10 +24,10 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 	bTrain := c.B != nil && !c.B.Frozen
 	c.sq = growF64(c.sq, m)
 	c.bgrad = tensor.EnsureSlice(c.bgrad, m*p)
-	if c.method == "materialize-stored" && wTrain {
+	if c.method == RuleMaterializeStored && wTrain {
 		c.stored = tensor.EnsureSlice(c.stored, m*p*d)
 	}
-	pixel := wTrain && c.method == "ghost" && c.usePixelGram(h, w, k, t)
+	pixel := wTrain && c.method == RuleGhost && c.usePixelGram(h, w, k, t)
 	if pixel {
 		c.pix.build(c, h, w, k)
 	}
@@ -71,9 +71,9 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 					cl = col[lo:]
 				}
 				switch c.method {
-				case "ghost":
+				case RuleGhost:
 					sq += c.ghostSq(sc, j, cl, ld, dyc[lo:], ldy, k, t, h, w, pixel)
-				case "materialize":
+				case RuleMaterialize:
 					sq += c.materialize64(sc, cl, ld, dyc[lo:], ldy, kt)
 				default:
 					sq += c.storedSq(sc, j, cl, ld, dyc[lo:], ldy, kt)

@@ -6,11 +6,11 @@ import "math"
 // rules (ghost, materialize, materialize-stored) fitted by
 // BenchmarkNormRules, pinned by TestChooseMethod.
 
-func (c *Conv2d) chooseMethod(m, k, t, budget int) string {
+func (c *Conv2d) chooseMethod(m, k, t, budget int) NormRule {
 	switch c.ForceNorm {
-	case "ghost", "materialize", "materialize-stored":
+	case RuleGhost, RuleMaterialize, RuleMaterializeStored:
 		return c.ForceNorm
-	case "":
+	case RuleAuto:
 	default:
 		shapePanic("Conv2d.Backward", "ForceNorm %q: want ghost, materialize or materialize-stored", c.ForceNorm)
 	}
@@ -20,12 +20,12 @@ func (c *Conv2d) chooseMethod(m, k, t, budget int) string {
 	ghost, mat, store := c.ruleCosts(k, t)
 	ghostOK := float64(k*t)*float64(k*t) <= 1<<22
 	if m*c.Cout*c.d() <= budget && store <= mat && (!ghostOK || store <= ghost) {
-		return "materialize-stored"
+		return RuleMaterializeStored
 	}
 	if ghostOK && ghost < mat {
-		return "ghost"
+		return RuleGhost
 	}
-	return "materialize"
+	return RuleMaterialize
 }
 
 // Per-example cost model of the norm rules, in multiply-adds of one large

@@ -65,7 +65,7 @@ func (g *GroupNorm) Params() []*Param {
 }
 
 func (g *GroupNorm) Trainable() bool    { return g.Gamma != nil && anyTrainable(g.Gamma, g.Beta) }
-func (g *GroupNorm) NormMethod() string { return "direct" }
+func (g *GroupNorm) NormMethod() NormRule { return RuleDirect }
 
 // splitMean returns μ as a float32 and the float32 remainder μ − float32(μ):
 // kernels subtract the float32 mean from each element (exactly, by Sterbenz,

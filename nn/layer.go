@@ -103,8 +103,9 @@ type GradLayer interface {
 	// every product, never multiplied by 0.
 	AccumulateClipped(coef []float32)
 	// NormMethod names how the last PerExample backward computed norms
-	// ("ghost", "materialize", "materialize-stored", "direct").
-	NormMethod() string
+	// (RuleGhost, RuleMaterialize, RuleMaterializeStored, RuleDirect, or a
+	// rule of the layer's own).
+	NormMethod() NormRule
 }
 
 // ShapeError is the panic value for layer misuse.

@@ -66,7 +66,7 @@ func (l *Linear) Params() []*Param {
 }
 
 func (l *Linear) Trainable() bool    { return anyTrainable(l.W, l.B) }
-func (l *Linear) NormMethod() string { return "ghost" }
+func (l *Linear) NormMethod() NormRule { return RuleGhost }
 
 func (l *Linear) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	if len(x.Shape) != 2 || x.Shape[1] != l.In {

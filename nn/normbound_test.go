@@ -125,7 +125,7 @@ func a3bInput(r *rand.Rand, b, cin, cout, hw int) (x, dy *tensor.Tensor) {
 
 // convNorms runs the PerExample backward of c under the given rule.
 func convNorms(c *Conv2d, x, dy *tensor.Tensor, k int, method string) []float64 {
-	c.ForceNorm = method
+	c.ForceNorm = NormRule(method)
 	defer func() { c.ForceNorm = "" }()
 	c.Forward(x, true)
 	ctx := &BackwardContext{Mode: PerExample, Group: k, SqNorms: make([]float64, x.Shape[0]/k)}

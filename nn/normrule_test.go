@@ -30,7 +30,7 @@ func TestChooseMethod(t *testing.T) {
 		{"multiplicity 4 widens kt", 64, 64, 3, 9, 4, 128, 0, "ghost"},
 	} {
 		c := NewConv2d("c", tc.cin, tc.cout, tc.k, 1, tc.k/2, true, false, r)
-		if got := c.chooseMethod(tc.m, tc.group, tc.t, tc.budget); got != tc.want {
+		if got := c.chooseMethod(tc.m, tc.group, tc.t, tc.budget); string(got) != tc.want {
 			g, mat, st := normCosts(float64(tc.group*tc.t), float64(c.d()), float64(tc.cout))
 			t.Errorf("%s: chose %s, want %s (costs ghost %.3g, materialize %.3g, stored %.3g)", tc.name, got, tc.want, g, mat, st)
 		}

@@ -33,7 +33,7 @@ func perExampleReference(m *Model, x, dy *tensor.Tensor, k int) [][]float64 {
 func forceNorm(m *Model, method string) {
 	for _, l := range m.GradLayers() {
 		if c, ok := l.(*Conv2d); ok {
-			c.ForceNorm = method
+			c.ForceNorm = NormRule(method)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"dptrain/accounting"
 	"dptrain/data"
+	"dptrain/dpsgd"
 	"dptrain/nn"
 	"dptrain/optim"
 
@@ -402,10 +403,10 @@ func (c *Config) validatePrivacy(bad badFunc) {
 			bad("accountant: %q, want one of %s", c.Accountant, strings.Join(accounting.Kinds(), ", "))
 		}
 	}
-	switch c.Noise {
-	case "", "seeded", "secure":
-	default:
-		bad("noise: %q, want seeded or secure", c.Noise)
+	if c.Noise != "" {
+		if _, err := dpsgd.ParseNoiseMode(c.Noise); err != nil {
+			bad("noise: %v", err)
+		}
 	}
 	if c.Sampling == "shuffle" {
 		bad("sampling: shuffle is not covered by the Poisson-sampling privacy accountant; use sampling: poisson for private training")

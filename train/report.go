@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"dptrain/checkpoint"
+	"dptrain/dpsgd"
 )
 
 // writeReport writes report.md: the result and the privacy guarantee in
@@ -73,7 +74,7 @@ func writeReport(path string, s *Summary) error {
 		fmt.Fprintf(&b, "- Budget: σ was calibrated so that the run stays within ε = %g; training stops before exceeding it.\n", c.TargetEpsilon)
 	}
 	fmt.Fprintf(&b, "- Noise: %s mode.", s.NoiseMode)
-	if s.NoiseMode == "seeded" {
+	if s.NoiseMode == string(dpsgd.ModeSeeded) {
 		b.WriteString(" Noise, batch sampling and augmentation come from generators derived from the configured seed, so that runs are reproducible bit for bit: anyone who knows the seed can recompute the noise and the batches and remove the protection.")
 	} else {
 		b.WriteString(" The noise comes from a cryptographically secure generator (ChaCha8 keyed with fresh bits from the operating system for every 65,536 values) with a sampler hardened against floating-point attacks; batch membership and augmentations come from ChaCha8 keyed by 256 secret bits drawn from the operating system in every process and never stored. A step re-run after a crash draws a fresh batch and fresh noise.")

@@ -227,7 +227,7 @@ func (r *run) build() error {
 				return err
 			}
 		}
-		if r.noise, err = dpsgd.NewNoise(c.Noise, seed.Derive(c.Seed, seed.Noise)); err != nil {
+		if r.noise, err = dpsgd.NewNoise(dpsgd.NoiseMode(c.Noise), seed.Derive(c.Seed, seed.Noise)); err != nil {
 			return err
 		}
 	}

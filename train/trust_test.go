@@ -83,7 +83,7 @@ func TestThreeRuleModelUsesEveryRule(t *testing.T) {
 	seen := map[string]int{}
 	for _, l := range m.GradLayers() {
 		if c, ok := l.(*nn.Conv2d); ok {
-			seen[c.NormMethod()]++
+			seen[string(c.NormMethod())]++
 		}
 	}
 	for _, rule := range []string{"materialize-stored", "materialize", "ghost"} {
@@ -219,7 +219,7 @@ func TestDefaultNoiseIsSecure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.NoiseMode != dpsgd.ModeSecure || s.Config.Noise != dpsgd.ModeSecure || s.EpsilonConditionalOnSecretSeed {
+		if s.NoiseMode != string(dpsgd.ModeSecure) || s.Config.Noise != string(dpsgd.ModeSecure) || s.EpsilonConditionalOnSecretSeed {
 			t.Fatalf("noise mode %q (config %q), conditional %v: want secure", s.NoiseMode, s.Config.Noise, s.EpsilonConditionalOnSecretSeed)
 		}
 		if s.Guarantee == nil || len(s.Guarantee.Conditions) != 0 || len(s.Guarantee.NotCovered) == 0 {
@@ -278,7 +278,7 @@ func TestSeededModeSaysSeedMustStaySecret(t *testing.T) {
 // and Step(q, σ) each is their exact cost.
 func TestSecureResumeDrawsFreshSamplingKey(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	out := t.TempDir()
 	if _, err := Run(cfg, Options{Out: out, StopAfter: 2}); !errors.Is(err, ErrStopped) {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestSecureResumeDrawsFreshSamplingKey(t *testing.T) {
 // ever taken (each journaled release), and ε of that ledger.
 func TestSecureCrashLoopCountsEveryRelease(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	cfg.CheckpointEvery = 100 // only the step-0 and the final checkpoint
 	out := t.TempDir()
 	for i := 0; i < 3; i++ {
@@ -344,7 +344,7 @@ func TestSecureCrashLoopCountsEveryRelease(t *testing.T) {
 // missing, emptied or shortened journal stops the resume.
 func TestJournalRemovedOrTruncatedRefusesResume(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	for _, tc := range []struct {
 		name, want string
 		damage     func(path string) error
@@ -643,7 +643,7 @@ func TestJournalNeverFollowsASymlink(t *testing.T) {
 // checkpointed, so the summary describes the model on disk.
 func TestBudgetAfterLostStepsEndsWithCheckpoint(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	cfg.NoiseMultiplier, cfg.TargetEpsilon = 0, 2
 	out := t.TempDir()
 	if _, err := Run(cfg, Options{Out: out, StopAfter: 5}); !errors.Is(err, ErrStopped) { // checkpoint at 3: 2 lost
@@ -675,7 +675,7 @@ func TestBudgetAfterLostStepsEndsWithCheckpoint(t *testing.T) {
 // checks that the release repeats bit for bit and ends as an uninterrupted
 // run does.
 func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
-	for _, noise := range []string{dpsgd.ModeSeeded, dpsgd.ModeSecure} {
+	for _, noise := range dpsgd.NoiseModes() {
 		t.Run(noise, func(t *testing.T) {
 			cfg := dataNormConfig(t)
 			cfg.Noise = noise
@@ -704,7 +704,7 @@ func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
 			}
 			led := latestLedger(t, out)
 			es := led.Entries()
-			releases := map[string]int{dpsgd.ModeSeeded: 1, dpsgd.ModeSecure: 2}[noise]
+			releases := map[string]int{string(dpsgd.ModeSeeded): 1, string(dpsgd.ModeSecure): 2}[noise]
 			if len(es) != 2 || es[0].Count != releases || es[1].Count != int(s.Steps) {
 				t.Fatalf("ledger %v: want the data-norm release %d times, then %d steps", es, releases, s.Steps)
 			}
@@ -712,7 +712,7 @@ func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
 			if err != nil || float64(s.Epsilon) != want || float64(s.Epsilon) > cfg.TargetEpsilon {
 				t.Fatalf("ε = %g, ledger %g (%v), target %g", float64(s.Epsilon), want, err, cfg.TargetEpsilon)
 			}
-			if noise == dpsgd.ModeSeeded {
+			if noise == string(dpsgd.ModeSeeded) {
 				ref := t.TempDir()
 				if _, err := Run(cfg, Options{Out: ref}); err != nil {
 					t.Fatal(err)
@@ -727,7 +727,7 @@ func TestCrashBeforeFirstCheckpointWithDataNorm(t *testing.T) {
 // leave the secure sampler's exact range (2^22·σ·C) is refused.
 func TestSecureRangeChecked(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	cfg.NoiseMultiplier = 1e-5 // 2^22·σ ≈ 42 < 1.5·60 + 100
 	cfg.Accountant = "rdp"
 	if _, err := Run(cfg, Options{Out: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "2^22") {
@@ -739,7 +739,7 @@ func TestSecureRangeChecked(t *testing.T) {
 // file of --out and not in the log, in any common encoding.
 func TestSecureKeyNeverWritten(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.Noise = dpsgd.ModeSecure
+	cfg.Noise = string(dpsgd.ModeSecure)
 	cfg.Steps = 4
 	out := t.TempDir()
 	var log strings.Builder

@@ -9,7 +9,9 @@
 //     of the process, without allocating: the elementwise hot loops of
 //     noise generation and the optimizers, which call nothing parallel.
 //     A Task must not call par itself (its parts wait in the pool's queue
-//     behind the parts that wait for them).
+//     behind the parts that wait for them). Run itself may be called from
+//     any goroutine, inside a part of For or Each too, and by several at
+//     once: the pool's goroutines only ever run Tasks, which never wait.
 //
 // # Determinism
 //

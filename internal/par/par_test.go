@@ -1,6 +1,7 @@
 package par
 
 import (
+	"math"
 	"sync/atomic"
 	"testing"
 )
@@ -106,5 +107,77 @@ func TestSetThreadsHooks(t *testing.T) {
 	SetThreads(-3)
 	if Threads() != 1 {
 		t.Fatalf("SetThreads(-3): Threads %d, want 1", Threads())
+	}
+}
+
+// TestSameResultAtAnyThreadCount: the three patterns as the kernels use
+// them give bit-identical float results at 1, 2, 3 and 8 threads: For
+// elementwise, Each into per-item slots summed in a fixed order
+// afterwards, and Run elementwise. Nothing here depends on timing.
+func TestSameResultAtAnyThreadCount(t *testing.T) {
+	const n = 1000
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = 1 / float64(i+3)
+	}
+	compute := func(threads int) (elem []float64, sum float64, run []int) {
+		withThreads(t, threads)
+		elem = make([]float64, n)
+		For(n, 10, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				elem[i] = x[i]*x[i] + 0.1
+			}
+		})
+		slots := make([]float64, 37) // item i adds into slot i%37
+		EachN(len(slots), Workers(len(slots)), func(_, s int) {
+			for i := s; i < n; i += len(slots) {
+				slots[s] += elem[i] * x[i]
+			}
+		})
+		for _, v := range slots {
+			sum += v
+		}
+		sq := &squares{out: make([]int, n)}
+		var local Worker
+		Run(n, 8, sq, &local)
+		return elem, sum, sq.out
+	}
+	refElem, refSum, refRun := compute(1)
+	for _, threads := range []int{2, 3, 8} {
+		elem, sum, run := compute(threads)
+		for i := range elem {
+			if math.Float64bits(elem[i]) != math.Float64bits(refElem[i]) {
+				t.Fatalf("threads %d: For element %d differs", threads, i)
+			}
+		}
+		if math.Float64bits(sum) != math.Float64bits(refSum) {
+			t.Errorf("threads %d: slot reduction %v, want %v", threads, sum, refSum)
+		}
+		for i := range run {
+			if run[i] != refRun[i] {
+				t.Fatalf("threads %d: Run element %d differs", threads, i)
+			}
+		}
+	}
+}
+
+// TestRunNestedInEach: Run called from inside Each's items, several at
+// once, completes with every part done (the pool never waits on them).
+func TestRunNestedInEach(t *testing.T) {
+	withThreads(t, 4)
+	const items, n = 8, 4096
+	outs := make([]*squares, items)
+	Each(items, func(_, i int) {
+		s := &squares{out: make([]int, n)}
+		var local Worker
+		Run(n, 16, s, &local)
+		outs[i] = s
+	})
+	for k, s := range outs {
+		for i, v := range s.out {
+			if v != i*i {
+				t.Fatalf("item %d: out[%d] = %d", k, i, v)
+			}
+		}
 	}
 }

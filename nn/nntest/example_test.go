@@ -33,10 +33,10 @@ func NewScale(c int) *Scale {
 	return s
 }
 
-func (s *Scale) Params() []*nn.Param { return []*nn.Param{s.S} }
-func (s *Scale) Describe() string    { return fmt.Sprintf("scale %d", len(s.S.Value)) }
-func (s *Scale) Trainable() bool     { return !s.S.Frozen }
-func (s *Scale) NormMethod() string  { return "direct" }
+func (s *Scale) Params() []*nn.Param     { return []*nn.Param{s.S} }
+func (s *Scale) Describe() string        { return fmt.Sprintf("scale %d", len(s.S.Value)) }
+func (s *Scale) Trainable() bool         { return !s.S.Frozen }
+func (s *Scale) NormMethod() nn.NormRule { return nn.RuleDirect }
 
 func (s *Scale) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	s.x = x
