@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"dptrain/scatter"
 )
 
 // ModelEstimate is what [NewModel] would allocate for a configuration,
@@ -323,7 +325,7 @@ func (t *tally) scattering(h, w, j, l int) {
 	// buildFilters: buf and an fftScratch (buf, tmp) on the padded grid.
 	t.alloc(16, m, n)
 	t.alloc(16, m, n)
-	t.alloc(16, maxRadix, max(m, n))
+	t.alloc(16, scatter.MaxRadix, max(m, n))
 	levels := max(j-1, 1)
 	for jj := 0; jj < j; jj++ {
 		for range l {
@@ -350,7 +352,7 @@ func (t *tally) scattering(h, w, j, l int) {
 // checkScattering returns as an error what NewScattering(c, h, w, j, l)
 // would panic with: J, L or C < 1, sizes not multiples of 2^J, inputs too
 // small for the reflect padding, or padded sizes whose FFT needs a prime
-// factor above maxRadix (newFFTPlan).
+// factor above scatter.MaxRadix (newFFTPlan).
 func checkScattering(c, h, w, j, l int) error {
 	if j < 1 || l < 1 || c < 1 || j > 30 {
 		return fmt.Errorf("scattering J=%d L=%d C=%d, want all ≥ 1 (J ≤ 30)", j, l, c)
@@ -368,17 +370,17 @@ func checkScattering(c, h, w, j, l int) error {
 		for _, n := range []int{mp >> r, np >> r} {
 			if rest := withoutSmallFactors(n); rest > 1 {
 				return fmt.Errorf("scattering input %d×%d: padded FFT length %d has a prime factor > %d (a factor of %d); choose H/%d+2 and W/%d+2 with small prime factors",
-					h, w, n, maxRadix, rest, s2, s2)
+					h, w, n, scatter.MaxRadix, rest, s2, s2)
 			}
 		}
 	}
 	return nil
 }
 
-// withoutSmallFactors divides n ≥ 1 by its prime factors ≤ maxRadix and
+// withoutSmallFactors divides n ≥ 1 by its prime factors ≤ scatter.MaxRadix and
 // returns what is left (1 when newFFTPlan accepts the length n).
 func withoutSmallFactors(n int) int {
-	for f := 2; f <= maxRadix && n > 1; f++ {
+	for f := 2; f <= scatter.MaxRadix && n > 1; f++ {
 		for n%f == 0 {
 			n /= f
 		}

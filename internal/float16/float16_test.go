@@ -84,3 +84,47 @@ func TestFromFloat32RoundsToNearestEven(t *testing.T) {
 		}
 	}
 }
+
+func TestHalfConversion(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		f := ToFloat32(uint16(h))
+		if f != f { // NaN
+			if back := FromFloat32(f); back&0x7c00 != 0x7c00 || back&0x3ff == 0 {
+				t.Fatalf("NaN %#04x → %#04x", h, back)
+			}
+			continue
+		}
+		if back := FromFloat32(f); back != uint16(h) {
+			t.Fatalf("%#04x → %g → %#04x", h, f, back)
+		}
+	}
+	for _, tc := range []struct {
+		f    float32
+		want uint16
+	}{
+		{1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65520, 0x7c00}, {1e10, 0x7c00},
+		{float32(math.Ldexp(1, -24)), 0x0001}, {float32(math.Ldexp(1, -25)), 0x0000},
+		{float32(math.Ldexp(1.5, -25)), 0x0001}, {float32(math.Ldexp(3, -25)), 0x0002},
+		{1 + float32(math.Ldexp(1, -11)), 0x3c00}, {1 + float32(math.Ldexp(3, -11)), 0x3c02},
+		{float32(math.Inf(-1)), 0xfc00},
+	} {
+		if got := FromFloat32(tc.f); got != tc.want {
+			t.Errorf("FromFloat32(%g) = %#04x, want %#04x", tc.f, got, tc.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for i := 0; i < 100000; i++ {
+		f := float32(r.NormFloat64() * math.Pow(2, float64(r.IntN(40)-30)))
+		h := FromFloat32(f)
+		g := ToFloat32(h)
+		// g must be a nearest half: its neighbours are no closer.
+		for _, nb := range []uint16{h - 1, h + 1} {
+			if nb&0x7c00 == 0x7c00 || (h&0x7fff) == 0 {
+				continue
+			}
+			if n := ToFloat32(nb); math.Abs(float64(n-f)) < math.Abs(float64(g-f)) {
+				t.Fatalf("%g rounded to %g, but %g is closer", f, g, n)
+			}
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package nn
+package scatter
 
 import (
 	"encoding/binary"

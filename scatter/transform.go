@@ -1,4 +1,4 @@
-package nn
+package scatter
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"dptrain/tensor"
 )
 
-// Scattering is the 2-D Morlet wavelet scattering transform of Oyallon &
+// Transform is the 2-D Morlet wavelet scattering transform of Oyallon &
 // Mallat (the ScatterNet features of Tramèr & Boneh 2021), computed as
 // Kymatio's Scattering2D does: a fixed, data-independent feature extractor
 // with no parameters.
@@ -37,8 +37,8 @@ import (
 // padded grid and normalised by 2·3.1415·σ²/slant, as in Kymatio.
 //
 // The transform is not differentiated: it is meant as the first layer of a
-// model, below every trainable layer, where the backward pass never
-// reaches. Backward panics if the gradient of its input is requested.
+// model (nn.Scattering), below every trainable layer, where the backward
+// pass never reaches.
 //
 // Memoisation: with CacheBytes > 0 the layer keeps its output per distinct
 // input example (keyed by the SHA-256 of the example's pixels), stored as
@@ -50,7 +50,7 @@ import (
 // variants and stops growing at CacheBytes. Layers of the same
 // configuration in one process share their memo (the first one's
 // CacheBytes applies); it is freed when no such layer remains.
-type Scattering struct {
+type Transform struct {
 	J, L    int
 	C, H, W int // input shape (per example)
 	// CacheBytes caps the memory of memoised outputs (0: no memoisation).
@@ -87,26 +87,26 @@ type scatWork struct {
 	half       []uint16
 }
 
-// ScatteringChannels returns K = 1 + J·L + L²·J(J−1)/2, the number of maps
+// Channels returns K = 1 + J·L + L²·J(J−1)/2, the number of maps
 // per input channel.
-func ScatteringChannels(j, l int) int { return 1 + j*l + l*l*j*(j-1)/2 }
+func Channels(j, l int) int { return 1 + j*l + l*l*j*(j-1)/2 }
 
-// NewScattering returns the scattering transform for c×h×w inputs with J
+// New returns the scattering transform for c×h×w inputs with J
 // scales and L orientations. h and w must be multiples of 2^J with
 // h/2^J, w/2^J ≥ 1 (e.g. 32×32 with J = 2 gives 8×8 maps).
-func NewScattering(c, h, w, j, l int) *Scattering {
+func New(c, h, w, j, l int) *Transform {
 	if j < 1 || l < 1 || c < 1 {
-		shapePanic("NewScattering", "J=%d L=%d C=%d, want all ≥ 1", j, l, c)
+		shapePanic("scatter.New", "J=%d L=%d C=%d, want all ≥ 1", j, l, c)
 	}
 	s2 := 1 << j
 	if h < s2 || w < s2 || h%s2 != 0 || w%s2 != 0 {
-		shapePanic("NewScattering", "input %d×%d: want multiples of 2^J = %d", h, w, s2)
+		shapePanic("scatter.New", "input %d×%d: want multiples of 2^J = %d", h, w, s2)
 	}
-	s := &Scattering{J: j, L: l, C: c, H: h, W: w, k: ScatteringChannels(j, l)}
+	s := &Transform{J: j, L: l, C: c, H: h, W: w, k: Channels(j, l)}
 	s.mp, s.np = (h/s2+2)*s2, (w/s2+2)*s2
 	s.top, s.lft = (s.mp-h)/2, (s.np-w)/2
 	if s.top >= h || s.lft >= w {
-		shapePanic("NewScattering", "input %d×%d too small for reflect padding by %d", h, w, s.top)
+		shapePanic("scatter.New", "input %d×%d too small for reflect padding by %d", h, w, s.top)
 	}
 	s.oh, s.ow = h/s2, w/s2
 	for r := 0; r <= j; r++ {
@@ -123,16 +123,14 @@ func NewScattering(c, h, w, j, l int) *Scattering {
 }
 
 // OutShape returns [C·K, H/2^J, W/2^J].
-func (s *Scattering) OutShape() [3]int { return [3]int{s.C * s.k, s.oh, s.ow} }
+func (s *Transform) OutShape() [3]int { return [3]int{s.C * s.k, s.oh, s.ow} }
 
-func (s *Scattering) Describe() string {
+func (s *Transform) Describe() string {
 	return fmt.Sprintf("scattering J=%d L=%d %d→%d (%d×%d→%d×%d)", s.J, s.L, s.C, s.C*s.k, s.H, s.W, s.oh, s.ow)
 }
 
-func (*Scattering) Params() []*Param { return nil }
-
 // buildFilters computes Kymatio's filter bank on the padded grid.
-func (s *Scattering) buildFilters() {
+func (s *Transform) buildFilters() {
 	m, n := s.mp, s.np
 	buf := make([]complex128, m*n)
 	fs := newFFTScratch(m, n)
@@ -274,7 +272,7 @@ func reflectIndex(t, n int) int {
 	return t
 }
 
-func (s *Scattering) newWork() *scatWork {
+func (s *Transform) newWork() *scatWork {
 	mn := s.mp * s.np
 	return &scatWork{
 		u0: make([]complex128, mn), u1: make([]complex128, mn), u2: make([]complex128, mn),
@@ -283,11 +281,12 @@ func (s *Scattering) newWork() *scatWork {
 	}
 }
 
-// Forward computes the scattering maps of every example (in parallel over
-// examples).
-func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+// Apply computes the scattering maps of every example of x ([B, C, H, W])
+// in parallel over examples, into a tensor owned by the transform (valid
+// until the next call).
+func (s *Transform) Apply(x *tensor.Tensor) *tensor.Tensor {
 	if len(x.Shape) != 4 || x.Shape[1] != s.C || x.Shape[2] != s.H || x.Shape[3] != s.W {
-		shapePanic("Scattering.Forward", "input %v, want [B, %d, %d, %d]", x.Shape, s.C, s.H, s.W)
+		shapePanic("Transform.Apply", "input %v, want [B, %d, %d, %d]", x.Shape, s.C, s.H, s.W)
 	}
 	b := x.Shape[0]
 	s.y = tensor.Ensure(s.y, b, s.C*s.k, s.oh, s.ow)
@@ -321,7 +320,7 @@ func (s *Scattering) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 }
 
 // example computes the C·K maps of one example.
-func (s *Scattering) example(w *scatWork, x, y []float32) {
+func (s *Transform) example(w *scatWork, x, y []float32) {
 	plane := s.oh * s.ow
 	for c := 0; c < s.C; c++ {
 		s.plane(w, x[c*s.H*s.W:(c+1)*s.H*s.W], y[c*s.k*plane:(c+1)*s.k*plane])
@@ -331,7 +330,7 @@ func (s *Scattering) example(w *scatWork, x, y []float32) {
 // plane computes the K maps of one H×W channel. Wavelets of one scale are
 // taken in pairs so that the forward transforms of two real moduli share
 // one complex FFT.
-func (s *Scattering) plane(w *scatWork, x, y []float32) {
+func (s *Transform) plane(w *scatWork, x, y []float32) {
 	mp, np, J, L := s.mp, s.np, s.J, s.L
 	for i := 0; i < mp; i++ {
 		src := x[reflectIndex(i-s.top, s.H)*s.W:]
@@ -364,14 +363,14 @@ func (s *Scattering) plane(w *scatWork, x, y []float32) {
 }
 
 // out returns map k of a plane's output.
-func (s *Scattering) out(y []float32, k int) []float32 {
+func (s *Transform) out(y []float32, k int) []float32 {
 	p := s.oh * s.ow
 	return y[k*p : (k+1)*p]
 }
 
 // fromFirstOrder writes the order-1 map of wavelet n1 and its order-2 maps,
 // given the spectrum u1 of |x ⋆ ψ_n1| (at resolution 2^j1).
-func (s *Scattering) fromFirstOrder(w *scatWork, u1 []complex128, n1 int, y []float32) {
+func (s *Transform) fromFirstOrder(w *scatWork, u1 []complex128, n1 int, y []float32) {
 	j1 := n1 / s.L
 	m1, nc1 := s.mp>>j1, s.np>>j1
 	s.lowpass(w, u1, j1, s.out(y, 1+n1))
@@ -434,7 +433,7 @@ func modulusFFTPair(a, b []complex128, m, n int, pm, pn *fftPlan, fs *fftScratch
 
 // lowpass writes the real part of the inverse transform of u⊙φ (u at
 // resolution 2^res) subsampled to 2^J, without its border pixels.
-func (s *Scattering) lowpass(w *scatWork, u []complex128, res int, y []float32) {
+func (s *Transform) lowpass(w *scatWork, u []complex128, res int, y []float32) {
 	mr, nr := s.mp>>res, s.np>>res
 	mJ, nJ := s.mp>>s.J, s.np>>s.J
 	periodizeMul(w.b, u, s.phi[res], mr, nr, 1<<(s.J-res))
@@ -447,13 +446,6 @@ func (s *Scattering) lowpass(w *scatWork, u []complex128, res int, y []float32) 
 	}
 }
 
-// Backward returns nil when the input gradient is not needed (the usual
-// case: the transform has no parameters and sits below every trainable
-// layer). The transform is not differentiated, so a request for ∂L/∂x
-// panics.
-func (s *Scattering) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {
-	if ctx.NeedDX {
-		shapePanic("Scattering.Backward", "the scattering transform is not differentiated: it must be the first layer, below every trainable layer (no input gradient)")
-	}
-	return nil
+func shapePanic(op, format string, args ...any) {
+	panic(&tensor.ShapeError{Op: op, Msg: fmt.Sprintf(format, args...)})
 }

@@ -1,4 +1,4 @@
-package nn
+package scatter
 
 import "math"
 
@@ -13,10 +13,10 @@ type fftPlan struct {
 	inv     []complex128 // exp(+2πik/n); never the same array as fwd
 }
 
-// maxRadix bounds the prime factors a plan accepts (a DFT of a prime length
+// MaxRadix bounds the prime factors a plan accepts (a DFT of a prime length
 // p costs p² per p outputs; the sizes the scattering transform uses are
 // 2^a·3^b·5^c for common image sizes).
-const maxRadix = 64
+const MaxRadix = 64
 
 func newFFTPlan(n int) *fftPlan {
 	if n < 1 {
@@ -39,8 +39,8 @@ func newFFTPlan(n int) *fftPlan {
 	}
 	for f := 3; m > 1; f += 2 {
 		for m%f == 0 {
-			if f > maxRadix {
-				shapePanic("newFFTPlan", "length %d has the prime factor %d > %d", n, f, maxRadix)
+			if f > MaxRadix {
+				shapePanic("newFFTPlan", "length %d has the prime factor %d > %d", n, f, MaxRadix)
 			}
 			p.factors = append(p.factors, f)
 			m /= f
@@ -51,7 +51,7 @@ func newFFTPlan(n int) *fftPlan {
 
 // transform sets dst[k] = Σ_j src[j·stride]·exp(∓2πi·jk/n) for k < n (−:
 // forward, +: inverse, unscaled). dst must not overlap src. tmp holds at
-// least maxRadix values.
+// least MaxRadix values.
 func (p *fftPlan) transform(dst, src []complex128, stride int, inverse bool, tmp []complex128) {
 	p.rows(dst, src, 1, stride, inverse, tmp)
 }
@@ -61,7 +61,7 @@ func (p *fftPlan) transform(dst, src []complex128, stride int, inverse bool, tmp
 // row k of the output is dst[k·width:][:width]. All columns are transformed
 // together, so the loop overhead and twiddle loads of the recursion are
 // shared by width values. dst must not overlap src; tmp holds at least
-// maxRadix·width values.
+// MaxRadix·width values.
 func (p *fftPlan) rows(dst, src []complex128, width, stride int, inverse bool, tmp []complex128) {
 	tw := p.fwd
 	if inverse {
@@ -155,7 +155,7 @@ type fftScratch struct {
 }
 
 func newFFTScratch(m, n int) *fftScratch {
-	return &fftScratch{buf: make([]complex128, m*n), tmp: make([]complex128, maxRadix*max(m, n))}
+	return &fftScratch{buf: make([]complex128, m*n), tmp: make([]complex128, MaxRadix*max(m, n))}
 }
 
 // fft2 transforms the m×n row-major array a in place (unscaled in both

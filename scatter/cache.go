@@ -1,4 +1,4 @@
-package nn
+package scatter
 
 import (
 	"crypto/sha256"
@@ -10,7 +10,7 @@ import (
 	"dptrain/internal/float16"
 )
 
-// scatCaches shares one memo among the live Scattering layers of the same
+// scatCaches shares one memo among the live transforms of the same
 // configuration (a second model of the same kind in a process, e.g. a
 // hyper-parameter sweep, finds the maps already computed). Weak pointers let
 // a memo go once no layer uses it.
@@ -105,7 +105,7 @@ func (c *scatCache) put(w *scatWork, k scatKey, y []float32) {
 // CacheStats reports the hits, misses and stored examples of the layer's
 // memo so far (shared with the other live layers of its configuration;
 // zeros before the first Forward or without memoisation).
-func (s *Scattering) CacheStats() (hits, misses int64, entries int) {
+func (s *Transform) CacheStats() (hits, misses int64, entries int) {
 	if s.cache == nil {
 		return 0, 0, 0
 	}
