@@ -211,6 +211,10 @@ func TestSensitivityModels(t *testing.T) {
 		{"resnet18", 6, "", 1},
 	} {
 		t.Run(tc.model+"-"+tc.method, func(t *testing.T) {
+			rule, err := nn.ParseNormRule(tc.method)
+			if err != nil {
+				t.Fatal(err)
+			}
 			m, err := nn.NewModel(nn.ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{3, 16, 16}, Seed: 1})
 			if err != nil {
 				t.Fatal(err)
@@ -222,7 +226,7 @@ func TestSensitivityModels(t *testing.T) {
 			}
 			for _, l := range m.GradLayers() {
 				if c, ok := l.(*nn.Conv2d); ok {
-					c.ForceNorm = nn.NormRule(tc.method)
+					c.ForceNorm = rule
 				}
 			}
 			r := rand.New(rand.NewPCG(3, 4))

@@ -321,17 +321,15 @@ var normRuleLayers = []struct {
 
 // BenchmarkNormRules times one private backward (per-example norms, input
 // gradient, clipped sum) of single convolutions under each per-example norm
-// rule, and under the rule chooseMethod picks ("auto"), whose time should
+// rule, and under the rule chooseRule picks (RuleAuto), whose time should
 // be near the best of the three.
 func BenchmarkNormRules(b *testing.B) {
 	for _, l := range normRuleLayers {
-		for _, method := range []string{"auto", "materialize-stored", "ghost", "materialize"} {
-			b.Run(l.name+"/"+method, func(b *testing.B) {
+		for _, method := range []NormRule{RuleAuto, RuleMaterializeStored, RuleGhost, RuleMaterialize} {
+			b.Run(l.name+"/"+method.String(), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(5, uint64(l.cin*l.hw)))
 				c := NewConv2d("c", l.cin, l.cout, l.k, l.stride, l.pad, true, false, r)
-				if method != "auto" {
-					c.ForceNorm = NormRule(method)
-				}
+				c.ForceNorm = method
 				x := tensor.New(l.bsz, l.cin, l.hw, l.hw)
 				for i := range x.Data {
 					x.Data[i] = float32(r.NormFloat64())
@@ -351,7 +349,7 @@ func BenchmarkNormRules(b *testing.B) {
 					c.AccumulateClipped(coef)
 				}
 				step()
-				if method == "auto" {
+				if method == RuleAuto {
 					b.Logf("chose %s", c.NormMethod())
 				}
 				b.ResetTimer()

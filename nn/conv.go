@@ -17,27 +17,27 @@ import (
 // Ŵ = W.
 //
 // Per-example norms (PerExample mode) use one of three rules, chosen per call
-// by cost (mixed ghost clipping, Bu et al. 2022; the norms in conv_norm.go,
-// the choice in conv_rule.go, weight standardisation in conv_ws.go):
+// by cost (mixed ghost clipping, Bu et al. 2022; the choice and its cost
+// model are in conv_rule.go, the rules in conv_norms.go and conv_gram.go):
 //
-//   - "materialize-stored": ∇W_i = dy_i·col_iᵀ is formed in float32 and kept
+//   - RuleMaterializeStored: ∇W_i = dy_i·col_iᵀ is formed in float32 and kept
 //     when B·|W| fits the materialise budget; the clipped sum is then a
 //     weighted sum of the kept gradients, so the norm is exact for what is
 //     released. Chosen for small early layers with many positions per
 //     example, where recomputing costs more than the memory traffic of
 //     keeping (normCosts).
-//   - "ghost": ‖∇Ŵ_i‖² = ⟨col_iᵀcol_i, dy_iᵀdy_i⟩ from two T×T Gram
+//   - RuleGhost: ‖∇Ŵ_i‖² = ⟨col_iᵀcol_i, dy_iᵀdy_i⟩ from two T×T Gram
 //     matrices (float64), O(T²(d+Cout)); the clipped sum is one more pass of
 //     weighted GEMMs. Chosen when T is small (late layers).
-//   - "materialize": ∇W_i formed (float64) to take its norm and dropped; the
+//   - RuleMaterialize: ∇W_i formed (float64) to take its norm and dropped; the
 //     clipped sum recomputes it with the clip factor. Chosen when T is large
 //     but storage is not allowed.
 //
 // Every rule reports an upper bound of the exact squared norm (normbound.go):
 // never a rounded-down norm.
 //
-// Weight standardisation is linear in ∇Ŵ given W: ∇W = J_ws(∇Ŵ), applied row
-// by row. The ghost rule stays exact under WS: for row o with n = d,
+// Weight standardisation (conv_ws.go) is linear in ∇Ŵ given W:
+// ∇W = J_ws(∇Ŵ), applied row by row. The ghost rule stays exact under WS: for row o with n = d,
 // ‖∇w_o‖² = (‖g_o‖² − (Σg_o)²/n − (2/n − ‖ŵ_o‖²/n²)(g_o·ŵ_o)²
 // + 2(Σg_o)(g_o·ŵ_o)(Σŵ_o)/n²)/s_o², where g_o = ∇ŵ_o, Σg_o = Σ_t
 // dy[o,t]·colsum[t] and g_o·ŵ_o = Σ_t dy[o,t]·z[o,t] with z the pre-bias
@@ -59,8 +59,9 @@ type Conv2d struct {
 	WS                        bool
 	W, B                      *Param // B may be nil
 
-	// ForceNorm, when set, forces the per-example norm rule (for tests and
-	// benchmarks): RuleGhost, RuleMaterialize or RuleMaterializeStored.
+	// ForceNorm, when not RuleAuto, forces the per-example norm rule (for
+	// tests and benchmarks): RuleGhost, RuleMaterialize or
+	// RuleMaterializeStored.
 	ForceNorm NormRule
 
 	x, y, dx, dy *tensor.Tensor
@@ -68,7 +69,7 @@ type Conv2d struct {
 	wsInvStd     []float32 // 1/s_o
 	wsRow        []wsRowStats
 	scratch      []convScratch // one per worker
-	method       NormRule
+	rule         NormRule      // of the last PerExample backward
 	group        int
 	stored       []float32 // materialize-stored: m × Cout·d
 	bgrad        []float32 // per-example bias gradients: m × Cout
@@ -140,8 +141,8 @@ func (c *Conv2d) Params() []*Param {
 	return []*Param{c.W, c.B}
 }
 
-func (c *Conv2d) Trainable() bool    { return anyTrainable(c.W, c.B) }
-func (c *Conv2d) NormMethod() NormRule { return c.method }
+func (c *Conv2d) Trainable() bool      { return trainable(c) }
+func (c *Conv2d) NormMethod() NormRule { return c.rule }
 
 func (c *Conv2d) d() int { return c.Cin * c.K * c.K }
 
@@ -314,7 +315,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 			return c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)
 		})
 	default:
-		c.perExample(dy, ctx, k, t, nch, chunk, h, w, needDX)
+		c.backwardPerExample(dy, ctx, k, t, nch, chunk, h, w, needDX)
 	}
 	if needDX {
 		return c.dx
@@ -427,65 +428,4 @@ func addInPlace(dst, src []float32) {
 			d[i] += v
 		}
 	})
-}
-
-// AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients. Examples with
-// coef[j] = 0 are skipped entirely (see the type comment): the sum is the
-// one over the other examples alone.
-func (c *Conv2d) AccumulateClipped(coef []float32) {
-	p, d := c.Cout, c.d()
-	m := len(coef)
-	if c.B != nil && !c.B.Frozen {
-		for j := 0; j < m; j++ {
-			cj := coef[j]
-			if cj == 0 {
-				continue
-			}
-			for o, v := range c.bgrad[j*p : (j+1)*p] {
-				c.B.Grad[o] += cj * v
-			}
-		}
-	}
-	if c.W.Frozen {
-		return
-	}
-	if c.method == "materialize-stored" {
-		g := c.W.Grad
-		par.For(p*d, 4096, func(lo, hi int) {
-			for j := 0; j < m; j++ {
-				cj := coef[j]
-				if cj == 0 {
-					continue
-				}
-				src := c.stored[j*p*d : (j+1)*p*d]
-				for q := lo; q < hi; q++ {
-					g[q] += cj * src[q]
-				}
-			}
-		})
-		return
-	}
-	b := c.x.Shape[0]
-	k := c.group
-	t := c.dy.Shape[2] * c.dy.Shape[3]
-	// The rows that take part: those of examples with a non-zero
-	// coefficient, chunked as a batch of just those rows would be.
-	rows := c.rows[:0]
-	for r := 0; r < b; r++ {
-		if coef[r/k] != 0 {
-			rows = append(rows, r)
-		}
-	}
-	c.rows = rows
-	na := len(rows)
-	if na == 0 {
-		return
-	}
-	cs := chunkSize(na, t, 1)
-	nch := (na + cs - 1) / cs
-	// The bias was added above, from the kept per-example sums.
-	c.accumulate(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t,
-		func(sc *convScratch, rs []int) ([]float32, int) {
-			return c.gatherDY(&sc.dyc, c.dy.Data, rs, t, coef, k)
-		})
 }

@@ -2,17 +2,22 @@ package nn
 
 import "math"
 
-// The choice of Conv2d's per-example norm rule: a cost model of the three
-// rules (ghost, materialize, materialize-stored) fitted by
-// BenchmarkNormRules, pinned by TestChooseMethod.
+// Choosing Conv2d's per-example norm rule (mixed ghost clipping): a cost
+// model of the three rules, whose constants were fitted by benchmark, and
+// two hard limits (the materialise budget, the size of a ghost Gram).
 
-func (c *Conv2d) chooseMethod(m, k, t, budget int) NormRule {
+// chooseRule returns the per-example norm rule for m examples of k rows of
+// t positions each: ForceNorm when set, else the cheapest rule under the
+// cost model below that respects the materialise budget (floats of stored
+// gradients; ≤ 0: the default) and keeps every ghost Gram matrix below 2²²
+// entries.
+func (c *Conv2d) chooseRule(m, k, t, budget int) NormRule {
 	switch c.ForceNorm {
 	case RuleGhost, RuleMaterialize, RuleMaterializeStored:
 		return c.ForceNorm
 	case RuleAuto:
 	default:
-		shapePanic("Conv2d.Backward", "ForceNorm %q: want ghost, materialize or materialize-stored", c.ForceNorm)
+		shapePanic("Conv2d.Backward", "ForceNorm %v: want auto, ghost, materialize or materialize-stored", c.ForceNorm)
 	}
 	if budget <= 0 {
 		budget = defaultMaterializeBudget

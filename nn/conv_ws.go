@@ -7,10 +7,10 @@ import (
 	"dptrain/tensor"
 )
 
-// Weight standardisation of Conv2d (Qiao et al. 2019): Ŵ = each output row
-// of W standardised to zero mean and unit variance, its backward (the
-// Jacobian applied row by row) and the exact correction that keeps the
-// ghost norm rule exact under it (see Conv2d).
+// Weight standardisation of Conv2d (Qiao et al. 2019): Ŵ from W, the
+// Jacobian that maps a gradient w.r.t. Ŵ to one w.r.t. W, and the exact
+// correction that keeps the ghost norm exact under it (the Conv2d type
+// comment gives the formula).
 
 // WSEpsilon is the variance floor of weight standardisation.
 const WSEpsilon = 1e-5
@@ -19,6 +19,8 @@ const WSEpsilon = 1e-5
 // for the WS ghost correction: Σŵ², Σŵ, Σ|ŵ|.
 type wsRowStats struct{ sq, sum, abs float64 }
 
+// standardize sets wEff to Ŵ (W itself without WS) and, with WS, wsInvStd
+// and wsRow to each row's 1/s_o and sums.
 func (c *Conv2d) standardize() {
 	if !c.WS {
 		c.wEff = c.W.Value

@@ -74,14 +74,18 @@ func runStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method
 	if method == "accumulate" {
 		m.Backward(dyLogits)
 	} else {
-		forceNorm(m, method)
+		rule, err := ParseNormRule(method)
+		if err != nil {
+			panic(err)
+		}
+		forceNorm(m, rule)
 		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: true})
 		out.f64("sqnorms", res.SqNorms)
 		for i, ln := range res.LayerNorms {
 			out.f64(fmt.Sprintf("layer %d norms", i), ln)
 		}
 		m.AccumulateClipped(coef)
-		forceNorm(m, "")
+		forceNorm(m, RuleAuto)
 	}
 	for _, p := range m.Params() {
 		out.f32(p.Name+".grad", p.Grad)
@@ -108,23 +112,7 @@ func checkDeterministic(t *testing.T, reps int, step func() *bitsOf) {
 	}
 }
 
-func randTensor(r *rand.Rand, shape ...int) *tensor.Tensor {
-	x := tensor.New(shape...)
-	for i := range x.Data {
-		x.Data[i] = float32(r.NormFloat64())
-	}
-	return x
-}
-
-func randCoef(r *rand.Rand, n int) []float32 {
-	c := make([]float32, n)
-	for i := range c {
-		c[i] = float32(0.1 + 0.9*r.Float64())
-	}
-	return c
-}
-
-var stepMethods = []string{"accumulate", "materialize-stored", "ghost", "materialize", ""}
+var stepMethods = []string{"accumulate", "materialize-stored", "ghost", "materialize", "auto"}
 
 // TestConvDeterministicAcrossThreads is the review's A3a (conv 16→32 k3 p1,
 // batch 64 at 8×8) with an equality assertion, for every norm rule and for
@@ -252,7 +240,7 @@ func TestLinearAndGroupNormDeterministic(t *testing.T) {
 		{"linear-256x300→70", NewLinear("l", 300, 70, true, r), []int{256, 300, 1, 1}},
 		{"groupnorm", randGN("g", 4, 16, r), []int{32, 16, 6, 6}},
 	} {
-		for _, method := range []string{"accumulate", ""} {
+		for _, method := range []string{"accumulate", "auto"} {
 			t.Run(tc.name+"/"+method, func(t *testing.T) {
 				m := &Model{Name: tc.name, InputShape: [3]int{tc.in[1], tc.in[2], tc.in[3]}, Layers: []Layer{tc.layer}}
 				if _, ok := tc.layer.(*Linear); ok {

@@ -30,7 +30,8 @@
 //     example contribute more than C.
 //   - Coverage. Validate rejects a model with a trainable parameter outside
 //     every per-example rule, and BackwardPerExample checks (CheckCoverage)
-//     that the layers it registered cover exactly the trainable parameters.
+//     that the layers that reported norms (BackwardContext.AddNorms) cover
+//     exactly the trainable parameters.
 //   - Zero means nothing. AccumulateClipped leaves out examples whose
 //     coefficient is 0 entirely (their rows enter no product), so an example
 //     with a non-finite gradient, given c = 0 by the clipping, cannot turn
@@ -46,30 +47,57 @@
 // reuse them across steps; Backward never modifies its argument. Misuse of
 // shapes panics with a *tensor.ShapeError.
 //
+// # Layer tree
+//
+// A model is a list of layers, some of which (Sequential, Residual) hold
+// layers of their own: they implement Container. Walk is the one traversal
+// of the tree, in forward order, the order of Model.Params; Validate and
+// Model.GradLayers (so FreezeLayers) use it.
+//
 // # Implementing a layer
 //
-// A layer may live in any package. One without parameters implements
-// Layer. One with trainable parameters implements GradLayer, the
-// per-example extension point, and must:
+// A layer without parameters implements Layer:
 //
-//   - in Accumulate mode, add the batch gradient to each non-frozen
-//     Param.Grad, and return ∂L/∂x when ctx.NeedDX;
-//   - in PerExample mode (ctx.Mode == PerExample), leave Param.Grad alone,
-//     compute for each example (ctx.GroupSize() consecutive rows) the
-//     squared norm of its gradient over all the layer's trainable
-//     parameters together, as an upper bound of the exact value (round
-//     up, or add a bound on the rounding error: a norm below the exact one
-//     would let the example contribute more than C), report it once with
-//     ctx.AddNorms, and keep what AccumulateClipped needs;
-//   - in AccumulateClipped(coef), add Σ_i coef[i]·g_i, leaving out
-//     entirely every example with coef[i] = 0 (even when its gradient is
-//     NaN or infinite);
-//   - in NormMethod, name the rule it used.
+//   - Forward(x, train) returns the output in a tensor the layer owns (valid
+//     until its next Forward) and never modifies x. It keeps what Backward
+//     needs; x itself stays valid until the layer below runs Forward again.
+//   - Backward(dy, ctx) returns ∂L/∂x in a buffer the layer owns when
+//     ctx.NeedDX, and nil otherwise; it never modifies dy.
+//   - A layer whose output for one example depends on another example must
+//     implement ExampleMixer, so that Validate rejects it.
 //
-// A layer that forgets AddNorms is not clipped silently: BackwardPerExample
-// panics with a *CoverageError naming the parameters no rule covered. Test
-// a new layer with package nn/nntest (CheckLayer against a float64
-// reference and finite differences, CheckPerExample against a naive
-// per-example loop, Coverage), as nn's own layers are tested; its example
-// defines a layer outside nn.
+// A layer with trainable parameters must also implement GradLayer, or
+// Validate rejects the model (its gradient would escape clipping):
+//
+//   - In Accumulate mode, Backward adds the batch gradient to Param.Grad of
+//     every parameter that is not frozen (adds: never overwrites).
+//   - In PerExample mode, Backward touches no Param.Grad. It keeps what
+//     AccumulateClipped needs and calls ctx.AddNorms(l, sq) exactly once,
+//     with one squared norm per example (ctx.GroupSize() consecutive
+//     rows form one example; their gradients add up). sq[j] must be an upper
+//     bound of the squared norm of what AccumulateClipped will add for
+//     example j per unit of coefficient, over all the layer's trainable
+//     parameters: never a rounded-down value. For gradients kept in float32
+//     and added as kept, SumSquaresBound of their float64 sum of squares is
+//     such a bound; for gradients recomputed later, the bound must cover the
+//     rounding of both computations (normbound.go derives the ones of this
+//     package).
+//   - AccumulateClipped(coef) adds Σ_j coef[j]·g_j to Param.Grad. An example
+//     with coef[j] = 0 must contribute exactly nothing, even when its input
+//     or gradient is NaN or infinite: it is skipped, never multiplied by 0.
+//   - NormMethod reports the rule used (RuleDirect for kept gradients);
+//     Trainable reports whether any parameter is not frozen.
+//   - Parameters are plain *Param values (Name unique within the model,
+//     Shape, Value and Grad of the same length).
+//
+// A layer that forgets AddNorms, or reports for parameters it does not own,
+// makes BackwardPerExample panic with a *CoverageError instead of releasing
+// an unclipped gradient. Package nntest checks a new layer as this
+// package's own are checked: CheckLayer compares its forward pass with a
+// float64 reference and its gradients with finite differences and checks
+// the ownership rules above; CheckPerExample compares its per-example
+// norms and clipped sums with a naive loop over examples and checks the
+// coefficient-0 contract; Coverage runs the coverage check. Its package
+// example defines a layer outside this package (Scale) and runs it
+// through all three.
 package nn

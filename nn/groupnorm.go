@@ -13,7 +13,7 @@ import (
 // 2018). It never mixes examples, unlike BatchNorm.
 //
 // Per-example gradients of γ and β are B×C numbers, so they are always
-// materialised ("direct"): ∇γ_i[c] = Σ_hw dy·x̂, ∇β_i[c] = Σ_hw dy. The kept
+// materialised (RuleDirect): ∇γ_i[c] = Σ_hw dy·x̂, ∇β_i[c] = Σ_hw dy. The kept
 // float32 values are exactly what AccumulateClipped adds (times c_i), so the
 // norm is exact for what is released; its float64 sum of squares is scaled
 // up by its rounding bound γ⁶⁴_{2C}, never rounded down. AccumulateClipped
@@ -35,7 +35,6 @@ type GroupNorm struct {
 	mean     []float64 // B×Groups
 	rstd     []float32 // B×Groups
 	gg, gb   []float32 // per-example ∇γ, ∇β (B×C)
-	m        int
 	sq       []float64
 }
 
@@ -64,7 +63,7 @@ func (g *GroupNorm) Params() []*Param {
 	return []*Param{g.Gamma, g.Beta}
 }
 
-func (g *GroupNorm) Trainable() bool    { return g.Gamma != nil && anyTrainable(g.Gamma, g.Beta) }
+func (g *GroupNorm) Trainable() bool      { return trainable(g) }
 func (g *GroupNorm) NormMethod() NormRule { return RuleDirect }
 
 // splitMean returns μ as a float32 and the float32 remainder μ − float32(μ):
@@ -128,19 +127,39 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	if g.x == nil || len(dy.Data) != len(g.x.Data) {
 		shapePanic("GroupNorm.Backward", "dy %v, want the shape of the last Forward's input", dy.Shape)
 	}
-	x := g.x
-	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
-	cg := g.C / g.Groups
-	n := cg * hw
+	b := g.x.Shape[0]
 	train := g.Trainable()
 	if train {
 		g.gg = tensor.EnsureSlice(g.gg, b*g.C)
 		g.gb = tensor.EnsureSlice(g.gb, b*g.C)
 	}
 	if ctx.NeedDX {
-		g.dx = tensor.Ensure(g.dx, x.Shape...)
+		g.dx = tensor.Ensure(g.dx, g.x.Shape...)
 	}
-	needDX := ctx.NeedDX
+	g.backwardGroups(dy, train, ctx.NeedDX)
+	switch {
+	case !train:
+	case ctx.Mode == Accumulate:
+		for i := 0; i < b; i++ {
+			g.addScaled(i, 1)
+		}
+	default:
+		g.perExampleNorms(b, ctx)
+	}
+	if ctx.NeedDX {
+		return g.dx
+	}
+	return nil
+}
+
+// backwardGroups runs the backward pass of every (example, group) in
+// parallel: the per-row ∇γ and ∇β into gg and gb (when train) and, when
+// needDX, the input gradient into dx.
+func (g *GroupNorm) backwardGroups(dy *tensor.Tensor, train, needDX bool) {
+	x := g.x
+	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
+	cg := g.C / g.Groups
+	n := cg * hw
 	par.For(b*g.Groups, 1, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			i, gr := q/g.Groups, q%g.Groups
@@ -181,42 +200,15 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 			}
 		}
 	})
-	if train {
-		if ctx.Mode == Accumulate {
-			for i := 0; i < b; i++ {
-				g.addScaled(i, 1)
-			}
-		} else {
-			g.perExampleNorms(b, ctx)
-		}
-	}
-	if ctx.NeedDX {
-		return g.dx
-	}
-	return nil
 }
 
-// perExampleNorms folds the per-row ∇γ, ∇β of each example's K rows into
-// one row per example (row j of gg, gb) and reports each example's
-// squared norm, rounded up by its error bound (the "direct" rule).
+// perExampleNorms folds the per-row gradients of each example's rows into
+// row j of gg and gb (example j), and reports the examples' squared norms.
 func (g *GroupNorm) perExampleNorms(b int, ctx *BackwardContext) {
 	k := ctx.GroupSize()
 	m := b / k
-	g.m = m
 	if k > 1 {
-		for j := 0; j < m; j++ {
-			for a := 1; a < k; a++ {
-				r := j*k + a
-				for ch := 0; ch < g.C; ch++ {
-					g.gg[j*k*g.C+ch] += g.gg[r*g.C+ch]
-					g.gb[j*k*g.C+ch] += g.gb[r*g.C+ch]
-				}
-			}
-			if j > 0 {
-				copy(g.gg[j*g.C:(j+1)*g.C], g.gg[j*k*g.C:j*k*g.C+g.C])
-				copy(g.gb[j*g.C:(j+1)*g.C], g.gb[j*k*g.C:j*k*g.C+g.C])
-			}
-		}
+		g.foldRows(k, m)
 	}
 	g.sq = growF64(g.sq, m)
 	for j := 0; j < m; j++ {
@@ -229,11 +221,31 @@ func (g *GroupNorm) perExampleNorms(b int, ctx *BackwardContext) {
 				s += float64(g.gb[j*g.C+ch]) * float64(g.gb[j*g.C+ch])
 			}
 		}
-		g.sq[j] = up64(s*(1+gamma(2*g.C+1, unit64)), 1)
+		g.sq[j] = SumSquaresBound(s, 2*g.C)
 	}
 	ctx.AddNorms(g, g.sq)
 }
 
+// foldRows adds the k rows of each of the m examples into the example's
+// first row, in row order, and moves that sum to row j.
+func (g *GroupNorm) foldRows(k, m int) {
+	for j := 0; j < m; j++ {
+		for a := 1; a < k; a++ {
+			r := j*k + a
+			for ch := 0; ch < g.C; ch++ {
+				g.gg[j*k*g.C+ch] += g.gg[r*g.C+ch]
+				g.gb[j*k*g.C+ch] += g.gb[r*g.C+ch]
+			}
+		}
+		if j > 0 {
+			copy(g.gg[j*g.C:(j+1)*g.C], g.gg[j*k*g.C:j*k*g.C+g.C])
+			copy(g.gb[j*g.C:(j+1)*g.C], g.gb[j*k*g.C:j*k*g.C+g.C])
+		}
+	}
+}
+
+// addScaled adds c times row's ∇γ and ∇β to the gradients; c = 0 adds
+// nothing at all.
 func (g *GroupNorm) addScaled(row int, c float32) {
 	if c == 0 {
 		return // the example takes no part (its gradient may be non-finite)

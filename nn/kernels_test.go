@@ -117,7 +117,7 @@ func TestGroupNormMatchesFloat64Reference(t *testing.T) {
 }
 
 // TestKernelLayersAllocateNoTensorsWhenWarm: after a first step, forward and
-// backward reuse their buffers (the goroutines of tensor.ParallelFor cost a
+// backward reuse their buffers (the goroutines of par.For cost a
 // few hundred bytes; one activation here is 256 KiB).
 func TestKernelLayersAllocateNoTensorsWhenWarm(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))

@@ -75,8 +75,9 @@ type BackwardContext struct {
 }
 
 // GroupSize returns the number of consecutive batch rows that form one
-// example (K ≥ 1): a GradLayer's per-example norms and clip factors have
-// one entry per group of GroupSize rows.
+// example (K ≥ 1: Group, or 1 when Group is 0 or 1): a GradLayer's
+// per-example norms and clip factors have one entry per group of
+// GroupSize rows.
 func (c *BackwardContext) GroupSize() int {
 	if c.Group < 1 {
 		return 1
@@ -84,14 +85,36 @@ func (c *BackwardContext) GroupSize() int {
 	return c.Group
 }
 
-// GradLayer is a leaf layer with trainable parameters: the per-example
-// extension point (see "Implementing a layer" in the package
-// documentation). In PerExample mode its Backward reports
-// (BackwardContext.AddNorms) one squared norm per example for all its
-// trainable parameters together, an upper bound of the exact one
-// (normbound.go); Model.CheckCoverage verifies that the reporting layers
-// own every trainable parameter, so a layer that forgets to report is an
-// error, never an unclipped gradient.
+// AddNorms records the per-example squared gradient norms of one GradLayer
+// in a PerExample backward pass: sq[j] (one entry per example, len(SqNorms)
+// of them) bounds from above the exact ‖∇θ ℓ_j‖² over all of l's
+// parameters that are not frozen. It adds sq to SqNorms and, when the
+// caller asked for them, appends l to Layers and a copy of sq to
+// LayerNorms. A trainable GradLayer calls it exactly once per PerExample
+// Backward; Model.CheckCoverage checks that the layers that called it own
+// the model's trainable parameters, each once. sq is not retained.
+func (c *BackwardContext) AddNorms(l GradLayer, sq []float64) {
+	if len(sq) != len(c.SqNorms) {
+		shapePanic("BackwardContext.AddNorms", "%s: %d norms for %d examples", l.Describe(), len(sq), len(c.SqNorms))
+	}
+	for i, v := range sq {
+		c.SqNorms[i] += v
+	}
+	if c.Layers != nil || c.LayerNorms != nil {
+		c.Layers = append(c.Layers, l)
+		if c.LayerNorms != nil {
+			c.LayerNorms = append(c.LayerNorms, append([]float64(nil), sq...))
+		}
+	}
+}
+
+// GradLayer is a leaf layer with trainable parameters, which DP-SGD can
+// clip per example. In PerExample mode its Backward reports one squared
+// norm per example for all its trainable parameters together, an upper
+// bound of the exact one (normbound.go), through BackwardContext.AddNorms;
+// Model.CheckCoverage verifies that the reporting layers own every
+// trainable parameter. The package comment ("Implementing a layer") states
+// the whole contract.
 type GradLayer interface {
 	Layer
 	// Trainable reports whether any parameter is not frozen.
@@ -102,9 +125,7 @@ type GradLayer interface {
 	// its gradient (or its input) is NaN or infinite: it is left out of
 	// every product, never multiplied by 0.
 	AccumulateClipped(coef []float32)
-	// NormMethod names how the last PerExample backward computed norms
-	// (RuleGhost, RuleMaterialize, RuleMaterializeStored, RuleDirect, or a
-	// rule of the layer's own).
+	// NormMethod tells how the last PerExample backward computed norms.
 	NormMethod() NormRule
 }
 
@@ -113,27 +134,6 @@ type ShapeError = tensor.ShapeError
 
 func shapePanic(op, format string, args ...any) {
 	panic(&tensor.ShapeError{Op: op, Msg: fmt.Sprintf(format, args...)})
-}
-
-// AddNorms reports a finished GradLayer's per-example squared norms (one
-// per example, an upper bound of the exact ‖g_i‖² of all its trainable
-// parameters together) in PerExample mode: they are added to SqNorms, and
-// l is listed in Layers (with its own norms in LayerNorms) so that
-// AccumulateClipped reaches it. Call it exactly once per backward pass
-// from the layer's Backward; layerSq is copied, not kept.
-func (c *BackwardContext) AddNorms(l GradLayer, layerSq []float64) {
-	if len(layerSq) != len(c.SqNorms) {
-		shapePanic("BackwardContext.AddNorms", "%d norms for %d examples", len(layerSq), len(c.SqNorms))
-	}
-	for i, v := range layerSq {
-		c.SqNorms[i] += v
-	}
-	if c.Layers != nil || c.LayerNorms != nil {
-		c.Layers = append(c.Layers, l)
-		if c.LayerNorms != nil {
-			c.LayerNorms = append(c.LayerNorms, append([]float64(nil), layerSq...))
-		}
-	}
 }
 
 // kaimingNormal fills w with 𝒩(0, 2/fan) (He et al. 2015), the torchvision
@@ -150,15 +150,6 @@ func uniformInit(r *rand.Rand, w []float32, b float64) {
 	for i := range w {
 		w[i] = float32((2*r.Float64() - 1) * b)
 	}
-}
-
-func anyTrainable(ps ...*Param) bool {
-	for _, p := range ps {
-		if p != nil && !p.Frozen {
-			return true
-		}
-	}
-	return false
 }
 
 func growF64(buf []float64, n int) []float64 {

@@ -65,7 +65,7 @@ func (l *Linear) Params() []*Param {
 	return []*Param{l.W, l.B}
 }
 
-func (l *Linear) Trainable() bool    { return anyTrainable(l.W, l.B) }
+func (l *Linear) Trainable() bool      { return trainable(l) }
 func (l *Linear) NormMethod() NormRule { return RuleGhost }
 
 func (l *Linear) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {

@@ -126,7 +126,7 @@ func (m *Model) BackwardPerExample(dy *tensor.Tensor, opt PerExampleOptions) *Pe
 
 // CoverageError reports trainable parameters that a per-example backward
 // pass did not cover, or covered twice: a programming error (a layer that
-// is not a GradLayer, or one that does not register), since such a
+// is not a GradLayer, or one that does not call AddNorms), since such a
 // parameter's gradient would be released without clipping or clipped with
 // the wrong norm. BackwardPerExample panics with it.
 type CoverageError struct {
@@ -139,7 +139,8 @@ func (e *CoverageError) Error() string {
 }
 
 // CheckCoverage verifies that the layers of res (the GradLayers that
-// registered per-example norms in a BackwardPerExample of m) own exactly
+// reported per-example norms, BackwardContext.AddNorms, in a
+// BackwardPerExample of m) own exactly
 // the model's trainable parameters, each once. It returns a *CoverageError
 // otherwise. It costs one pass over the parameters (marking each with a
 // process-wide generation number) and allocates nothing when coverage is
@@ -183,16 +184,18 @@ func (m *Model) AccumulateClipped(coef []float32) {
 	}
 }
 
-// GradLayers lists the trainable leaf layers in forward order.
+// GradLayers lists the GradLayers with parameters (frozen or not) in
+// forward order (Walk's).
 func (m *Model) GradLayers() []GradLayer {
 	var out []GradLayer
 	Walk(m.Layers, func(_ string, l Layer) bool {
-		if g, ok := l.(GradLayer); ok && len(g.Params()) > 0 {
-			if _, isContainer := l.(Container); !isContainer {
-				out = append(out, g)
-			}
+		if _, ok := l.(Container); ok {
+			return true
 		}
-		return true
+		if g, ok := l.(GradLayer); ok && len(g.Params()) > 0 {
+			out = append(out, g)
+		}
+		return false
 	})
 	return out
 }

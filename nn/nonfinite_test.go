@@ -19,7 +19,7 @@ type nonFiniteCase struct {
 	build func(r *rand.Rand) []Layer
 	in    []int // per row: C, H, W
 	k     int   // rows per example
-	rule  string
+	rule  NormRule
 }
 
 func nonFiniteCases() []nonFiniteCase {
@@ -48,7 +48,7 @@ func nonFiniteCases() []nonFiniteCase {
 				Shortcut: []Layer{NewConv2d("e", 2, 4, 1, 2, 0, false, true, r)}}}
 		}, in: []int{2, 5, 5}, k: 1},
 	}
-	for _, rule := range []string{"materialize-stored", "ghost", "materialize"} {
+	for _, rule := range []NormRule{RuleMaterializeStored, RuleGhost, RuleMaterialize} {
 		for _, ws := range []bool{false, true} {
 			for _, k := range []int{1, 2} {
 				cases = append(cases, nonFiniteCase{name: fmt.Sprintf("conv-ws=%v-K%d", ws, k), build: conv(ws), in: []int{3, 6, 6}, k: k, rule: rule})

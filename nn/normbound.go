@@ -73,6 +73,15 @@ func gamma(n int, u float64) float64 {
 // of a non-negative x.
 func up64(x float64, k int) float64 { return x * (1 + float64(k+1)*unit64) }
 
+// SumSquaresBound returns an upper bound of the exact sum of n squares of
+// float32 values, given their float64 sum s (each square taken in float64,
+// where it is exact; the terms added in any order): s scaled up by the
+// rounding bound γ⁶⁴ of the sum and of the scaling itself. A layer that
+// keeps its per-example gradients in float32 (RuleDirect) reports this of
+// their sum of squares: exact for what AccumulateClipped adds, and never
+// below it.
+func SumSquaresBound(s float64, n int) float64 { return up64(s*(1+gamma(n+1, unit64)), 1) }
+
 // normUpper returns an upper bound of √s for s ≥ 0 computed as a float64
 // sum of n non-negative terms (relative error ≤ γ⁶⁴_n).
 func normUpper(s float64, n int) float64 {

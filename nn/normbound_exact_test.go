@@ -330,27 +330,27 @@ func zeroTolCheck(t *testing.T, what string, got []float64, exact []*big.Rat) fl
 // the reported norm). It returns the relative overestimates per rule and
 // whether the WS ghost rule kept its own bound for some example (rather
 // than falling back to materialize64, detected as bit-equal results).
-func convNormCase(t *testing.T, name string, c *Conv2d, x, dy *tensor.Tensor, k int, g [][]*big.Int) (over map[string]float64, wsGhostKept bool) {
+func convNormCase(t *testing.T, name string, c *Conv2d, x, dy *tensor.Tensor, k int, g [][]*big.Int) (over map[NormRule]float64, wsGhostKept bool) {
 	t.Helper()
 	if c.B != nil && !c.B.Frozen {
 		t.Fatalf("%s: trainable bias (its norm would be part of what is reported)", name)
 	}
 	c.Forward(x, true)
 	exact := exactSqNorms(t, c, g)
-	over = map[string]float64{}
-	res := map[string][]float64{}
-	for _, method := range []string{"ghost", "materialize", "materialize-stored"} {
+	over = map[NormRule]float64{}
+	res := map[NormRule][]float64{}
+	for _, method := range []NormRule{RuleGhost, RuleMaterialize, RuleMaterializeStored} {
 		got := convNorms(c, x, dy, k, method)
 		res[method] = got
 		ref := exact
-		if method == "materialize-stored" {
+		if method == RuleMaterializeStored {
 			ref = exactStoredSqNorms(t, c.stored, len(got), c.Cout*c.d())
 		}
-		over[method] = zeroTolCheck(t, name+" "+method, got, ref)
+		over[method] = zeroTolCheck(t, name+" "+method.String(), got, ref)
 	}
 	if c.WS {
-		for j, v := range res["ghost"] {
-			if v != res["materialize"][j] {
+		for j, v := range res[RuleGhost] {
+			if v != res[RuleMaterialize][j] {
 				wsGhostKept = true
 			}
 		}
@@ -358,9 +358,9 @@ func convNormCase(t *testing.T, name string, c *Conv2d, x, dy *tensor.Tensor, k 
 	return over, wsGhostKept
 }
 
-func logOver(t *testing.T, name string, over map[string]float64) {
+func logOver(t *testing.T, name string, over map[NormRule]float64) {
 	t.Helper()
-	t.Logf("%-34s relative overestimate: ghost %.3g, materialize %.3g, stored %.3g", name, over["ghost"], over["materialize"], over["materialize-stored"])
+	t.Logf("%-34s relative overestimate: ghost %.3g, materialize %.3g, stored %.3g", name, over[RuleGhost], over[RuleMaterialize], over[RuleMaterializeStored])
 }
 
 // spreadTensor returns quantised N(0,1)·2^U(−spread, spread) values: a wide

@@ -124,9 +124,9 @@ func a3bInput(r *rand.Rand, b, cin, cout, hw int) (x, dy *tensor.Tensor) {
 }
 
 // convNorms runs the PerExample backward of c under the given rule.
-func convNorms(c *Conv2d, x, dy *tensor.Tensor, k int, method string) []float64 {
-	c.ForceNorm = NormRule(method)
-	defer func() { c.ForceNorm = "" }()
+func convNorms(c *Conv2d, x, dy *tensor.Tensor, k int, method NormRule) []float64 {
+	c.ForceNorm = method
+	defer func() { c.ForceNorm = RuleAuto }()
 	c.Forward(x, true)
 	ctx := &BackwardContext{Mode: PerExample, Group: k, SqNorms: make([]float64, x.Shape[0]/k)}
 	c.Backward(dy, ctx)
@@ -163,10 +163,10 @@ func TestNormsNeverBelowExactOnCancellingGradients(t *testing.T) {
 		x, dy := a3bInput(r, 2, 64, 64, 16)
 		c.Forward(x, true)
 		exact := exactConvSqNorms(c, x, dy, 1)
-		for _, method := range []string{"ghost", "materialize"} {
+		for _, method := range []NormRule{RuleGhost, RuleMaterialize} {
 			got := convNorms(c, x, dy, 1, method)
 			maxOver := 1e-6
-			if ws && method == "ghost" {
+			if ws && method == RuleGhost {
 				maxOver = wsGhostSlack
 			}
 			over := checkUpperBounds(t, fmt.Sprintf("ws=%v %s", ws, method), got, exact, maxOver)
@@ -185,15 +185,15 @@ func TestNormsNeverBelowExactOnRandomInputs(t *testing.T) {
 		cin, cout, k, s, p, hw int
 		ws                     bool
 		group                  int
-		methods                []string
+		methods                []NormRule
 		wantPixel              bool
 	}{
-		{"k3s1p1 (pixel Gram)", 16, 24, 3, 1, 1, 7, false, 1, []string{"ghost", "materialize"}, true},
-		{"k3s1p1 K=2 ws", 16, 24, 3, 1, 1, 6, true, 2, []string{"ghost", "materialize"}, true},
-		{"k3s2p1 (direct Gram) ws", 12, 20, 3, 2, 1, 9, true, 1, []string{"ghost", "materialize"}, false},
-		{"k1s2", 32, 16, 1, 2, 0, 8, false, 1, []string{"ghost", "materialize"}, false},
-		{"k1 ws", 3, 8, 1, 1, 0, 5, true, 1, []string{"ghost", "materialize"}, false},
-		{"k4s2 ws", 4, 8, 4, 2, 0, 10, true, 2, []string{"ghost", "materialize"}, false},
+		{"k3s1p1 (pixel Gram)", 16, 24, 3, 1, 1, 7, false, 1, []NormRule{RuleGhost, RuleMaterialize}, true},
+		{"k3s1p1 K=2 ws", 16, 24, 3, 1, 1, 6, true, 2, []NormRule{RuleGhost, RuleMaterialize}, true},
+		{"k3s2p1 (direct Gram) ws", 12, 20, 3, 2, 1, 9, true, 1, []NormRule{RuleGhost, RuleMaterialize}, false},
+		{"k1s2", 32, 16, 1, 2, 0, 8, false, 1, []NormRule{RuleGhost, RuleMaterialize}, false},
+		{"k1 ws", 3, 8, 1, 1, 0, 5, true, 1, []NormRule{RuleGhost, RuleMaterialize}, false},
+		{"k4s2 ws", 4, 8, 4, 2, 0, 10, true, 2, []NormRule{RuleGhost, RuleMaterialize}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(63, uint64(tc.cin*tc.hw)))
@@ -210,12 +210,12 @@ func TestNormsNeverBelowExactOnRandomInputs(t *testing.T) {
 			for _, method := range tc.methods {
 				got := convNorms(c, x, dy, tc.group, method)
 				maxOver := 1e-9
-				if tc.ws && method == "ghost" {
+				if tc.ws && method == RuleGhost {
 					// the correction's bound rests on the float32 forward
 					// output; wider than wsGhostSlack, it materialises.
 					maxOver = wsGhostSlack
 				}
-				over := checkUpperBounds(t, method, got, exact, maxOver)
+				over := checkUpperBounds(t, method.String(), got, exact, maxOver)
 				t.Logf("%-11s relative overestimate ≤ %.3g", method, over)
 			}
 		})
@@ -236,7 +236,7 @@ func TestWSGhostBiasedOutputs(t *testing.T) {
 	x := randTensor(r, 3, 8, 5, 5)
 	dy := randTensor(r, c.Forward(x, true).Shape...)
 	exact := exactConvSqNorms(c, x, dy, 1)
-	got := convNorms(c, x, dy, 1, "ghost")
+	got := convNorms(c, x, dy, 1, RuleGhost)
 	// the bias gradient's norm is part of what is reported: take it out.
 	for j := range got {
 		var bn float64
@@ -258,7 +258,7 @@ func TestStoredNormIsExactForStoredGradient(t *testing.T) {
 		c := NewConv2d("c", 6, 10, 3, 1, 1, true, ws, r)
 		x := randTensor(r, 5, 6, 7, 7)
 		dy := randTensor(r, c.Forward(x, true).Shape...)
-		got := convNorms(c, x, dy, 1, "materialize-stored")
+		got := convNorms(c, x, dy, 1, RuleMaterializeStored)
 		pd := 10 * 54
 		for j := range got {
 			var want big.Float

@@ -1,38 +1,58 @@
 package nn
 
-import (
-	"fmt"
-	"slices"
-	"strings"
-)
+import "fmt"
 
-// NormRule names how a GradLayer computed its per-example norms in the
-// last PerExample backward (GradLayer.NormMethod), or the rule forced on
-// a convolution (Conv2d.ForceNorm; "" chooses by cost).
-type NormRule string
+// NormRule names how a layer computes its per-example squared gradient
+// norms in PerExample mode (GradLayer.NormMethod), or which rule a
+// convolution is forced to use (Conv2d.ForceNorm).
+type NormRule uint8
 
-// The per-example norm rules (see Conv2d for the first three).
 const (
-	RuleAuto              NormRule = ""                   // Conv2d.ForceNorm: choose by cost
-	RuleGhost             NormRule = "ghost"              // from Gram matrices, never formed
-	RuleMaterialize       NormRule = "materialize"        // formed, measured, dropped
-	RuleMaterializeStored NormRule = "materialize-stored" // formed and kept for the clipped sum
-	RuleDirect            NormRule = "direct"             // per-example gradients are small: formed directly
+	// RuleAuto is the zero value: as Conv2d.ForceNorm, the rule is chosen
+	// per call by cost; as a NormMethod, no PerExample backward has run yet.
+	RuleAuto NormRule = iota
+	// RuleGhost: norms from the Gram matrices of the layer's inputs and
+	// output gradients, without forming the per-example gradient (Linear,
+	// and Conv2d when its positions per example are few).
+	RuleGhost
+	// RuleMaterialize: each example's gradient is formed (float64) to take
+	// its norm and dropped; AccumulateClipped recomputes the clipped sum.
+	RuleMaterialize
+	// RuleMaterializeStored: each example's gradient is formed (float32)
+	// and kept; AccumulateClipped sums the kept gradients.
+	RuleMaterializeStored
+	// RuleDirect: the per-example gradients are small enough to be kept
+	// always (GroupNorm's per-channel affine parameters).
+	RuleDirect
 )
 
-// ConvRules lists the rules a convolution can be forced to use.
-func ConvRules() []string {
-	return []string{string(RuleGhost), string(RuleMaterialize), string(RuleMaterializeStored)}
+var normRuleNames = [...]string{
+	RuleAuto:              "auto",
+	RuleGhost:             "ghost",
+	RuleMaterialize:       "materialize",
+	RuleMaterializeStored: "materialize-stored",
+	RuleDirect:            "direct",
 }
 
-// ParseConvRule returns the convolution rule named s ("" or "auto": by
-// cost), or an error listing the rules.
-func ParseConvRule(s string) (NormRule, error) {
-	if s == "" || s == "auto" {
+// String returns the rule's name: "auto", "ghost", "materialize",
+// "materialize-stored" or "direct".
+func (r NormRule) String() string {
+	if int(r) < len(normRuleNames) {
+		return normRuleNames[r]
+	}
+	return fmt.Sprintf("NormRule(%d)", uint8(r))
+}
+
+// ParseNormRule returns the rule named s (a name String returns; "" also
+// means RuleAuto).
+func ParseNormRule(s string) (NormRule, error) {
+	if s == "" {
 		return RuleAuto, nil
 	}
-	if slices.Contains(ConvRules(), s) {
-		return NormRule(s), nil
+	for r, name := range normRuleNames {
+		if s == name {
+			return NormRule(r), nil
+		}
 	}
-	return "", fmt.Errorf("want auto or one of %s; got %q", strings.Join(ConvRules(), ", "), s)
+	return RuleAuto, fmt.Errorf("nn: norm rule %q: want auto, ghost, materialize, materialize-stored or direct", s)
 }

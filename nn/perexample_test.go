@@ -1,133 +1,51 @@
-package nn
+package nn_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
-	"dptrain/tensor"
+	"dptrain/nn"
+	"dptrain/nn/nntest"
 )
 
-// perExampleReference computes each example's gradient the naive way: a loop
-// over examples, each run alone (its K rows as a batch) through the ordinary
-// Accumulate-mode backward pass (itself checked against finite differences).
-func perExampleReference(m *Model, x, dy *tensor.Tensor, k int) [][]float64 {
-	n := x.Shape[0] / k
-	var out [][]float64
-	for j := 0; j < n; j++ {
-		m.ZeroGrad()
-		m.Forward(x.Slice0(j*k, (j+1)*k), true)
-		m.Backward(dy.Slice0(j*k, (j+1)*k))
-		var g []float64
-		for _, p := range m.Params() {
-			if !p.Frozen {
-				g = append(g, toF64(p.Grad)...)
-			}
-		}
-		out = append(out, g)
-	}
-	return out
-}
-
-func forceNorm(m *Model, method string) {
-	for _, l := range m.GradLayers() {
-		if c, ok := l.(*Conv2d); ok {
-			c.ForceNorm = NormRule(method)
-		}
-	}
-}
-
-func checkPerExample(t *testing.T, m *Model, inShape []int, k int, seed uint64) {
+// checkEveryRule runs nntest.CheckPerExample on m (in[0]/k examples of k
+// rows) with the automatic choice of norm rule, then with every
+// convolution forced to each rule in turn.
+func checkEveryRule(t *testing.T, m *nn.Model, in []int, k int, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 99))
-	x := tensorOf(randF64(r, prod(inShape)), inShape...)
-	logits := m.Forward(x, true)
-	dy := tensorOf(randF64(r, len(logits.Data)), logits.Shape...)
-	want := perExampleReference(m, x, dy, k)
-	n := len(want)
-	coef := make([]float32, n)
-	for j := range coef {
-		coef[j] = float32(r.Float64())
+	for _, rule := range []nn.NormRule{nn.RuleAuto, nn.RuleGhost, nn.RuleMaterialize, nn.RuleMaterializeStored} {
+		for _, l := range m.GradLayers() {
+			if c, ok := l.(*nn.Conv2d); ok {
+				c.ForceNorm = rule
+			}
+		}
+		nntest.CheckPerExample(t, m, in, k, r)
 	}
-	wantSum := make([]float64, len(want[0]))
-	for j, g := range want {
-		for i, v := range g {
-			wantSum[i] += float64(coef[j]) * v
+	for _, l := range m.GradLayers() {
+		if c, ok := l.(*nn.Conv2d); ok {
+			c.ForceNorm = nn.RuleAuto
 		}
 	}
-	for _, method := range []string{"", "ghost", "materialize", "materialize-stored"} {
-		forceNorm(m, method)
-		m.ZeroGrad()
-		m.Forward(x, true)
-		res := m.BackwardPerExample(dy, PerExampleOptions{Group: k, PerLayer: true})
-		for j := 0; j < n; j++ {
-			var ref float64
-			for _, v := range want[j] {
-				ref += v * v
-			}
-			if math.Abs(res.SqNorms[j]-ref) > 1e-4*ref+1e-10 {
-				t.Errorf("method %q example %d: ‖g‖² = %.8g, reference %.8g", method, j, res.SqNorms[j], ref)
-			}
-			var perLayer float64
-			for _, ln := range res.LayerNorms {
-				perLayer += ln[j]
-			}
-			if math.Abs(perLayer-res.SqNorms[j]) > 1e-9*ref {
-				t.Errorf("method %q example %d: per-layer norms sum to %g, total %g", method, j, perLayer, res.SqNorms[j])
-			}
-		}
-		m.AccumulateClipped(coef)
-		var got []float64
-		for _, p := range m.Params() {
-			if !p.Frozen {
-				got = append(got, toF64(p.Grad)...)
-			}
-		}
-		var diff, norm float64
-		for i := range got {
-			diff += (got[i] - wantSum[i]) * (got[i] - wantSum[i])
-			norm += wantSum[i] * wantSum[i]
-		}
-		if math.Sqrt(diff) > 1e-4*math.Sqrt(norm) {
-			t.Errorf("method %q: clipped sum off by %g relative", method, math.Sqrt(diff/norm))
-		}
-	}
-	forceNorm(m, "")
 }
 
+// TestPerExampleLayers runs every layer case with parameters, alone in a
+// model, through nntest.CheckPerExample under every norm rule, with one
+// row and with two rows per example.
 func TestPerExampleLayers(t *testing.T) {
 	for _, tc := range layerCases() {
 		for _, k := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/K=%d", tc.name, k), func(t *testing.T) {
-				r := rand.New(rand.NewPCG(11, uint64(len(tc.name))))
-				l := tc.build(r)
+				l := tc.build(rand.New(rand.NewPCG(11, uint64(len(tc.name)))))
 				if len(l.Params()) == 0 {
 					t.Skip("no parameters")
 				}
-				in := append([]int{3 * k}, tc.in[1:]...)
-				m := &Model{Name: tc.name, Layers: []Layer{l}}
-				if len(in) == 4 {
-					m.InputShape = [3]int{in[1], in[2], in[3]}
-				}
-				if len(in) == 2 {
-					// Model.Forward wants images: feed the linear layer through Flatten.
-					m.Layers = []Layer{&Flatten{}, l}
-					m.InputShape = [3]int{in[1], 1, 1}
-					in = []int{in[0], in[1], 1, 1}
-				}
-				checkPerExample(t, m, in, k, 5)
+				m := nntest.LayerModel(l, tc.in[1:]...)
+				checkEveryRule(t, m, []int{3 * k, m.InputShape[0], m.InputShape[1], m.InputShape[2]}, k, 5)
 			})
 		}
 	}
-}
-
-func smallModel(t *testing.T, name string, c, h, w int) *Model {
-	m, err := NewModel(ModelConfig{Name: name, NumClasses: 10, InputShape: [3]int{c, h, w}, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 func TestPerExampleModels(t *testing.T) {
@@ -155,8 +73,8 @@ func TestPerExampleModels(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s-%dx%d-K%d", tc.model, tc.h, tc.w, tc.k), func(t *testing.T) {
-			m := smallModel(t, tc.model, tc.c, tc.h, tc.w)
-			checkPerExample(t, m, []int{3 * tc.k, tc.c, tc.h, tc.w}, tc.k, 3)
+			m := nn.SmallModel(t, tc.model, tc.c, tc.h, tc.w)
+			checkEveryRule(t, m, []int{3 * tc.k, tc.c, tc.h, tc.w}, tc.k, 3)
 		})
 	}
 }
@@ -165,11 +83,11 @@ func TestPerExampleModels(t *testing.T) {
 // per-example work, and that the backward pass stops below the lowest
 // trainable layer.
 func TestFrozenLayers(t *testing.T) {
-	m := smallModel(t, "cnn-cifar", 3, 32, 32)
+	m := nn.SmallModel(t, "cnn-cifar", 3, 32, 32)
 	if err := m.FreezeLayers(4); err != nil {
 		t.Fatal(err)
 	}
-	checkPerExample(t, m, []int{3, 3, 32, 32}, 1, 8)
+	checkEveryRule(t, m, []int{3, 3, 32, 32}, 1, 8)
 	ls := m.GradLayers()
 	for i, l := range ls[:4] {
 		for _, p := range l.Params() {
@@ -182,10 +100,10 @@ func TestFrozenLayers(t *testing.T) {
 	}
 	// The 5th parameterised layer is the lowest trainable: it computes no dx,
 	// and nothing below it runs backward.
-	if c := ls[4].(*Conv2d); c.dx != nil {
+	if dx, _ := nn.ConvRanBackward(ls[4].(*nn.Conv2d)); dx {
 		t.Errorf("lowest trainable layer computed its input gradient")
 	}
-	if c := ls[3].(*Conv2d); c.dx != nil || c.dy != nil {
+	if dx, perExample := nn.ConvRanBackward(ls[3].(*nn.Conv2d)); dx || perExample {
 		t.Errorf("frozen layer below the lowest trainable one ran backward")
 	}
 	if err := m.FreezeLayers(100); err == nil {

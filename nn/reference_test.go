@@ -1,10 +1,11 @@
-package nn
+package nn_test
 
 import (
 	"fmt"
 	"math"
 
-	"dptrain/tensor"
+	"dptrain/nn"
+	"dptrain/nn/nntest"
 )
 
 // This file holds the naive float64 reference forward passes that the layer
@@ -12,18 +13,19 @@ import (
 // finite differences. They share no code with the layers: direct loops over
 // the definitions.
 
-type refParams map[*Param][]float64
+type refParams = map[*nn.Param][]float64
 
-func newRefParams(ps []*Param) refParams {
-	r := refParams{}
-	for _, p := range ps {
-		v := make([]float64, len(p.Value))
-		for i, x := range p.Value {
-			v[i] = float64(x)
+// reference returns refForward of l, for inputs of shape in, as an
+// nntest.Reference.
+func reference(l nn.Layer, in []int) nntest.Reference {
+	ps := l.Params()
+	return func(x []float64, params [][]float64) []float64 {
+		m := refParams{}
+		for i, p := range ps {
+			m[p] = params[i]
 		}
-		r[p] = v
+		return refForward(l, ref{x, in}, m).x
 	}
-	return r
 }
 
 type ref struct {
@@ -31,11 +33,11 @@ type ref struct {
 	shape []int
 }
 
-func refForward(l Layer, in ref, ps refParams) ref {
+func refForward(l nn.Layer, in ref, ps refParams) ref {
 	switch v := l.(type) {
-	case *Sequential:
+	case *nn.Sequential:
 		return refSeq(v.Layers, in, ps)
-	case *Residual:
+	case *nn.Residual:
 		a := refSeq(v.Pre, in, ps)
 		m := refSeq(v.Main, a, ps)
 		src := in
@@ -51,7 +53,7 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, m.shape}
-	case *Linear:
+	case *nn.Linear:
 		b := in.shape[0]
 		w := ps[v.W]
 		out := make([]float64, b*v.Out)
@@ -68,9 +70,9 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, []int{b, v.Out}}
-	case *Conv2d:
+	case *nn.Conv2d:
 		return refConv(v, in, ps)
-	case *GroupNorm:
+	case *nn.GroupNorm:
 		b, c, hw := in.shape[0], in.shape[1], in.shape[2]*in.shape[3]
 		cg := c / v.Groups
 		out := make([]float64, len(in.x))
@@ -104,7 +106,7 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, in.shape}
-	case *Standardize:
+	case *nn.Standardize:
 		c, hw := in.shape[1], in.shape[2]*in.shape[3]
 		mean, variance := ps[v.Mean], ps[v.Var]
 		out := make([]float64, len(in.x))
@@ -114,23 +116,23 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, in.shape}
-	case *ReLU:
+	case *nn.ReLU:
 		out := make([]float64, len(in.x))
 		for i, x := range in.x {
 			out[i] = math.Max(x, 0)
 		}
 		return ref{out, in.shape}
-	case *Tanh:
+	case *nn.Tanh:
 		out := make([]float64, len(in.x))
 		for i, x := range in.x {
 			out[i] = math.Tanh(x)
 		}
 		return ref{out, in.shape}
-	case *MaxPool:
+	case *nn.MaxPool:
 		return refPool(in, v.K, v.Stride, v.Pad, true)
-	case *AvgPool:
+	case *nn.AvgPool:
 		return refPool(in, v.K, v.Stride, v.Pad, false)
-	case *GlobalAvgPool:
+	case *nn.GlobalAvgPool:
 		b, c, hw := in.shape[0], in.shape[1], in.shape[2]*in.shape[3]
 		out := make([]float64, b*c)
 		for i := range out {
@@ -139,20 +141,20 @@ func refForward(l Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, []int{b, c}}
-	case *Flatten:
+	case *nn.Flatten:
 		return ref{in.x, []int{in.shape[0], len(in.x) / in.shape[0]}}
 	}
 	panic(fmt.Sprintf("no reference for %T", l))
 }
 
-func refSeq(ls []Layer, in ref, ps refParams) ref {
+func refSeq(ls []nn.Layer, in ref, ps refParams) ref {
 	for _, l := range ls {
 		in = refForward(l, in, ps)
 	}
 	return in
 }
 
-func refConv(v *Conv2d, in ref, ps refParams) ref {
+func refConv(v *nn.Conv2d, in ref, ps refParams) ref {
 	b, cin, h, w := in.shape[0], in.shape[1], in.shape[2], in.shape[3]
 	oh, ow := (h+2*v.Pad-v.K)/v.Stride+1, (w+2*v.Pad-v.K)/v.Stride+1
 	wt := ps[v.W]
@@ -170,7 +172,7 @@ func refConv(v *Conv2d, in ref, ps refParams) ref {
 			}
 			va /= float64(d)
 			for j := 0; j < d; j++ {
-				std[o*d+j] = (wt[o*d+j] - mu) / math.Sqrt(va+WSEpsilon)
+				std[o*d+j] = (wt[o*d+j] - mu) / math.Sqrt(va+nn.WSEpsilon)
 			}
 		}
 		wt = std
@@ -233,20 +235,4 @@ func refPool(in ref, k, s, p int, isMax bool) ref {
 		}
 	}
 	return ref{out, []int{b, c, oh, ow}}
-}
-
-func toF64(x []float32) []float64 {
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = float64(v)
-	}
-	return out
-}
-
-func tensorOf(x []float64, shape ...int) *tensor.Tensor {
-	t := tensor.New(shape...)
-	for i, v := range x {
-		t.Data[i] = float32(v)
-	}
-	return t
 }

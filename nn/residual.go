@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 
 	"dptrain/internal/par"
@@ -38,8 +40,24 @@ func (r *Residual) Describe() string {
 	return b.String()
 }
 
-func (r *Residual) Params() []*Param {
-	return collectParams(append(append(append([]Layer(nil), r.Pre...), r.Main...), r.Shortcut...))
+func (r *Residual) Params() []*Param { return collectParams(r.Children()) }
+
+// Children returns the layers of Pre, Main and Shortcut, in that order
+// (Container).
+func (r *Residual) Children() []Layer {
+	return append(append(append([]Layer(nil), r.Pre...), r.Main...), r.Shortcut...)
+}
+
+// ChildName names child i (of Children) by its branch: "pre.0", "main.2",
+// "shortcut.0" (Walk's paths).
+func (r *Residual) ChildName(i int) string {
+	switch {
+	case i < len(r.Pre):
+		return "pre." + strconv.Itoa(i)
+	case i < len(r.Pre)+len(r.Main):
+		return "main." + strconv.Itoa(i-len(r.Pre))
+	}
+	return "shortcut." + strconv.Itoa(i-len(r.Pre)-len(r.Main))
 }
 
 func (r *Residual) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
@@ -78,7 +96,7 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 		})
 		g = r.dsum
 	}
-	preTrain := anyTrainableLayers(r.Pre)
+	preTrain := slices.ContainsFunc(r.Pre, trainable)
 	// Gradient w.r.t. a is needed if Pre has trainable layers or the caller needs dx.
 	needA := need || preTrain
 	ctx.NeedDX = needA
@@ -138,19 +156,4 @@ func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 		tensor.Add(d[lo:hi], ad[lo:hi], bd[lo:hi])
 	})
 	return *buf
-}
-
-func anyTrainableLayers(ls []Layer) bool {
-	for _, l := range ls {
-		if trainable(l) {
-			return true
-		}
-	}
-	return false
-}
-
-// Children lists the pre-activation, main and shortcut layers, in that
-// order ("pre.0", "main.0", "shortcut.0", …).
-func (r *Residual) Children() []Child {
-	return append(append(indexed("pre.", r.Pre), indexed("main.", r.Main)...), indexed("shortcut.", r.Shortcut)...)
 }

@@ -21,6 +21,9 @@ func (s *Sequential) Describe() string {
 
 func (s *Sequential) Params() []*Param { return collectParams(s.Layers) }
 
+// Children returns the layers (Container).
+func (s *Sequential) Children() []Layer { return s.Layers }
+
 func collectParams(ls []Layer) []*Param {
 	var ps []*Param
 	for _, l := range ls {
@@ -43,9 +46,6 @@ func forwardSeq(ls []Layer, x *tensor.Tensor, train bool) *tensor.Tensor {
 	}
 	return x
 }
-
-// Children lists the layers, named by index.
-func (s *Sequential) Children() []Child { return indexed("", s.Layers) }
 
 // backwardSeq runs the layers' backward passes from the top. Below the lowest
 // layer with trainable parameters nothing is computed unless ctx.NeedDX asks

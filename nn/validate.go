@@ -15,12 +15,12 @@ type ExampleMixer interface {
 // Validate checks that a model is fit for DP-SGD:
 //
 //   - no layer mixes examples within a batch;
-//   - no trainable parameter escapes clipping: every leaf layer (below
-//     Sequential and Residual containers) that owns a parameter that is not
+//   - no trainable parameter escapes clipping: every leaf layer (below the
+//     Containers, as Walk visits them) that owns a parameter that is not
 //     frozen must be a GradLayer, whose per-example rule covers its
 //     parameters. Any other layer type with trainable parameters (a custom
-//     layer, or a container Validate cannot see into) is rejected: its
-//     gradient would be released without being clipped.
+//     layer, or a container that does not implement Container) is
+//     rejected: its gradient would be released without being clipped.
 //
 // The error names each offending layer (by path and description), its
 // parameter, and what to do.
@@ -30,15 +30,18 @@ func Validate(m *Model) error {
 		if mx, ok := l.(ExampleMixer); ok && mx.MixesExamples() {
 			errs = append(errs, fmt.Errorf("model %s: layer %s (%s) mixes examples within a batch, so per-example gradients and their clipping are undefined; use GroupNorm (e.g. GroupNorm(min(32, C), C)) instead, or freeze it with fixed running statistics", m.Name, p, l.Describe()))
 		}
-		_, isContainer := l.(Container)
-		if _, isGrad := l.(GradLayer); !isGrad && !isContainer {
-			for _, prm := range l.Params() {
-				if !prm.Frozen {
-					errs = append(errs, fmt.Errorf("model %s: layer %s (%s, %T) has trainable parameter %q but no per-example gradient rule (it is not a GradLayer), so its gradient would escape clipping; freeze it or implement GradLayer", m.Name, p, l.Describe(), l, prm.Name))
-				}
+		if _, ok := l.(Container); ok {
+			return true
+		}
+		if _, ok := l.(GradLayer); ok {
+			return false
+		}
+		for _, prm := range l.Params() {
+			if !prm.Frozen {
+				errs = append(errs, fmt.Errorf("model %s: layer %s (%s, %T) has trainable parameter %q but no per-example gradient rule (it is not a GradLayer), so its gradient would escape clipping; freeze it or implement GradLayer", m.Name, p, l.Describe(), l, prm.Name))
 			}
 		}
-		return true
+		return false
 	})
 	return errors.Join(errs...)
 }

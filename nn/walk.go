@@ -2,51 +2,61 @@ package nn
 
 import "strconv"
 
-// Container is a layer made of other layers (Sequential, Residual). Walk
-// descends into it; code that needs every leaf uses Walk rather than a
-// type switch, so a new container needs no change elsewhere.
+// Container is implemented by layers that hold other layers (Sequential,
+// Residual). Children lists them in forward order, the order of Params: a
+// container's Params is its children's, concatenated. Walk uses it to see
+// into the container; a container that does not implement it hides its
+// layers from Walk, and so from Validate and Model.GradLayers.
+//
+// A container may name its children in Walk's paths with a method
+// ChildName(i int) string (Residual: "pre.0", "main.1", "shortcut.0");
+// otherwise child i is named by its index.
 type Container interface {
-	Layer
-	// Children lists the layers it holds in forward order, each with its
-	// path element ("0", "main.1", …).
-	Children() []Child
+	Children() []Layer
 }
 
-// Child is one layer of a Container and its name within it.
-type Child struct {
-	Name  string
-	Layer Layer
+type childNamer interface {
+	ChildName(i int) string
 }
 
-// Walk visits layers and, depth first in forward order, everything they
-// contain: fn(path, l) for each, path naming its position ("3.main.0").
-// A Container is visited before its children, which are skipped when fn
-// returns false for it.
-func Walk(layers []Layer, fn func(path string, l Layer) bool) {
-	for i, l := range layers {
-		walk(strconv.Itoa(i), l, fn)
-	}
+// Walk visits the layers ls and, depth first, the children of every
+// Container among them, in forward order: fn(path, l) is called for each
+// layer before its children, which are visited only when fn returns true.
+// path locates the layer: "2" is ls[2], "2.1" the second child of ls[2],
+// and "2.main.1" the second layer of the main branch of the residual block
+// ls[2]. The order is that of Model.Params, so the layers' parameters come
+// in the order of the model's.
+//
+// Walk is the one traversal of the layer tree: Validate, Model.GradLayers
+// (and so FreezeLayers) use it.
+func Walk(ls []Layer, fn func(path string, l Layer) bool) {
+	walk("", ls, nil, fn)
 }
 
-func walk(path string, l Layer, fn func(path string, l Layer) bool) {
-	if !fn(path, l) {
-		return
-	}
-	if c, ok := l.(Container); ok {
-		for _, ch := range c.Children() {
-			walk(path+"."+ch.Name, ch.Layer, fn)
+func walk(prefix string, ls []Layer, names childNamer, fn func(string, Layer) bool) {
+	for i, l := range ls {
+		name := strconv.Itoa(i)
+		if names != nil {
+			name = names.ChildName(i)
+		}
+		path := prefix + name
+		if !fn(path, l) {
+			continue
+		}
+		if c, ok := l.(Container); ok {
+			n, _ := l.(childNamer)
+			walk(path+".", c.Children(), n, fn)
 		}
 	}
 }
 
-// indexed names layers "prefix0", "prefix1", … as children.
-func indexed(prefix string, ls []Layer) []Child {
-	out := make([]Child, len(ls))
-	for i, l := range ls {
-		out[i] = Child{prefix + strconv.Itoa(i), l}
+// trainable reports whether a layer (or, for a container, any layer in
+// it) has a parameter that is not frozen.
+func trainable(l Layer) bool {
+	for _, p := range l.Params() {
+		if !p.Frozen {
+			return true
+		}
 	}
-	return out
+	return false
 }
-
-// trainable reports whether a layer has any parameter that is not frozen.
-func trainable(l Layer) bool { return anyTrainable(l.Params()...) }

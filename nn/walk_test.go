@@ -2,51 +2,46 @@ package nn
 
 import (
 	"math/rand/v2"
-	"reflect"
-	"strings"
+	"slices"
 	"testing"
 )
 
-func TestWalkPathsAndSkip(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 1))
-	conv := func() Layer { return NewConv2d("c", 2, 2, 3, 1, 1, false, false, r) }
-	res := &Residual{Pre: []Layer{&ReLU{}}, Main: []Layer{conv(), conv()}, Shortcut: []Layer{conv()}}
-	layers := []Layer{conv(), &Sequential{Layers: []Layer{res, &ReLU{}}}}
+// TestWalkOrderAndPaths: Walk visits containers before their children, in
+// forward order (so the parameters of the leaves it visits come in the
+// order of Model.Params), names residual branches in its paths, and skips
+// a container's children when told to.
+func TestWalkOrderAndPaths(t *testing.T) {
+	m := smallResNet(rand.New(rand.NewPCG(1, 2)), true)
 	var paths []string
-	Walk(layers, func(p string, l Layer) bool { paths = append(paths, p); return true })
-	want := []string{"0", "1", "1.0", "1.0.pre.0", "1.0.main.0", "1.0.main.1", "1.0.shortcut.0", "1.1"}
-	if !reflect.DeepEqual(paths, want) {
-		t.Fatalf("paths %v, want %v", paths, want)
+	var params []*Param
+	Walk(m.Layers, func(path string, l Layer) bool {
+		paths = append(paths, path)
+		if _, ok := l.(Container); !ok {
+			params = append(params, l.Params()...)
+		}
+		return true
+	})
+	if !slices.Equal(params, m.Params()) {
+		t.Errorf("leaves' parameters in Walk order differ from Model.Params")
 	}
-	paths = nil
-	Walk(layers, func(p string, l Layer) bool { paths = append(paths, p); _, isRes := l.(*Residual); return !isRes })
-	if want := []string{"0", "1", "1.0", "1.1"}; !reflect.DeepEqual(paths, want) {
-		t.Fatalf("skipping the residual: paths %v, want %v", paths, want)
+	for _, want := range []string{"0", "3", "3.main.0", "4.shortcut.1", "5.pre.0", "5.main.3", "5.shortcut.0", "7"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("no path %q in %v", want, paths)
+		}
 	}
-	m := &Model{Name: "m", Layers: layers}
-	if n := len(m.GradLayers()); n != 4 {
-		t.Fatalf("%d grad layers, want 4", n)
+	if i, j := slices.Index(paths, "4"), slices.Index(paths, "4.main.0"); i < 0 || j != i+1 {
+		t.Errorf("container 4 not visited just before its first child: %v", paths)
 	}
-}
-
-// box is a container Validate knows nothing about except Children.
-type box struct {
-	Sequential
-}
-
-// bare holds a trainable parameter without a per-example rule.
-type bare struct {
-	Flatten
-	p *Param
-}
-
-func (b *bare) Params() []*Param { return []*Param{b.p} }
-
-func TestValidateSeesIntoAnyContainer(t *testing.T) {
-	inner := &bare{p: newParam("hidden.w", false, 3)}
-	m := &Model{Name: "m", Layers: []Layer{&box{Sequential{Layers: []Layer{&ReLU{}, inner}}}}}
-	err := Validate(m)
-	if err == nil || !strings.Contains(err.Error(), `layer 0.1`) || !strings.Contains(err.Error(), `"hidden.w"`) {
-		t.Fatalf("Validate: %v, want the hidden parameter at 0.1 refused", err)
+	var top []string
+	Walk(m.Layers, func(path string, l Layer) bool { top = append(top, path); return false })
+	if len(top) != len(m.Layers) {
+		t.Errorf("fn returning false: visited %v, want only the %d top-level layers", top, len(m.Layers))
+	}
+	var gl []*Param
+	for _, l := range m.GradLayers() {
+		gl = append(gl, l.Params()...)
+	}
+	if !slices.Equal(gl, m.Params()) {
+		t.Errorf("GradLayers' parameters differ from Model.Params")
 	}
 }

@@ -132,7 +132,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 			res.NormMethods = map[string]string{}
 			for _, l := range m.GradLayers() {
 				if c, ok := l.(*nn.Conv2d); ok {
-					res.NormMethods[c.W.Name] = string(c.NormMethod())
+					res.NormMethods[c.W.Name] = c.NormMethod().String()
 				}
 			}
 		} else {

@@ -83,7 +83,7 @@ func TestThreeRuleModelUsesEveryRule(t *testing.T) {
 	seen := map[string]int{}
 	for _, l := range m.GradLayers() {
 		if c, ok := l.(*nn.Conv2d); ok {
-			seen[string(c.NormMethod())]++
+			seen[c.NormMethod().String()]++
 		}
 	}
 	for _, rule := range []string{"materialize-stored", "materialize", "ghost"} {

@@ -7,27 +7,29 @@ import (
 	"dptrain/tensor"
 )
 
-// Per-example norm rules of Conv2d. Each returns a proven upper bound of the
-// exact squared norm of the example's weight gradient (normbound.go): the
-// clip factor computed from it never lets an example contribute more than C.
-// perExample runs the PerExample backward pass: input gradients, each
+// Per-example norm rules of Conv2d (the PerExample backward pass and
+// AccumulateClipped). Each rule returns a proven upper bound of the exact
+// squared norm of the example's weight gradient (normbound.go): the clip
+// factor computed from it never lets an example contribute more than C.
+
+// backwardPerExample runs the PerExample backward pass: input gradients, each
 // example's bias gradient (kept for AccumulateClipped) and its squared
 // gradient norm under the chosen rule. Chunks are independent (no sums
 // across chunks), so their assignment to workers does not matter.
-func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch int, chunk func(ch int) []int, h, w int, needDX bool) {
+func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch int, chunk func(ch int) []int, h, w int, needDX bool) {
 	b := c.x.Shape[0]
 	p, d := c.Cout, c.d()
 	m := b / k
 	c.dy, c.group = dy, k
-	c.method = c.chooseMethod(m, k, t, ctx.MaterializeBudget)
+	c.rule = c.chooseRule(m, k, t, ctx.MaterializeBudget)
 	wTrain := !c.W.Frozen
 	bTrain := c.B != nil && !c.B.Frozen
 	c.sq = growF64(c.sq, m)
 	c.bgrad = tensor.EnsureSlice(c.bgrad, m*p)
-	if c.method == RuleMaterializeStored && wTrain {
+	if c.rule == RuleMaterializeStored && wTrain {
 		c.stored = tensor.EnsureSlice(c.stored, m*p*d)
 	}
-	pixel := wTrain && c.method == RuleGhost && c.usePixelGram(h, w, k, t)
+	pixel := wTrain && c.rule == RuleGhost && c.usePixelGram(h, w, k, t)
 	if pixel {
 		c.pix.build(c, h, w, k)
 	}
@@ -63,14 +65,14 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 				for _, v := range bg {
 					sq += float64(v) * float64(v)
 				}
-				sq = up64(sq*(1+gamma(p+1, unit64)), 1)
+				sq = SumSquaresBound(sq, p)
 			}
 			if wTrain {
 				var cl []float32
 				if col != nil {
 					cl = col[lo:]
 				}
-				switch c.method {
+				switch c.rule {
 				case RuleGhost:
 					sq += c.ghostSq(sc, j, cl, ld, dyc[lo:], ldy, k, t, h, w, pixel)
 				case RuleMaterialize:
@@ -83,6 +85,67 @@ func (c *Conv2d) perExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch i
 		}
 	})
 	ctx.AddNorms(c, c.sq)
+}
+
+// AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients. Examples with
+// coef[j] = 0 are skipped entirely (see the type comment): the sum is the
+// one over the other examples alone.
+func (c *Conv2d) AccumulateClipped(coef []float32) {
+	p, d := c.Cout, c.d()
+	m := len(coef)
+	if c.B != nil && !c.B.Frozen {
+		for j := 0; j < m; j++ {
+			cj := coef[j]
+			if cj == 0 {
+				continue
+			}
+			for o, v := range c.bgrad[j*p : (j+1)*p] {
+				c.B.Grad[o] += cj * v
+			}
+		}
+	}
+	if c.W.Frozen {
+		return
+	}
+	if c.rule == RuleMaterializeStored {
+		g := c.W.Grad
+		par.For(p*d, 4096, func(lo, hi int) {
+			for j := 0; j < m; j++ {
+				cj := coef[j]
+				if cj == 0 {
+					continue
+				}
+				src := c.stored[j*p*d : (j+1)*p*d]
+				for q := lo; q < hi; q++ {
+					g[q] += cj * src[q]
+				}
+			}
+		})
+		return
+	}
+	b := c.x.Shape[0]
+	k := c.group
+	t := c.dy.Shape[2] * c.dy.Shape[3]
+	// The rows that take part: those of examples with a non-zero
+	// coefficient, chunked as a batch of just those rows would be.
+	rows := c.rows[:0]
+	for r := 0; r < b; r++ {
+		if coef[r/k] != 0 {
+			rows = append(rows, r)
+		}
+	}
+	c.rows = rows
+	na := len(rows)
+	if na == 0 {
+		return
+	}
+	cs := chunkSize(na, t, 1)
+	nch := (na + cs - 1) / cs
+	// The bias was added above, from the kept per-example sums.
+	c.accumulate(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t,
+		func(sc *convScratch, rs []int) ([]float32, int) {
+			return c.gatherDY(&sc.dyc, c.dy.Data, rs, t, coef, k)
+		})
 }
 
 func ensure64(buf []float64, n int) []float64 {
@@ -116,7 +179,7 @@ func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []f
 	for _, v := range dst {
 		s += float64(v) * float64(v)
 	}
-	return up64(s*(1+gamma(p*d+1, unit64)), 1)
+	return SumSquaresBound(s, p*d)
 }
 
 // ghostSq returns an upper bound of ‖∇W_j‖² by the ghost rule: Gram
@@ -157,151 +220,6 @@ func (c *Conv2d) ghostSq(sc *convScratch, j int, col []float32, ld int, dyc []fl
 		col, ld = c.cols(&sc.col1, c.rows[j*k:(j+1)*k], t)
 	}
 	return c.materialize64(sc, col, ld, dyc, ldy, kt)
-}
-
-// pixelMap maps each (kernel offset κ, example column s) of the patch
-// matrix to the input pixel it reads (an index into the example's k
-// stacked input planes), or to np, a pixel that is always 0 (padding).
-type pixelMap struct {
-	h, w, k, kk, stride, pad int
-	np, kt                   int
-	idx                      []int32 // κ·kt + s
-}
-
-func (pm *pixelMap) build(c *Conv2d, h, w, k int) {
-	if pm.idx != nil && pm.h == h && pm.w == w && pm.k == k && pm.kk == c.K && pm.stride == c.Stride && pm.pad == c.Pad {
-		return
-	}
-	oh, ow := c.outHW(h, w)
-	t := oh * ow
-	*pm = pixelMap{h: h, w: w, k: k, kk: c.K, stride: c.Stride, pad: c.Pad, np: k * h * w, kt: k * t}
-	pm.idx = make([]int32, c.K*c.K*pm.kt)
-	for ki := 0; ki < c.K; ki++ {
-		for kj := 0; kj < c.K; kj++ {
-			row := pm.idx[(ki*c.K+kj)*pm.kt:][:pm.kt]
-			for a := 0; a < k; a++ {
-				for oy := 0; oy < oh; oy++ {
-					for ox := 0; ox < ow; ox++ {
-						iy, ix := oy*c.Stride+ki-c.Pad, ox*c.Stride+kj-c.Pad
-						v := int32(pm.np)
-						if iy >= 0 && iy < h && ix >= 0 && ix < w {
-							v = int32(a*h*w + iy*w + ix)
-						}
-						row[a*t+oy*ow+ox] = v
-					}
-				}
-			}
-		}
-	}
-}
-
-// patchGram sets sc.gramA (upper triangle, kt×kt) to the float64 Gram
-// matrix Ã_st = a_s·a_t of example j's patch columns, and with WS sc.colsum
-// and sc.colabs to Σ_r a_rs and Σ_r |a_rs|. It returns e_A with
-// |Ã_st − A_st| ≤ e_A·Σ_r|a_rs||a_rt| (and |Δcolsum_s| ≤ e_A·colabs_s).
-//
-// Direct: the patch block (float32, exact in float64) goes through one
-// float64 SYRK over d terms: e_A = γ⁶⁴_{d+1}.
-//
-// Pixel: every patch entry is an input pixel x[c, u] or a padding zero, so
-// A_st = Σ_κ P[u_κ(s), u_κ(t)] over the K² kernel offsets κ, with
-// P[u, v] = Σ_c x[c,u]·x[c,v] the Gram of the input pixels (Cin terms). P is
-// K² times cheaper than the patch Gram for stride-1 convolutions; its
-// entries are within γ⁶⁴_{Cin}·Σ_c|x_cu||x_cv| of the exact ones and the K²
-// additions add γ⁶⁴_{K²}: e_A = γ⁶⁴_{Cin+K²+1} (≤ γ⁶⁴_{d+1} for K ≥ 2).
-func (c *Conv2d) patchGram(sc *convScratch, j int, col []float32, ld, k, t, h, w int, pixel bool) float64 {
-	kt := k * t
-	ws := c.WS
-	sc.gramA = ensure64(sc.gramA, kt*kt)
-	if ws {
-		sc.colsum = ensure64(sc.colsum, kt)
-		sc.colabs = ensure64(sc.colabs, kt)
-		clear(sc.colsum)
-		clear(sc.colabs)
-	}
-	if !pixel {
-		d := c.d()
-		sc.a64 = ensure64(sc.a64, d*kt)
-		for r := 0; r < d; r++ {
-			src := col[r*ld : r*ld+kt]
-			dst := sc.a64[r*kt : r*kt+len(src)]
-			if !ws {
-				for q, v := range src {
-					dst[q] = float64(v)
-				}
-				continue
-			}
-			cs, ca := sc.colsum[:len(src)], sc.colabs[:len(src)]
-			for q, v := range src {
-				f := float64(v)
-				dst[q] = f
-				cs[q] += f
-				ca[q] += math.Abs(f)
-			}
-		}
-		tensor.DsyrkSerial(true, kt, d, 1, sc.a64, kt, 0, sc.gramA, kt)
-		return gamma(d+1, unit64)
-	}
-	pm := &c.pix
-	np, hw, cin := pm.np, h*w, c.Cin
-	n1 := np + 1 // the extra pixel np is the padding zero
-	sc.a64 = ensure64(sc.a64, cin*n1)
-	plane := cin * hw
-	for a := 0; a < k; a++ {
-		xi := c.x.Data[(j*k+a)*plane : (j*k+a+1)*plane]
-		for ci := 0; ci < cin; ci++ {
-			src := xi[ci*hw : (ci+1)*hw]
-			dst := sc.a64[ci*n1+a*hw : ci*n1+a*hw+len(src)]
-			for u, v := range src {
-				dst[u] = float64(v)
-			}
-		}
-	}
-	for ci := 0; ci < cin; ci++ {
-		sc.a64[ci*n1+np] = 0
-	}
-	sc.pgr = ensure64(sc.pgr, n1*n1)
-	tensor.DsyrkSerial(true, n1, cin, 1, sc.a64, n1, 0, sc.pgr, n1)
-	for u := 0; u < n1; u++ { // mirror the upper triangle
-		for v := u + 1; v < n1; v++ {
-			sc.pgr[v*n1+u] = sc.pgr[u*n1+v]
-		}
-	}
-	kk := c.K * c.K
-	if ws {
-		// Σ_r a_rs = Σ_κ (Σ_c x[c, u_κ(s)]); the same for |·|.
-		sc.vec = ensure64(sc.vec, 2*n1)
-		ps, pa := sc.vec[:n1], sc.vec[n1:2*n1]
-		clear(ps)
-		clear(pa)
-		for ci := 0; ci < cin; ci++ {
-			for u, f := range sc.a64[ci*n1 : (ci+1)*n1] {
-				ps[u] += f
-				pa[u] += math.Abs(f)
-			}
-		}
-		for κ := 0; κ < kk; κ++ {
-			for s, u := range pm.idx[κ*kt : (κ+1)*kt] {
-				sc.colsum[s] += ps[u]
-				sc.colabs[s] += pa[u]
-			}
-		}
-	}
-	clear(sc.gramA)
-	for κ := 0; κ < kk; κ++ {
-		ik := pm.idx[κ*kt : (κ+1)*kt]
-		for s, u := range ik {
-			if int(u) == np {
-				continue // padding: the row of P is zero
-			}
-			prow := sc.pgr[int(u)*n1 : (int(u)+1)*n1]
-			grow := sc.gramA[s*kt : (s+1)*kt]
-			for q := s; q < kt; q++ {
-				grow[q] += prow[ik[q]]
-			}
-		}
-	}
-	return gamma(cin+kk+1, unit64)
 }
 
 // materialize64 returns an upper bound of ‖∇W_j‖² from the example's

@@ -1,0 +1,14 @@
+package nn
+
+// Test helpers of package nn lent to its external tests (package nn_test),
+// which use nntest (itself importing nn).
+
+var (
+	RandGN           = randGN
+	StatsStandardize = statsStandardize
+	SmallModel       = smallModel
+)
+
+// ConvRanBackward reports whether c computed an input gradient, and
+// whether it ran a PerExample backward pass.
+func ConvRanBackward(c *Conv2d) (dx, perExample bool) { return c.dx != nil, c.dy != nil }
