@@ -55,14 +55,14 @@ func TestDataNormPrivateRun(t *testing.T) {
 	if len(es) != 2 || es[0].Count != 1 || es[0].Event.String() != prior.String() || es[1].Count != cfg.Steps {
 		t.Fatalf("ledger %v, want the release then %d steps", es, cfg.Steps)
 	}
-	want, err := accounting.EpsilonAfter("pld", sa.Delta, sa.SamplingRate, sa.NoiseMultiplier, cfg.Steps, prior)
+	want, err := accounting.Epsilon(accounting.KindPLD, sa.Delta, accounting.Schedule{SamplingRate: sa.SamplingRate, NoiseMultiplier: sa.NoiseMultiplier, Steps: cfg.Steps, Prior: prior})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if math.Abs(float64(sa.Epsilon)-want) > 1e-9 {
 		t.Errorf("summary ε=%g, accountant on prior+steps %g", float64(sa.Epsilon), want)
 	}
-	alone, _ := accounting.ComputeEpsilon("pld", sa.Delta, sa.SamplingRate, sa.NoiseMultiplier, cfg.Steps)
+	alone, _ := accounting.Epsilon(accounting.KindPLD, sa.Delta, accounting.Schedule{SamplingRate: sa.SamplingRate, NoiseMultiplier: sa.NoiseMultiplier, Steps: cfg.Steps})
 	if !(float64(sa.Epsilon) > alone) {
 		t.Errorf("ε=%g does not count the release (steps alone %g)", float64(sa.Epsilon), alone)
 	}

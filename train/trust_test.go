@@ -330,7 +330,7 @@ func TestSecureCrashLoopCountsEveryRelease(t *testing.T) {
 	if len(evs) != 13 || s.LostSteps != 3 {
 		t.Fatalf("journal %d releases, %d lost: want 10 steps + 3 lost = 13", len(evs), s.LostSteps)
 	}
-	want, err := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, 13)
+	want, err := accounting.Epsilon(accounting.KindPLD, s.Delta, accounting.Schedule{SamplingRate: s.SamplingRate, NoiseMultiplier: s.NoiseMultiplier, Steps: 13})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +663,7 @@ func TestBudgetAfterLostStepsEndsWithCheckpoint(t *testing.T) {
 	if s.Steps >= 10 || float64(s.Epsilon) > 2 {
 		t.Fatalf("%d steps with 2 lost, ε = %g: want fewer than the 10 planned and ε ≤ 2", s.Steps, float64(s.Epsilon))
 	}
-	want, _ := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, int(s.Steps+s.LostSteps))
+	want, _ := accounting.Epsilon(accounting.KindPLD, s.Delta, accounting.Schedule{SamplingRate: s.SamplingRate, NoiseMultiplier: s.NoiseMultiplier, Steps: int(s.Steps + s.LostSteps)})
 	if float64(s.Epsilon) != want {
 		t.Fatalf("ε = %g, accountant for %d+%d steps %g", float64(s.Epsilon), s.Steps, s.LostSteps, want)
 	}

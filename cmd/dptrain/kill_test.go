@@ -230,7 +230,7 @@ func TestSIGKILLSecureCountsEveryRelease(t *testing.T) {
 	if int64(led.Len()) < observed || observed < s.Steps {
 		t.Fatalf("ledger %d events, but %d steps were seen in metrics across attempts (%d in the final run)", led.Len(), observed, s.Steps)
 	}
-	want, err := accounting.ComputeEpsilon("pld", s.Delta, s.SamplingRate, s.NoiseMultiplier, releases)
+	want, err := accounting.Epsilon(accounting.KindPLD, s.Delta, accounting.Schedule{SamplingRate: s.SamplingRate, NoiseMultiplier: s.NoiseMultiplier, Steps: releases})
 	if err != nil {
 		t.Fatal(err)
 	}
