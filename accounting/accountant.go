@@ -1,23 +1,50 @@
 package accounting
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
-// Accountant kinds accepted by [New], [CalibrateNoise], [MaxSteps] and
+// Kind names an accountant: [KindRDP] or [KindPLD]. Configuration and
+// command lines hold kinds as strings; [ParseKind] turns one into a Kind,
+// with an error naming the allowed values.
+type Kind string
+
+// The accountant kinds accepted by [New], the calibration functions and
 // [Ledger.Epsilon].
 const (
-	KindRDP = "rdp"
-	KindPLD = "pld"
+	// KindRDP is the Rényi-DP accountant [RDP] (default orders).
+	KindRDP Kind = "rdp"
+	// KindPLD is the privacy-loss-distribution accountant [PLD] (default
+	// discretisation).
+	KindPLD Kind = "pld"
 )
+
+// Kinds returns the names of the accountant kinds, in the order of the
+// package documentation: "rdp", "pld".
+func Kinds() []string { return []string{string(KindRDP), string(KindPLD)} }
+
+// ParseKind returns the Kind named s ("rdp" or "pld"), or an error wrapping
+// [ErrInvalid] that names s and the allowed values.
+func ParseKind(s string) (Kind, error) {
+	k := Kind(s)
+	if err := k.validate(); err != nil {
+		return "", err
+	}
+	return k, nil
+}
+
+func (k Kind) validate() error {
+	if k != KindRDP && k != KindPLD {
+		return fmt.Errorf("%w: accountant %q must be %q or %q", ErrInvalid, string(k), KindRDP, KindPLD)
+	}
+	return nil
+}
 
 // Accountant composes events and converts the result to (ε, δ) guarantees.
 type Accountant interface {
 	// Supports reports whether the accountant can compose e (all of it).
 	Supports(e Event) bool
 	// Compose adds e to the accountant's state. On error (invalid or
-	// unsupported event) the state is unchanged.
+	// unsupported event, or, for PLD, too large) the state is unchanged; the
+	// error names the part of e (sub-event) that failed.
 	Compose(e Event) error
 	// Epsilon returns the smallest ε such that the composition so far is
 	// (ε, δ)-DP; +Inf when the accountant can prove no finite ε.
@@ -27,31 +54,73 @@ type Accountant interface {
 	Delta(epsilon float64) (float64, error)
 }
 
-// New returns a fresh accountant of the given kind, "rdp" (default orders)
-// or "pld" (default discretisation).
-func New(kind string) (Accountant, error) {
+// New returns a fresh accountant of the given kind: [KindRDP] (default
+// orders) or [KindPLD] (default discretisation).
+func New(kind Kind) (Accountant, error) {
 	switch kind {
 	case KindRDP:
 		return NewRDP(nil), nil
 	case KindPLD:
 		return NewPLD(PLDOptions{}), nil
 	default:
-		return nil, fmt.Errorf("%w: accountant %q must be %q or %q", ErrInvalid, kind, KindRDP, KindPLD)
+		return nil, kind.validate()
 	}
 }
 
 // check validates e and reports whether supports(e) holds, as one error.
+// When the failure lies in a part of e, the error names that sub-event
+// (the innermost part that fails), as dp_accounting's "caused by subevent".
 func check(e Event, supports func(Event) bool, name string) error {
 	if e == nil {
 		return fmt.Errorf("%w: nil event", ErrInvalid)
 	}
 	if err := e.Validate(); err != nil {
+		if sub, inner := subevent(e, func(x Event) bool { return x.Validate() != nil }, false); inner {
+			return fmt.Errorf("%w (caused by sub-event %v of %v)", err, sub, e)
+		}
 		return err
 	}
 	if !supports(e) {
-		return fmt.Errorf("%w: the %s accountant cannot compose %v", ErrUnsupported, name, e)
+		msg := fmt.Sprintf("the %s accountant cannot compose %v", name, e)
+		if sub, inner := subevent(e, func(x Event) bool { return !supports(x) }, true); inner {
+			msg += fmt.Sprintf(" (caused by sub-event %v)", sub)
+		}
+		return fmt.Errorf("%w: %s", ErrUnsupported, msg)
 	}
 	return nil
+}
+
+// subevent returns the innermost part of e for which bad holds, given that
+// it holds for e, and whether that is a proper part of e: it descends into
+// the first non-nil child for which bad holds until there is none (into
+// the event of a PoissonSampled only if sampled; else a DP-SGD step is one
+// part). A PoissonSampled whose inner event is fine alone (e.g. a nested
+// sampling) is itself the culprit.
+func subevent(e Event, bad func(Event) bool, sampled bool) (sub Event, inner bool) {
+	for ; ; inner = true {
+		var children []Event
+		switch x := e.(type) {
+		case PoissonSampled:
+			if sampled {
+				children = []Event{x.Event}
+			}
+		case SelfComposed:
+			children = []Event{x.Event}
+		case Composed:
+			children = x.Events
+		}
+		next := Event(nil)
+		for _, c := range children {
+			if c != nil && bad(c) {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			return e, inner
+		}
+		e = next
+	}
 }
 
 // supportsGaussianFamily reports whether e is built only from Gaussian,
@@ -76,134 +145,4 @@ func supportsGaussianFamily(e Event) bool {
 	default:
 		return false
 	}
-}
-
-// RDP is a Rényi-DP accountant (see the package documentation). The zero
-// value is not usable; call [NewRDP].
-type RDP struct {
-	orders []float64
-	rdp    []float64 // accumulated RDP at each order
-	log    eventLog  // what was composed, for error messages
-}
-
-// DefaultOrders returns dp_accounting's default RDP orders: 1.1, 1.2, …,
-// 10.9, then 11, 12, …, 63, then 128, 256, 512, 1024.
-func DefaultOrders() []float64 {
-	orders := make([]float64, 0, 99+53+4)
-	for x := 1; x < 100; x++ {
-		orders = append(orders, 1+float64(x)/10)
-	}
-	for a := 11; a < 64; a++ {
-		orders = append(orders, float64(a))
-	}
-	return append(orders, 128, 256, 512, 1024)
-}
-
-var defaultOrders = DefaultOrders()
-
-// NewRDP returns an RDP accountant at the given orders (nil: the defaults of
-// [DefaultOrders]). The slice is copied. It panics with an *[OrdersError]
-// if an order is not finite and > 1.
-func NewRDP(orders []float64) *RDP {
-	if orders == nil {
-		orders = defaultOrders
-	}
-	for _, a := range orders {
-		if !(a > 1) || math.IsInf(a, 1) {
-			panic(&OrdersError{Order: a})
-		}
-	}
-	return &RDP{
-		orders: append([]float64(nil), orders...),
-		rdp:    make([]float64, len(orders)),
-	}
-}
-
-// Orders returns a copy of the accountant's orders.
-func (a *RDP) Orders() []float64 { return append([]float64(nil), a.orders...) }
-
-// Values appends the accumulated RDP at each order to dst and returns it.
-func (a *RDP) Values(dst []float64) []float64 { return append(dst, a.rdp...) }
-
-// Supports implements [Accountant].
-func (a *RDP) Supports(e Event) bool { return e != nil && supportsGaussianFamily(e) }
-
-// Compose implements [Accountant].
-func (a *RDP) Compose(e Event) error {
-	if err := check(e, a.Supports, "RDP"); err != nil {
-		return err
-	}
-	add := make([]float64, len(a.orders))
-	tmp := make([]float64, len(a.orders))
-	a.accumulate(add, tmp, e, 1)
-	for k, v := range add {
-		if math.IsNaN(v) {
-			return fmt.Errorf("%w: the RDP of %v at order %g is NaN", ErrNumerical, e, a.orders[k])
-		}
-	}
-	for k := range a.rdp {
-		a.rdp[k] += add[k]
-	}
-	a.log.add(e)
-	return nil
-}
-
-// accumulate adds count × RDP(e) to dst, using tmp as scratch.
-func (a *RDP) accumulate(dst, tmp []float64, e Event, count float64) {
-	if count == 0 {
-		return
-	}
-	switch x := e.(type) {
-	case Gaussian:
-		gaussianRDP(tmp, a.orders, x.NoiseMultiplier)
-	case PoissonSampled:
-		poissonGaussianRDP(tmp, a.orders, x.SamplingRate, x.Event.(Gaussian).NoiseMultiplier)
-	case SelfComposed:
-		a.accumulate(dst, tmp, x.Event, count*float64(x.Count))
-		return
-	case Composed:
-		for _, s := range x.Events {
-			a.accumulate(dst, tmp, s, count)
-		}
-		return
-	}
-	for k := range dst {
-		dst[k] += count * tmp[k]
-	}
-}
-
-// Epsilon implements [Accountant].
-func (a *RDP) Epsilon(delta float64) (float64, error) {
-	eps, _, err := a.EpsilonAndOrder(delta)
-	return eps, err
-}
-
-// EpsilonAndOrder returns ε for δ and the order that achieves it.
-func (a *RDP) EpsilonAndOrder(delta float64) (eps, order float64, err error) {
-	if err := validateDelta(delta); err != nil {
-		return 0, 0, err
-	}
-	eps, order = rdpToEpsilon(a.orders, a.rdp, delta)
-	if math.IsNaN(eps) {
-		return 0, 0, nanError("RDP", fmt.Sprintf("ε(δ=%g)", delta), a.log.events())
-	}
-	return eps, order, nil
-}
-
-// Delta implements [Accountant].
-func (a *RDP) Delta(epsilon float64) (float64, error) {
-	d, _, err := a.DeltaAndOrder(epsilon)
-	return d, err
-}
-
-// DeltaAndOrder returns δ for ε and the order that achieves it.
-func (a *RDP) DeltaAndOrder(epsilon float64) (delta, order float64, err error) {
-	if err := validateEpsilon(epsilon); err != nil {
-		return 0, 0, err
-	}
-	delta, order = rdpToDelta(a.orders, a.rdp, epsilon)
-	if math.IsNaN(delta) {
-		return 0, 0, nanError("RDP", fmt.Sprintf("δ(ε=%g)", epsilon), a.log.events())
-	}
-	return delta, order, nil
 }

@@ -6,7 +6,7 @@ import "testing"
 // scratch — one RDP evaluation at the 156 default orders, then conversion.
 func BenchmarkRDPEpsilon1e6Steps(b *testing.B) {
 	for b.Loop() {
-		if _, err := ComputeEpsilon(KindRDP, 1e-5, 0.01, 1, 1_000_000); err != nil {
+		if _, err := Epsilon(KindRDP, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1, Steps: 1_000_000}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -16,7 +16,7 @@ func BenchmarkRDPEpsilon1e6Steps(b *testing.B) {
 // epochs.
 func BenchmarkCalibrateRDP(b *testing.B) {
 	for b.Loop() {
-		if _, err := CalibrateNoise(KindRDP, 8, 1e-6, 4096.0/1281167, 3127); err != nil {
+		if _, _, err := CalibrateNoise(KindRDP, Budget{Epsilon: 8, Delta: 1e-6}, Schedule{SamplingRate: 4096.0 / 1281167, Steps: 3127}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -25,7 +25,7 @@ func BenchmarkCalibrateRDP(b *testing.B) {
 // BenchmarkPLD1e4Steps: ε(δ) of 10⁴ steps (q = 0.01, σ = 1) at interval 1e-4.
 func BenchmarkPLD1e4Steps(b *testing.B) {
 	for b.Loop() {
-		if _, err := ComputeEpsilon(KindPLD, 1e-5, 0.01, 1, 10_000); err != nil {
+		if _, err := Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1, Steps: 10_000}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -34,7 +34,7 @@ func BenchmarkPLD1e4Steps(b *testing.B) {
 // BenchmarkCalibratePLD: σ for ε = 3, δ = 1e-5, MNIST batch 256, 10 epochs.
 func BenchmarkCalibratePLD(b *testing.B) {
 	for b.Loop() {
-		if _, err := CalibrateNoise(KindPLD, 3, 1e-5, 256.0/60000, 2344); err != nil {
+		if _, _, err := CalibrateNoise(KindPLD, Budget{Epsilon: 3, Delta: 1e-5}, Schedule{SamplingRate: 256.0 / 60000, Steps: 2344}); err != nil {
 			b.Fatal(err)
 		}
 	}

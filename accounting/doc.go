@@ -14,6 +14,29 @@
 // PoissonSampled{q, Gaussian{σ}}; a run of T identical steps is
 // SelfComposed{that, T}. Adjacency is add-or-remove-one.
 //
+// An event describes its mechanism completely: it is all an accountant
+// needs, and all a [Ledger] stores. Ledgers are written into checkpoints as
+// JSON (each event a tagged object, {"type":"gaussian",
+// "noise_multiplier":…}), so the events obey dp_accounting's evolution
+// rules, which make an old checkpoint mean the same thing to every later
+// version:
+//
+//   - An event type, and a parameter of one, is never removed or renamed,
+//     and its JSON tag ("gaussian", "poisson_sampled", "self_composed",
+//     "composed") and field names never change.
+//   - The meaning of an existing event or parameter never changes (σ stays
+//     the noise standard deviation over an L2 sensitivity of 1, q the
+//     Poisson inclusion probability, adjacency add-or-remove-one). A
+//     different mechanism, or a different meaning, is a new event type with
+//     a new tag.
+//   - A new parameter of an existing event must have a default that gives
+//     the old meaning when absent. The decoder rejects unknown types and
+//     fields, so an older version refuses a newer ledger rather than
+//     misreading it; the ledger's "version" changes only if the encoding
+//     itself does.
+//   - An accountant that cannot handle an event says so ([ErrUnsupported],
+//     naming the sub-event); it never approximates it silently.
+//
 // # Accountants
 //
 // [RDP] computes the Rényi divergence of the Poisson-subsampled Gaussian
@@ -36,16 +59,38 @@
 //
 // # Calibration and budgets
 //
-// [CalibrateNoise] finds the smallest σ whose ε is at most a target (it never
-// returns a σ whose ε exceeds the target); [MaxSteps] and [MaxEpochs] answer
-// how long a run may last at a given σ.
+// The questions users ask take named values, never a row of positional
+// floats (δ, q and ε are all small positive numbers, and a swapped
+// argument would compile): a [Kind] ([KindRDP], [KindPLD]; [ParseKind]
+// reads one from a config or flag), a [Budget] {ε, δ}, and a [Schedule]
+// {q, σ, T, Prior}, the DP-SGD run of Abadi et al. 2016 after an optional
+// prior release (such as private data-normalisation statistics):
 //
-// Calibration searches σ in [MinNoiseMultiplier, MaxNoiseMultiplier] by
-// bracketing and an Illinois (regula falsi) refinement on (log σ, log ε), to
-// a relative tolerance of 1e-4 (RDP) or 1e-3 (PLD). Typical costs on a
-// shared 2-core VM: RDP ε of any number of steps ≈ 1 ms, RDP calibration
-// ≈ 12 ms, PLD ε of 10⁴ steps ≈ 0.2 s, PLD calibration ≈ 1–3 s (see
-// bench_test.go).
+//	Epsilon(kind, delta, s)      // ε(δ) of s.Event(): Prior, then T steps
+//	CalibrateNoise(kind, b, s)   // the smallest σ with ε ≤ b.Epsilon (s.NoiseMultiplier ignored)
+//	MaxSteps(kind, b, s)         // the largest T with ε ≤ b.Epsilon (s.Steps ignored)
+//	MaxEpochs(kind, b, N, B, σ)  // the same, in whole epochs of B out of N
+//
+// They are wrappers of one generic pair, dp_accounting's
+// calibrate_dp_mechanism in Go, which calibrates anything that maps to an
+// event:
+//
+//	Calibrate(kind, b, func(x float64) Event, Param)  // smallest x (ε non-increasing in x)
+//	CalibrateCount(kind, b, func(n int) Event, guess) // largest n (ε non-decreasing in n)
+//
+// Calibration never returns a value whose ε exceeds the target: the ε it
+// returns was computed for the value it returns. A target that the end of
+// the search range cannot meet is an *[UnreachableError] (wrapping
+// [ErrUnreachable]).
+//
+// Calibrate searches x in [Param.Lo, Param.Hi] (for σ: [MinNoiseMultiplier,
+// MaxNoiseMultiplier]) by bracketing (doubling from 1, or steps of 1.25
+// from a guess) and an Illinois (regula falsi) refinement on (log x,
+// log ε), to a relative tolerance of 1e-4 (RDP) or 1e-3 (PLD). PLD
+// calibration starts from the RDP answer; with a prior, from the answer
+// without it. Typical costs on a shared 2-core VM: RDP ε of any number of
+// steps ≈ 1 ms, RDP calibration ≈ 12 ms, PLD ε of 10⁴ steps ≈ 0.2 s, PLD
+// calibration ≈ 1–3 s (see bench_test.go).
 //
 // # Ledger
 //
@@ -54,8 +99,9 @@
 // checkpoints, and recomputes ε from scratch on demand.
 //
 // Invalid inputs (q ∉ (0, 1], σ ≤ 0, δ ∉ (0, 1), negative counts, unsupported
-// events, unreachable targets) are errors that name the quantity, never
-// panics; misuse of the Go API itself (e.g. RDP orders ≤ 1) panics with a
+// events, unreachable targets) are errors that name the quantity (and, in
+// a composition, the sub-event), never panics; they wrap the sentinels of
+// errors.go, whose messages begin "accounting: "; misuse of the Go API itself (e.g. RDP orders ≤ 1) panics with a
 // typed value. Every finite σ > 0 is accepted: σ² is never formed (it
 // overflows beyond 1.3e154), so a huge σ gives ε = 0 or a tiny ε, and a tiny
 // σ a huge or infinite ε (RDP) or an error wrapping [ErrTooLarge] (PLD).

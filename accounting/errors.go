@@ -9,20 +9,21 @@ import (
 var (
 	// ErrInvalid is wrapped by every error about a meaningless input (q, σ,
 	// δ, ε, counts, kinds); the message names the quantity.
-	ErrInvalid = errors.New("invalid privacy parameter")
+	ErrInvalid = errors.New("accounting: invalid privacy parameter")
 	// ErrUnsupported is wrapped when an accountant cannot handle an event.
-	ErrUnsupported = errors.New("unsupported event")
-	// ErrUnreachable is wrapped when no σ in the search range (up to
-	// [MaxNoiseMultiplier]) meets a target ε.
-	ErrUnreachable = errors.New("privacy target unreachable")
+	ErrUnsupported = errors.New("accounting: unsupported event")
+	// ErrUnreachable is wrapped when no value in the search range of a
+	// calibration (for σ: up to [MaxNoiseMultiplier]) meets a target ε; the
+	// error is then an *[UnreachableError].
+	ErrUnreachable = errors.New("accounting: privacy target unreachable")
 	// ErrTooLarge is wrapped when a PLD computation would need more memory
 	// than allowed (see [PLDOptions.MaxSize]). The message gives, once, what a
 	// user can do instead (the RDP accountant, more noise, fewer steps).
-	ErrTooLarge = errors.New("privacy loss distribution too large")
+	ErrTooLarge = errors.New("accounting: privacy loss distribution too large")
 	// ErrNumerical is wrapped when an accountant's arithmetic produced a
 	// NaN: no ε or δ is reported then (a NaN is never returned with a nil
 	// error). The message names the event or accountant concerned.
-	ErrNumerical = errors.New("privacy accounting failed numerically")
+	ErrNumerical = errors.New("accounting: privacy accounting failed numerically")
 )
 
 // tooLargeAdvice ends every ErrTooLarge message: what a user of dptrain can
@@ -68,6 +69,23 @@ func describeEvents(events []Event) string {
 func nanError(name, quantity string, events []Event) error {
 	return fmt.Errorf("%w: the %s accountant's %s is NaN after %s", ErrNumerical, name, quantity, describeEvents(events))
 }
+
+// UnreachableError is the error of [Calibrate] (and so of [CalibrateNoise])
+// when even the end of the search range does not meet the budget, as
+// dp_accounting's NoBracketIntervalFoundError. It wraps [ErrUnreachable].
+type UnreachableError struct {
+	Param   string  // what was searched, e.g. "noise multiplier σ"
+	X       float64 // the end of the search range (e.g. MaxNoiseMultiplier)
+	Epsilon float64 // ε at X
+	Target  float64 // the budget's ε
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%v: even %s=%g gives ε=%g > target %g", ErrUnreachable, e.Param, e.X, e.Epsilon, e.Target)
+}
+
+// Unwrap returns ErrUnreachable.
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
 
 // OrdersError is the panic value of [NewRDP] given invalid orders: a
 // programming error, not bad data.

@@ -10,6 +10,9 @@ import (
 // dp_accounting's DpEvent. The concrete events of this package are
 // [Gaussian], [PoissonSampled], [SelfComposed] and [Composed]; accountants
 // report other implementations as unsupported.
+// Ledgers in checkpoints store these events, so they follow the evolution
+// rules of the package documentation: no event or parameter is ever
+// removed or changes meaning; a new mechanism is a new event type.
 type Event interface {
 	// Validate reports whether the event's parameters are meaningful, with
 	// an error naming the offending quantity.

@@ -21,12 +21,12 @@ func TestEpsilonHugeNoise(t *testing.T) {
 	const steps = 1000
 	for _, q := range []float64{0.01, 1} {
 		for _, delta := range []float64{1e-5, 1e-10} {
-			prev := map[string]float64{KindPLD: math.Inf(1), KindRDP: math.Inf(1)}
-			prevDelta := map[string]float64{KindPLD: 1, KindRDP: 1}
+			prev := map[Kind]float64{KindPLD: math.Inf(1), KindRDP: math.Inf(1)}
+			prevDelta := map[Kind]float64{KindPLD: 1, KindRDP: 1}
 			for _, s := range hugeSigmas {
-				eps := map[string]float64{}
-				for _, kind := range []string{KindPLD, KindRDP} {
-					e, err := ComputeEpsilon(kind, delta, q, s, steps)
+				eps := map[Kind]float64{}
+				for _, kind := range []Kind{KindPLD, KindRDP} {
+					e, err := Epsilon(kind, delta, Schedule{SamplingRate: q, NoiseMultiplier: s, Steps: steps})
 					if err != nil || math.IsNaN(e) || math.IsInf(e, 0) || e < 0 {
 						t.Fatalf("%s q=%g σ=%g δ=%g: ε = %v, %v", kind, q, s, delta, e, err)
 					}
@@ -66,15 +66,15 @@ func TestEpsilonHugeNoise(t *testing.T) {
 // TestHugeNoiseProbeCase is trial 4.23 itself, through every public path:
 // q = 0.01, 1000 steps, σ = 1e300, δ = 1e-5 is ε = 0 (RDP and PLD).
 func TestHugeNoiseProbeCase(t *testing.T) {
-	for _, kind := range []string{KindPLD, KindRDP} {
+	for _, kind := range []Kind{KindPLD, KindRDP} {
 		var l Ledger
 		if err := l.RecordN(Step(0.01, 1e300), 1000); err != nil {
 			t.Fatal(err)
 		}
 		e1, err1 := l.Epsilon(kind, 1e-5)
 		d1, err2 := l.Delta(kind, 1)
-		e2, err3 := EpsilonAfter(kind, 1e-5, 0.01, 1e300, 1000, Gaussian{NoiseMultiplier: math.MaxFloat64})
-		n, err4 := MaxSteps(kind, 1, 1e-5, 0.01, 1e300)
+		e2, err3 := Epsilon(kind, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1e300, Steps: 1000, Prior: Gaussian{NoiseMultiplier: math.MaxFloat64}})
+		n, err4 := MaxSteps(kind, Budget{Epsilon: 1, Delta: 1e-5}, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1e300})
 		if err := errors.Join(err1, err2, err3, err4); err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
@@ -173,7 +173,7 @@ func TestEpsilonTinyNoise(t *testing.T) {
 	for _, q := range []float64{0.01, 0.5, 1} {
 		prev := 0.0
 		for _, s := range sigmas {
-			e, err := ComputeEpsilon(KindRDP, 1e-5, q, s, 100)
+			e, err := Epsilon(KindRDP, 1e-5, Schedule{SamplingRate: q, NoiseMultiplier: s, Steps: 100})
 			if err != nil || math.IsNaN(e) || e < prev {
 				t.Errorf("RDP q=%g σ=%g: ε = %v, %v (larger σ: %v)", q, s, e, err, prev)
 			}
@@ -186,7 +186,7 @@ func TestEpsilonTinyNoise(t *testing.T) {
 				t.Errorf("RDP q=%g σ=%g: δ(1) = %v, %v", q, s, d, err)
 			}
 
-			e, err = ComputeEpsilon(KindPLD, 1e-5, q, s, 100)
+			e, err = Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: q, NoiseMultiplier: s, Steps: 100})
 			switch {
 			case s == 0.5:
 				if err != nil || math.IsNaN(e) || e <= 0 || e > prev+1e-3 {
@@ -231,21 +231,21 @@ func TestTooLargeAdviceOnce(t *testing.T) {
 			}
 		}
 	}
-	_, err := ComputeEpsilon(KindPLD, 1e-5, 0.01, 1e-9, 20) // trial 1.26 / 4.21: both directions fail
+	_, err := Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1e-9, Steps: 20}) // trial 1.26 / 4.21: both directions fail
 	check("σ=1e-9", err)
-	_, err = ComputeEpsilon(KindPLD, 1e-5, 1, 1e-9, 20)
+	_, err = Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 1, NoiseMultiplier: 1e-9, Steps: 20})
 	check("σ=1e-9 q=1", err)
-	_, err = ComputeEpsilon(KindPLD, 1e-5, 0.01, 5e-324, 20)
+	_, err = Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 5e-324, Steps: 20})
 	check("σ=5e-324", err)
-	_, err = ComputeEpsilon(KindPLD, 1e-5, 0.01, 1, 1_000_000_000_000) // trial 4.18
+	_, err = Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1, Steps: 1_000_000_000_000}) // trial 4.18
 	check("1e12 steps", err)
 	_, err = l.Epsilon(KindPLD, 1e-5)
 	check("ledger", err)
-	_, err = EpsilonAfter(KindPLD, 1e-5, 0.01, 1e-9, 20, Gaussian{NoiseMultiplier: 1})
+	_, err = Epsilon(KindPLD, 1e-5, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1e-9, Steps: 20, Prior: Gaussian{NoiseMultiplier: 1}})
 	check("after a prior", err)
-	_, err = CalibrateNoise(KindPLD, 1e6, 1e-5, 0.01, 1000) // trial 1.43 / 4.30
+	_, _, err = CalibrateNoise(KindPLD, Budget{Epsilon: 1e6, Delta: 1e-5}, Schedule{SamplingRate: 0.01, Steps: 1000}) // trial 1.43 / 4.30
 	check("calibrate ε=1e6", err)
-	_, err = MaxSteps(KindPLD, 1e6, 1e-5, 0.01, 1e-9)
+	_, err = MaxSteps(KindPLD, Budget{Epsilon: 1e6, Delta: 1e-5}, Schedule{SamplingRate: 0.01, NoiseMultiplier: 1e-9})
 	check("max steps", err)
 	a := NewPLD(PLDOptions{MaxSize: 1 << 10})
 	err = a.Compose(Composed{Events: []Event{Steps(0.01, 1, 10), Steps(0.1, 1, 10)}})
@@ -283,7 +283,7 @@ func TestNaNIsAnError(t *testing.T) {
 		}
 	}
 
-	_, _, err := bisectSigma(func(float64) (float64, error) { return math.NaN(), nil }, 1, 1, 2, 1e-3)
+	_, _, err := bisect(func(float64) (float64, error) { return math.NaN(), nil }, 1, 1, 2, 1e-3, Param{Name: "x", Lo: MinNoiseMultiplier, Hi: MaxNoiseMultiplier})
 	if !errors.Is(err, ErrNumerical) {
 		t.Errorf("calibration on a NaN ε: %v, want ErrNumerical", err)
 	}

@@ -92,9 +92,9 @@ func (l *Ledger) Event() Composed {
 	return c
 }
 
-// Accountant returns a fresh accountant of the kind ("rdp" or "pld") with
-// the whole ledger composed into it.
-func (l *Ledger) Accountant(kind string) (Accountant, error) {
+// Accountant returns a fresh accountant of the kind with the whole ledger
+// composed into it.
+func (l *Ledger) Accountant(kind Kind) (Accountant, error) {
 	a, err := New(kind)
 	if err != nil {
 		return nil, err
@@ -106,8 +106,8 @@ func (l *Ledger) Accountant(kind string) (Accountant, error) {
 }
 
 // Epsilon recomputes ε(δ) of the whole ledger from scratch with a fresh
-// accountant of the kind ("rdp" or "pld").
-func (l *Ledger) Epsilon(kind string, delta float64) (float64, error) {
+// accountant of the kind.
+func (l *Ledger) Epsilon(kind Kind, delta float64) (float64, error) {
 	if err := validateDelta(delta); err != nil {
 		return 0, err
 	}
@@ -119,7 +119,7 @@ func (l *Ledger) Epsilon(kind string, delta float64) (float64, error) {
 }
 
 // Delta recomputes δ(ε) of the whole ledger.
-func (l *Ledger) Delta(kind string, epsilon float64) (float64, error) {
+func (l *Ledger) Delta(kind Kind, epsilon float64) (float64, error) {
 	if err := validateEpsilon(epsilon); err != nil {
 		return 0, err
 	}

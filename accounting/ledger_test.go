@@ -1,9 +1,11 @@
 package accounting
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -39,7 +41,7 @@ func TestLedgerCoalescesAndRecomputes(t *testing.T) {
 		t.Fatalf("Event() = %v", ev)
 	}
 	// ε from the ledger equals ε of the events composed directly.
-	for _, kind := range []string{KindRDP, KindPLD} {
+	for _, kind := range []Kind{KindRDP, KindPLD} {
 		a, _ := New(kind)
 		if err := a.Compose(Steps(0.01, 1.1, 800)); err != nil {
 			t.Fatal(err)
@@ -140,5 +142,44 @@ func TestLedgerUnmarshalErrors(t *testing.T) {
 		if l.Len() != 1 {
 			t.Errorf("%s: failed decode changed the ledger", c.json)
 		}
+	}
+}
+
+// TestLedgerV1Stable guards the evolution rules (doc.go): a version-1
+// ledger as checkpoints hold it, with every event type, still decodes to
+// the same events, encodes to the same JSON, and means the same ε.
+func TestLedgerV1Stable(t *testing.T) {
+	b, err := os.ReadFile("testdata/ledger_v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l Ledger
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	want := []LedgerEntry{
+		{Event: SelfComposed{Event: Gaussian{8}, Count: 2}, Count: 1},
+		{Event: Step(256.0/60000, 1.1), Count: 2344},
+		{Event: Composed{Events: []Event{Gaussian{5}, Steps(0.5, 4, 3)}}, Count: 1},
+	}
+	got := l.Entries()
+	if len(got) != len(want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Count != want[i].Count || !equalEvents(got[i].Event, want[i].Event) {
+			t.Errorf("entry %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := json.Marshal(&l); !bytes.Equal(again, compact.Bytes()) {
+		t.Errorf("re-encoded as\n%s\nwant\n%s", again, compact.Bytes())
+	}
+	// dptrain's RDP ε of this ledger when the file was written.
+	if eps, err := l.Epsilon(KindRDP, 1e-5); err != nil || math.Abs(eps-1.8388696729189649) > 1e-9*eps {
+		t.Errorf("RDP ε = %.17g, %v; want 1.8388696729189649", eps, err)
 	}
 }

@@ -71,32 +71,11 @@ func TestPLDBelowRDP(t *testing.T) {
 		n    int
 	}{{0.01, 1, 1000}, {0.1, 2, 100}, {0.004, 0.8, 2000}, {1, 3, 10}, {0.5, 5, 50}} {
 		for _, delta := range []float64{1e-5, 1e-8} {
-			r, _ := ComputeEpsilon(KindRDP, delta, c.q, c.s, c.n)
-			p, _ := ComputeEpsilon(KindPLD, delta, c.q, c.s, c.n)
+			r, _ := Epsilon(KindRDP, delta, Schedule{SamplingRate: c.q, NoiseMultiplier: c.s, Steps: c.n})
+			p, _ := Epsilon(KindPLD, delta, Schedule{SamplingRate: c.q, NoiseMultiplier: c.s, Steps: c.n})
 			if p > r+1e-3 || p <= 0 {
 				t.Errorf("q=%g σ=%g T=%d δ=%g: PLD ε %.6g, RDP ε %.6g", c.q, c.s, c.n, delta, p, r)
 			}
-		}
-	}
-}
-
-func TestPLDSelfComposedEqualsRepeated(t *testing.T) {
-	a, b := NewPLD(PLDOptions{}), NewPLD(PLDOptions{})
-	if err := a.Compose(Steps(0.05, 1, 6)); err != nil {
-		t.Fatal(err)
-	}
-	for range 6 {
-		if err := b.Compose(Step(0.05, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, delta := range []float64{1e-4, 1e-6} {
-		ea, _ := a.Epsilon(delta)
-		eb, _ := b.Epsilon(delta)
-		// FFT power vs six linear convolutions with tail truncation each:
-		// the same up to truncated mass.
-		if math.Abs(ea-eb) > 1e-7*ea {
-			t.Errorf("δ=%g: SelfComposed ε = %.12g, 6 compositions %.12g", delta, ea, eb)
 		}
 	}
 }

@@ -25,11 +25,11 @@ import "math"
 // upper bound on A_α, so the reported ε stays a valid (if up to ~0.3%
 // looser) guarantee even where the signed series would suffer cancellation;
 // (2) it reproduces dp_accounting, the reference users and our tests
-// compare against (../shared/refdata), to ~1e-9 instead of "slightly lower
-// by up to 0.3%". The exact signed series is kept in logAFracSigned for
-// tests that check the bound and its size. Where the series total is
-// rounding noise (log A_α < fracRoundoff, huge σ) the bound from the next
-// integer order replaces it.
+// compare against (testdata/accounting.json), to ~1e-9 instead of
+// "slightly lower by up to 0.3%". The exact signed series is kept in
+// logAFracSigned for tests that check the bound and its size. Where the
+// series total is rounding noise (log A_α < fracRoundoff, huge σ) the
+// bound from the next integer order replaces it.
 //
 // σ² is never formed (it overflows beyond 1.3e154 and underflows below
 // 1e-162): x/(2σ²) is computed as x/(2σ)/σ. With these, every finite σ
@@ -142,7 +142,7 @@ func logExpm1(c float64) float64 {
 const fracRoundoff = 1e-10
 
 // logAFracBounded is logAFrac where it is reliable (≥ fracRoundoff: all
-// of ../shared/refdata is far above; +Inf where the series does not
+// of testdata/accounting.json is far above; +Inf where the series does not
 // converge, as in dp_accounting), and otherwise the bound
 // that RDP is non-decreasing in α gives from the next integer order
 // (computed without cancellation): log A_α = (α−1)·RDP(α) ≤

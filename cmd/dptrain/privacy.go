@@ -56,6 +56,7 @@ type privacyFlags struct {
 	epochs       float64
 	delta        float64
 	accountant   string
+	kind         accounting.Kind // parsed from accountant by resolve
 	json         bool
 }
 
@@ -69,7 +70,7 @@ func newPrivacyFlags(name string, stderr io.Writer) *privacyFlags {
 	fs.IntVar(&p.batchSize, "batch-size", 0, "expected logical batch size `B` (q = B/N)")
 	fs.Float64Var(&p.epochs, "epochs", 0, "number of epochs `E` (steps = ceil(E·N/B))")
 	fs.Float64Var(&p.delta, "delta", 0, "target `δ` in (0, 1) (required)")
-	fs.StringVar(&p.accountant, "accountant", accounting.KindPLD, "accountant: rdp or pld")
+	fs.StringVar(&p.accountant, "accountant", string(accounting.KindPLD), "accountant: "+strings.Join(accounting.Kinds(), " or "))
 	fs.BoolVar(&p.json, "json", false, "print one JSON object instead of text")
 	return p
 }
@@ -97,6 +98,11 @@ type schedule struct {
 	desc  string // for human output
 }
 
+// at is the schedule with noise multiplier sigma, as the accountants take it.
+func (s schedule) at(sigma float64) accounting.Schedule {
+	return accounting.Schedule{SamplingRate: s.q, NoiseMultiplier: sigma, Steps: s.steps}
+}
+
 // resolve checks the flag combination and returns the schedule. minSteps
 // is the smallest acceptable number of steps.
 func (p *privacyFlags) resolve(set map[string]bool, minSteps int) (schedule, error) {
@@ -106,9 +112,11 @@ func (p *privacyFlags) resolve(set map[string]bool, minSteps int) (schedule, err
 	if !(p.delta > 0 && p.delta < 1) {
 		return schedule{}, fmt.Errorf("--delta=%g must be in (0, 1)", p.delta)
 	}
-	if p.accountant != accounting.KindRDP && p.accountant != accounting.KindPLD {
-		return schedule{}, fmt.Errorf("--accountant=%q must be rdp or pld", p.accountant)
+	kind, err := accounting.ParseKind(p.accountant)
+	if err != nil {
+		return schedule{}, fmt.Errorf("--accountant=%q must be %s", p.accountant, strings.Join(accounting.Kinds(), " or "))
 	}
+	p.kind = kind
 	byRate := []string{"sampling-rate", "steps"}
 	byData := []string{"dataset-size", "batch-size", "epochs"}
 	given := func(names []string) (in, out []string) {
@@ -210,7 +218,7 @@ type calibrateResult struct {
 // rdpEpsilon returns the RDP ε and optimal order of a schedule.
 func rdpEpsilon(s schedule, sigma, delta float64) (float64, float64, error) {
 	a := accounting.NewRDP(nil)
-	if err := a.Compose(accounting.Steps(s.q, sigma, s.steps)); err != nil {
+	if err := a.Compose(s.at(sigma).Event()); err != nil {
 		return 0, 0, err
 	}
 	return a.EpsilonAndOrder(delta)
@@ -246,10 +254,10 @@ func privacyEpsilon(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if p.accountant == accounting.KindRDP {
+	if p.kind == accounting.KindRDP {
 		res.Epsilon, res.Order = jsonFloat(rdpEps), &rdpOrder
 	} else {
-		eps, err := accounting.ComputeEpsilon(accounting.KindPLD, p.delta, s.q, sigma, s.steps)
+		eps, err := accounting.Epsilon(accounting.KindPLD, p.delta, s.at(sigma))
 		if err != nil {
 			return err
 		}
@@ -294,7 +302,8 @@ func privacyCalibrate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sigma, eps, err := accounting.CalibrateNoiseEpsilon(p.accountant, target, p.delta, s.q, s.steps)
+	// s.at(0): CalibrateNoise ignores the noise multiplier, which it solves for.
+	sigma, eps, err := accounting.CalibrateNoise(p.kind, accounting.Budget{Epsilon: target, Delta: p.delta}, s.at(0))
 	if err != nil {
 		if errors.Is(err, accounting.ErrUnreachable) {
 			return fmt.Errorf("--epsilon=%g cannot be met: %w", target, err)
@@ -309,7 +318,7 @@ func privacyCalibrate(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "noise multiplier σ = %.6g gives ε = %.6g ≤ %g at δ = %g (%s accountant)\n",
 		sigma, eps, target, p.delta, strings.ToUpper(p.accountant))
 	fmt.Fprintf(stdout, "  %s\n", s.desc)
-	if p.accountant == accounting.KindPLD {
+	if p.kind == accounting.KindPLD {
 		if re, ro, err := rdpEpsilon(s, sigma, p.delta); err == nil {
 			fmt.Fprintf(stdout, "  RDP accountant at this σ: ε = %s (order %g), for comparison with published work\n", fmtEps(re), ro)
 		}

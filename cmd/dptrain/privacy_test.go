@@ -17,7 +17,7 @@ func privacy(args ...string) (string, string, error) {
 }
 
 func TestPrivacyEpsilonJSON(t *testing.T) {
-	// dp_accounting 0.6 (../shared/refdata): q=0.01, σ=1, T=1000, δ=1e-5:
+	// dp_accounting 0.6 (accounting/testdata/accounting.json): q=0.01, σ=1, T=1000, δ=1e-5:
 	// RDP ε = 2.101366525420273 at order 7.8; PLD ε = 1.828243645616618.
 	cases := []struct {
 		accountant string
