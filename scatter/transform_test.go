@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"dptrain/internal/float16"
@@ -171,7 +172,7 @@ func TestScatteringShape(t *testing.T) {
 		}
 		y := s.Apply(x)
 		want := []int{2, tc.c * tc.k, tc.h >> tc.j, tc.w >> tc.j}
-		if !sameInts(y.Shape, want) {
+		if !slices.Equal(y.Shape, want) {
 			t.Errorf("%+v: output %v, want %v", tc, y.Shape, want)
 		}
 		if got := s.OutShape(); got != [3]int{want[1], want[2], want[3]} {
@@ -183,18 +184,6 @@ func TestScatteringShape(t *testing.T) {
 			}
 		}
 	}
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestNewScatteringRejectsBadSizes(t *testing.T) {

@@ -1,6 +1,9 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // ShapeError is the panic value for misuse of shapes.
 type ShapeError struct {
@@ -79,7 +82,7 @@ func (t *Tensor) Slice0(lo, hi int) *Tensor {
 // reused across steps (the batch size may change between Poisson batches).
 func Ensure(t *Tensor, shape ...int) *Tensor {
 	n := Numel(shape...)
-	if t != nil && sameShape(t.Shape, shape) {
+	if t != nil && slices.Equal(t.Shape, shape) {
 		return t
 	}
 	if t != nil && cap(t.Data) >= n {
@@ -94,18 +97,6 @@ func EnsureSlice(buf []float32, n int) []float32 {
 		return buf[:n]
 	}
 	return make([]float32, n)
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Zero sets every element of x to 0.

@@ -343,35 +343,26 @@ func (c *Config) validateSizes(bad badFunc) {
 	if c.AugMultiplicity < 0 || c.AugMultiplicity > MaxAugMultiplicity {
 		bad("aug_multiplicity: %d, want 1 to %d (augmentations per example; De et al. use up to 16)", c.AugMultiplicity, MaxAugMultiplicity)
 	}
+	px := func(what string) string { return fmt.Sprintf(what, data.MaxImageSize) }
 	for _, kv := range []struct {
-		key  string
-		v    int
-		what string
+		key    string
+		v, max int // max 0: no upper bound
+		what   string
 	}{
-		{"image_size", c.ImageSize, "0 (as stored) or 1 to %d pixels"},
-		{"crop_size", c.CropSize, "0 (the input size) or 1 to %d pixels"},
-		{"crop_padding", c.CropPadding, "0 to %d pixels"},
+		{"image_size", c.ImageSize, data.MaxImageSize, px("0 (as stored) or 1 to %d pixels")},
+		{"crop_size", c.CropSize, data.MaxImageSize, px("0 (the input size) or 1 to %d pixels")},
+		{"crop_padding", c.CropPadding, data.MaxImageSize, px("0 to %d pixels")},
+		{"max_train_examples", c.MaxTrainExamples, 0, "0 (all) or the number of training examples to use"},
+		{"max_test_examples", c.MaxTestExamples, 0, "0 (all) or the number of test examples to use"},
+		{"checkpoint_every", c.CheckpointEvery, 0, "0 (about every 5% of the run) or a number of steps"},
+		{"keep_checkpoints", c.KeepCheckpoints, 0, "0 (3) or how many checkpoints to keep"},
+		{"eval_every", c.EvalEvery, 0, "0 (four evaluations per run) or a number of steps"},
+		{"log_every", c.LogEvery, 0, "0 (about 50 lines per run) or a number of steps"},
+		{"warmup_steps", c.WarmupSteps, 0, "0 or a number of steps"},
+		{"freeze_layers", c.FreezeLayers, 0, "0 or a number of layers"},
+		{"materialize_budget", c.MaterializeBudget, 0, "0 (default) or a number of floats"},
 	} {
-		if kv.v < 0 || kv.v > data.MaxImageSize {
-			bad("%s: %d, want "+kv.what, kv.key, kv.v, data.MaxImageSize)
-		}
-	}
-	for _, kv := range []struct {
-		key  string
-		v    int
-		what string
-	}{
-		{"max_train_examples", c.MaxTrainExamples, "0 (all) or the number of training examples to use"},
-		{"max_test_examples", c.MaxTestExamples, "0 (all) or the number of test examples to use"},
-		{"checkpoint_every", c.CheckpointEvery, "0 (about every 5% of the run) or a number of steps"},
-		{"keep_checkpoints", c.KeepCheckpoints, "0 (3) or how many checkpoints to keep"},
-		{"eval_every", c.EvalEvery, "0 (four evaluations per run) or a number of steps"},
-		{"log_every", c.LogEvery, "0 (about 50 lines per run) or a number of steps"},
-		{"warmup_steps", c.WarmupSteps, "0 or a number of steps"},
-		{"freeze_layers", c.FreezeLayers, "0 or a number of layers"},
-		{"materialize_budget", c.MaterializeBudget, "0 (default) or a number of floats"},
-	} {
-		if kv.v < 0 {
+		if kv.v < 0 || (kv.max > 0 && kv.v > kv.max) {
 			bad("%s: %d, want %s", kv.key, kv.v, kv.what)
 		}
 	}
