@@ -46,7 +46,6 @@ type NoiseSource interface {
 type NoiseMode string
 
 // The noise modes.
-//
 const (
 	// ModeSeeded is SeededNoise: reproducible from the run's seed, for
 	// experiments (ε holds only while the seed stays secret).
@@ -69,7 +68,6 @@ func ParseNoiseMode(s string) (NoiseMode, error) {
 
 // NewNoise returns the source for a mode: ModeSeeded (seed used) or
 // ModeSecure (seed ignored). Any other mode is an error naming the field.
-//
 func NewNoise(mode NoiseMode, seed uint64) (NoiseSource, error) {
 	m, err := ParseNoiseMode(string(mode))
 	if err != nil {
