@@ -71,16 +71,13 @@ func EstimateModel(cfg ModelConfig) (ModelEstimate, error) {
 
 // estimators mirrors builders (models.go), one entry per model.
 var estimators = map[string]func(cfg ModelConfig, t *tally) error{
-	"cnn-mnist": estimateCNNMNIST,
-	"cnn-cifar": estimateCNNCIFAR,
-	"wrn-16-4":  func(c ModelConfig, t *tally) error { return estimateWRN(c, t, 16, 4) },
-	"resnet18": func(c ModelConfig, t *tally) error {
-		return estimateResNet(c, t, false, [4]int{2, 2, 2, 2})
-	},
-	"resnet34": func(c ModelConfig, t *tally) error {
-		return estimateResNet(c, t, false, [4]int{3, 4, 6, 3})
-	},
-	"resnet50":          func(c ModelConfig, t *tally) error { return estimateResNet(c, t, true, [4]int{3, 4, 6, 3}) },
+	"cnn-mnist":         estimateCNNMNIST,
+	"cnn-cifar":         estimateCNNCIFAR,
+	"wrn-16-4":          func(c ModelConfig, t *tally) error { return estimateWRN(c, t, 16, 4) },
+	"resnet18":          func(c ModelConfig, t *tally) error { return estimateResNet(c, t, resnet18) },
+	"resnet34":          func(c ModelConfig, t *tally) error { return estimateResNet(c, t, resnet34) },
+	"resnet50":          func(c ModelConfig, t *tally) error { return estimateResNet(c, t, resnet50) },
+	"resnet50-keras":    func(c ModelConfig, t *tally) error { return estimateResNet(c, t, resnet50Keras) },
 	"scatternet-linear": estimateScatterLinear,
 	"scatternet-cnn":    estimateScatterCNN,
 }
@@ -114,46 +111,58 @@ func estimateCNNCIFAR(cfg ModelConfig, t *tally) error {
 	return nil
 }
 
-// Mirrors buildResNet (gn(c) is an affine GroupNorm).
-func estimateResNet(cfg ModelConfig, t *tally, bottleneck bool, blocks [4]int) error {
+// Mirrors buildResNet (gn(c) is an affine GroupNorm; a frozen BatchNorm
+// has γ, β and the two buffers).
+func estimateResNet(cfg ModelConfig, t *tally, arch resnetArch) error {
 	stem, err := resNetStem(cfg)
 	if err != nil {
 		return err
 	}
-	if stem == "imagenet" {
-		t.conv(cfg.InputShape[0], 64, 7, false)
-	} else {
-		t.conv(cfg.InputShape[0], 64, 3, false)
+	normKind, err := resNetNorm(cfg, arch)
+	if err != nil {
+		return err
 	}
-	t.groupNorm(64, true)
+	norm := func(c int) {
+		t.groupNorm(c, true)
+		if normKind == "batch" {
+			t.addParams(t.mul(2, c)) // running mean and variance
+		}
+	}
+	bias := arch.keras
+	if stem == "imagenet" {
+		t.conv(cfg.InputShape[0], 64, 7, bias)
+	} else {
+		t.conv(cfg.InputShape[0], 64, 3, bias)
+	}
+	norm(64)
 	exp := 1
-	if bottleneck {
+	if arch.bottleneck {
 		exp = 4
 	}
 	in := 64
-	for stage, n := range blocks {
+	for stage, n := range arch.blocks {
 		width := 64 << stage
 		for bi := 0; bi < n; bi++ {
 			stride := 1
 			if stage > 0 && bi == 0 {
 				stride = 2
 			}
-			if bottleneck {
-				t.conv(in, width, 1, false)
-				t.groupNorm(width, true)
-				t.conv(width, width, 3, false)
-				t.groupNorm(width, true)
-				t.conv(width, width*exp, 1, false)
-				t.groupNorm(width*exp, true)
+			if arch.bottleneck {
+				t.conv(in, width, 1, bias)
+				norm(width)
+				t.conv(width, width, 3, bias)
+				norm(width)
+				t.conv(width, width*exp, 1, bias)
+				norm(width * exp)
 			} else {
-				t.conv(in, width, 3, false)
-				t.groupNorm(width, true)
-				t.conv(width, width, 3, false)
-				t.groupNorm(width, true)
+				t.conv(in, width, 3, bias)
+				norm(width)
+				t.conv(width, width, 3, bias)
+				norm(width)
 			}
 			if stride != 1 || in != width*exp {
-				t.conv(in, width*exp, 1, false)
-				t.groupNorm(width*exp, true)
+				t.conv(in, width*exp, 1, bias)
+				norm(width * exp)
 			}
 			in = width * exp
 		}

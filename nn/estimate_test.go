@@ -58,7 +58,15 @@ func estimateCases() []nn.ModelConfig {
 			cs = append(cs, nn.ModelConfig{Name: name, NumClasses: classes[i], InputShape: in, Seed: 1})
 		}
 	}
+	for i, in := range [][3]int{{3, 32, 32}, {3, 64, 64}, {3, 224, 224}} {
+		cs = append(cs, nn.ModelConfig{Name: "resnet50-keras", NumClasses: classes[i], InputShape: in, Seed: 1})
+		for _, name := range []string{"resnet18", "resnet34", "resnet50"} {
+			cs = append(cs, nn.ModelConfig{Name: name, NumClasses: classes[i], InputShape: in, Norm: "batch", Seed: 1})
+		}
+	}
 	cs = append(cs,
+		nn.ModelConfig{Name: "resnet18", NumClasses: 10, InputShape: [3]int{3, 32, 32}, Norm: "layer"},
+		nn.ModelConfig{Name: "resnet50-keras", NumClasses: 10, InputShape: [3]int{3, 32, 32}, Norm: "group"},
 		nn.ModelConfig{Name: "resnet18", NumClasses: 10, InputShape: [3]int{1, 64, 64}, Stem: "imagenet"},
 		nn.ModelConfig{Name: "resnet18", NumClasses: 10, InputShape: [3]int{3, 16, 16}, Stem: "imagenet"},
 		nn.ModelConfig{Name: "resnet50", NumClasses: 10, InputShape: [3]int{3, 4, 4}},
@@ -82,7 +90,7 @@ const maxBuiltParams = 30 << 20
 func TestEstimateModelParams(t *testing.T) {
 	seen := map[string]bool{}
 	for _, cfg := range estimateCases() {
-		desc := fmt.Sprintf("%s %v classes=%d stem=%q norm=%q", cfg.Name, cfg.InputShape, cfg.NumClasses, cfg.Stem, cfg.FeatureNorm)
+		desc := fmt.Sprintf("%s %v classes=%d stem=%q feature_norm=%q norm=%q", cfg.Name, cfg.InputShape, cfg.NumClasses, cfg.Stem, cfg.FeatureNorm, cfg.Norm)
 		seen[cfg.Name] = true
 		est, eerr := nn.EstimateModel(cfg)
 		if eerr == nil && est.Params > maxBuiltParams {

@@ -5,6 +5,7 @@ package nn
 
 var (
 	RandGN           = randGN
+	RandBN           = randBN
 	StatsStandardize = statsStandardize
 	SmallModel       = smallModel
 )

@@ -43,6 +43,28 @@ func layerCases() []layerCase {
 		{"gn-1group", func(r *rand.Rand) nn.Layer { return nn.RandGN("g", 1, 4, r) }, []int{2, 4, 3, 3}},
 		{"gn-2groups", func(r *rand.Rand) nn.Layer { return nn.RandGN("g", 2, 4, r) }, []int{2, 4, 3, 5}},
 		{"gn-4groups", func(r *rand.Rand) nn.Layer { return nn.RandGN("g", 4, 8, r) }, []int{2, 8, 3, 5}},
+		{"bn-frozen", func(r *rand.Rand) nn.Layer { return nn.RandBN("b", 4, 1e-5, r) }, []int{2, 4, 3, 3}},
+		{"bn-frozen-keras-eps", func(r *rand.Rand) nn.Layer { return nn.RandBN("b", 3, 1e-3, r) }, []int{2, 3, 2, 5}},
+		{"bn-frozen-beta-only", func(r *rand.Rand) nn.Layer {
+			b := nn.RandBN("b", 3, 1e-5, r)
+			b.Gamma.Frozen = true
+			return b
+		}, []int{2, 3, 3, 2}},
+		{"bn-frozen-no-affine", func(r *rand.Rand) nn.Layer {
+			b := nn.NewBatchNorm2d("b", 3)
+			b.UseRunningStats = true
+			for i := range b.Var.Value {
+				b.Mean.Value[i], b.Var.Value[i] = float32(r.NormFloat64()), float32(0.5+r.Float64())
+			}
+			return b
+		}, []int{2, 3, 3, 2}},
+		{"residual-bottleneck-v1-bn", func(r *rand.Rand) nn.Layer {
+			return &nn.Residual{PostReLU: true,
+				Main: []nn.Layer{nn.NewConv2d("a", 4, 2, 1, 2, 0, true, false, r), nn.RandBN("a.bn", 2, 1e-3, r), &nn.ReLU{},
+					nn.NewConv2d("b", 2, 2, 3, 1, 1, true, false, r), nn.RandBN("b.bn", 2, 1e-3, r), &nn.ReLU{},
+					nn.NewConv2d("c", 2, 8, 1, 1, 0, true, false, r), nn.RandBN("c.bn", 8, 1e-3, r)},
+				Shortcut: []nn.Layer{nn.NewConv2d("d", 4, 8, 1, 2, 0, true, false, r), nn.RandBN("d.bn", 8, 1e-3, r)}}
+		}, []int{2, 4, 5, 5}},
 		{"standardize", func(r *rand.Rand) nn.Layer { return nn.StatsStandardize("s") }, []int{3, 4, 2, 3}},
 		{"relu", func(r *rand.Rand) nn.Layer { return &nn.ReLU{} }, []int{2, 3, 4, 5}},
 		{"tanh", func(r *rand.Rand) nn.Layer { return &nn.Tanh{} }, []int{2, 3, 4, 5}},

@@ -36,6 +36,19 @@ func randGN(name string, g, c int, r *rand.Rand) *GroupNorm {
 	return n
 }
 
+// randBN returns a frozen-statistics BatchNorm with random γ, β, running
+// mean and variance (ε = eps).
+func randBN(name string, c int, eps float32, r *rand.Rand) *BatchNorm2d {
+	n := NewFrozenBatchNorm2d(name, c, eps)
+	for i := 0; i < c; i++ {
+		n.Gamma.Value[i] = float32(1 + 0.5*r.NormFloat64())
+		n.Beta.Value[i] = float32(0.5 * r.NormFloat64())
+		n.Mean.Value[i] = float32(0.3 * r.NormFloat64())
+		n.Var.Value[i] = float32(0.5 + r.Float64())
+	}
+	return n
+}
+
 func smallModel(t testing.TB, name string, c, h, w int) *Model {
 	t.Helper()
 	m, err := NewModel(ModelConfig{Name: name, NumClasses: 10, InputShape: [3]int{c, h, w}, Seed: 1})

@@ -19,6 +19,10 @@ type Param struct {
 	// NoDecay marks parameters (biases, normalisation affine) that weight
 	// decay should skip.
 	NoDecay bool
+	// Buffer marks a fixed statistic (BatchNorm's running mean and
+	// variance, Standardize's): always frozen, never trained or noised,
+	// carried by checkpoints. Freezing and unfreezing leave it frozen.
+	Buffer bool
 
 	cover uint64 // Model.CheckCoverage's mark
 }

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"dptrain/tensor"
@@ -211,10 +212,50 @@ func (m *Model) FreezeLayers(n int) error {
 	}
 	for i, l := range ls {
 		for _, p := range l.Params() {
-			p.Frozen = i < n
+			if !p.Buffer {
+				p.Frozen = i < n
+			}
 		}
 	}
 	return nil
+}
+
+// FreezePrefixes freezes every parameter whose name is one of prefixes or
+// starts with one of them followed by a dot ("layer1" freezes
+// layer1.0.conv1.weight, not layer10.…), and leaves the others as they are.
+// A prefix that names no parameter is an error (a typo would otherwise
+// train what was meant to be frozen).
+func (m *Model) FreezePrefixes(prefixes []string) error {
+	for _, pre := range prefixes {
+		if pre == "" {
+			return fmt.Errorf("freeze: empty layer name")
+		}
+		found := false
+		for _, p := range m.Params() {
+			if p.Name == pre || strings.HasPrefix(p.Name, pre+".") {
+				p.Frozen, found = true, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("freeze: %q names no parameter of model %s (names look like %s)", pre, m.Name, strings.Join(m.topNames(), ", "))
+		}
+	}
+	return nil
+}
+
+// topNames lists the distinct first components of the parameter names
+// (conv1, bn1, layer1, …, fc), in order.
+func (m *Model) topNames() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range m.Params() {
+		top, _, _ := strings.Cut(p.Name, ".")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+		}
+	}
+	return out
 }
 
 // TrainLastLayerOnly freezes everything but the final linear layer.

@@ -26,22 +26,25 @@ type ModelConfig struct {
 	// per example) or "data" (a [Standardize] layer whose per-channel
 	// statistics are set from the training data before training).
 	FeatureNorm string
-	Seed        uint64
+	// Norm selects the ResNets' normalisation: "group" (default:
+	// GroupNorm(min(32, C), C), trained per example) or "batch"
+	// (BatchNorm with frozen statistics and trainable γ, β: the layout of
+	// pretrained torchvision and Keras weights). resnet50-keras always uses
+	// "batch".
+	Norm string
+	Seed uint64
 }
 
 type modelBuilder func(cfg ModelConfig, r *rand.Rand) ([]Layer, error)
 
 var builders = map[string]modelBuilder{
-	"cnn-mnist": buildCNNMNIST,
-	"cnn-cifar": buildCNNCIFAR,
-	"wrn-16-4":  func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildWRN(c, r, 16, 4) },
-	"resnet18": func(c ModelConfig, r *rand.Rand) ([]Layer, error) {
-		return buildResNet(c, r, false, [4]int{2, 2, 2, 2})
-	},
-	"resnet34": func(c ModelConfig, r *rand.Rand) ([]Layer, error) {
-		return buildResNet(c, r, false, [4]int{3, 4, 6, 3})
-	},
-	"resnet50": func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, true, [4]int{3, 4, 6, 3}) },
+	"cnn-mnist":      buildCNNMNIST,
+	"cnn-cifar":      buildCNNCIFAR,
+	"wrn-16-4":       func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildWRN(c, r, 16, 4) },
+	"resnet18":       func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, resnet18) },
+	"resnet34":       func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, resnet34) },
+	"resnet50":       func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, resnet50) },
+	"resnet50-keras": func(c ModelConfig, r *rand.Rand) ([]Layer, error) { return buildResNet(c, r, resnet50Keras) },
 }
 
 // ModelNames lists the models NewModel builds.
@@ -160,27 +163,78 @@ func checkCNNCIFAR(cfg ModelConfig) error {
 
 func gn(name string, c int) *GroupNorm { return NewGroupNorm(name, min(32, c), c, true) }
 
-// ResNets in torchvision's layout (v1.5: stride on the 3×3 convolution of
-// bottlenecks) with every BatchNorm replaced by GroupNorm(min(32, C), C).
-// Mirrored by estimateResNet (estimate.go).
-func buildResNet(cfg ModelConfig, r *rand.Rand, bottleneck bool, blocks [4]int) ([]Layer, error) {
+// resnetArch is one ResNet layout.
+type resnetArch struct {
+	bottleneck bool
+	blocks     [4]int
+	// keras is the Keras ResNet-50 (He et al. 2016's v1, as
+	// keras.applications ships it): the stride of a downsampling
+	// bottleneck is on its first 1×1 convolution (torchvision's v1.5 puts
+	// it on the 3×3), every convolution has a bias, and BatchNorm has
+	// ε = 1e-3.
+	keras bool
+}
+
+var (
+	resnet18      = resnetArch{blocks: [4]int{2, 2, 2, 2}}
+	resnet34      = resnetArch{blocks: [4]int{3, 4, 6, 3}}
+	resnet50      = resnetArch{bottleneck: true, blocks: [4]int{3, 4, 6, 3}}
+	resnet50Keras = resnetArch{bottleneck: true, blocks: [4]int{3, 4, 6, 3}, keras: true}
+)
+
+// resNetNorm resolves cfg.Norm for arch: "group" or "batch".
+func resNetNorm(cfg ModelConfig, arch resnetArch) (string, error) {
+	switch {
+	case arch.keras && (cfg.Norm == "" || cfg.Norm == "batch"):
+		return "batch", nil
+	case arch.keras:
+		return "", fmt.Errorf("model %s: norm %q: this layout has BatchNorm only (norm: batch)", cfg.Name, cfg.Norm)
+	case cfg.Norm == "" || cfg.Norm == "group":
+		return "group", nil
+	case cfg.Norm == "batch":
+		return "batch", nil
+	}
+	return "", fmt.Errorf("model %s: norm %q, want group or batch", cfg.Name, cfg.Norm)
+}
+
+// ResNets in torchvision's layout and names (v1.5: stride on the 3×3
+// convolution of bottlenecks), with GroupNorm(min(32, C), C) in place of
+// every BatchNorm (norm: group) or with frozen-statistics BatchNorm
+// (norm: batch, for pretrained weights); resnet50-keras is the v1 layout of
+// Keras under the same names. Mirrored by estimateResNet (estimate.go).
+func buildResNet(cfg ModelConfig, r *rand.Rand, arch resnetArch) ([]Layer, error) {
 	c := cfg.InputShape[0]
 	stem, err := resNetStem(cfg)
 	if err != nil {
 		return nil, err
 	}
+	normKind, err := resNetNorm(cfg, arch)
+	if err != nil {
+		return nil, err
+	}
+	eps := float32(1e-5)
+	if arch.keras {
+		eps = 1e-3
+	}
+	norm := func(name string, c int) Layer {
+		if normKind == "batch" {
+			return NewFrozenBatchNorm2d(name, c, eps)
+		}
+		return gn(name, c)
+	}
+	bias := arch.keras
 	var ls []Layer
 	if stem == "imagenet" {
-		ls = append(ls, NewConv2d("conv1", c, 64, 7, 2, 3, false, cfg.WS, r), gn("bn1", 64), &ReLU{}, NewMaxPool(3, 2, 1))
+		ls = append(ls, NewConv2d("conv1", c, 64, 7, 2, 3, bias, cfg.WS, r), norm("bn1", 64), &ReLU{}, NewMaxPool(3, 2, 1))
 	} else {
-		ls = append(ls, NewConv2d("conv1", c, 64, 3, 1, 1, false, cfg.WS, r), gn("bn1", 64), &ReLU{})
+		ls = append(ls, NewConv2d("conv1", c, 64, 3, 1, 1, bias, cfg.WS, r), norm("bn1", 64), &ReLU{})
 	}
 	exp := 1
-	if bottleneck {
+	if arch.bottleneck {
 		exp = 4
 	}
 	in := 64
-	for stage, n := range blocks {
+	for stage, n := range arch.blocks {
 		width := 64 << stage
 		for bi := 0; bi < n; bi++ {
 			stride := 1
@@ -189,22 +243,26 @@ func buildResNet(cfg ModelConfig, r *rand.Rand, bottleneck bool, blocks [4]int) 
 			}
 			name := fmt.Sprintf("layer%d.%d", stage+1, bi)
 			blk := &Residual{PostReLU: true}
-			if bottleneck {
+			if arch.bottleneck {
+				s1, s3 := 1, stride // v1.5
+				if arch.keras {
+					s1, s3 = stride, 1 // v1
+				}
 				blk.Main = []Layer{
-					NewConv2d(name+".conv1", in, width, 1, 1, 0, false, cfg.WS, r), gn(name+".bn1", width), &ReLU{},
-					NewConv2d(name+".conv2", width, width, 3, stride, 1, false, cfg.WS, r), gn(name+".bn2", width), &ReLU{},
-					NewConv2d(name+".conv3", width, width*exp, 1, 1, 0, false, cfg.WS, r), gn(name+".bn3", width*exp),
+					NewConv2d(name+".conv1", in, width, 1, s1, 0, bias, cfg.WS, r), norm(name+".bn1", width), &ReLU{},
+					NewConv2d(name+".conv2", width, width, 3, s3, 1, bias, cfg.WS, r), norm(name+".bn2", width), &ReLU{},
+					NewConv2d(name+".conv3", width, width*exp, 1, 1, 0, bias, cfg.WS, r), norm(name+".bn3", width*exp),
 				}
 			} else {
 				blk.Main = []Layer{
-					NewConv2d(name+".conv1", in, width, 3, stride, 1, false, cfg.WS, r), gn(name+".bn1", width), &ReLU{},
-					NewConv2d(name+".conv2", width, width, 3, 1, 1, false, cfg.WS, r), gn(name+".bn2", width),
+					NewConv2d(name+".conv1", in, width, 3, stride, 1, bias, cfg.WS, r), norm(name+".bn1", width), &ReLU{},
+					NewConv2d(name+".conv2", width, width, 3, 1, 1, bias, cfg.WS, r), norm(name+".bn2", width),
 				}
 			}
 			if stride != 1 || in != width*exp {
 				blk.Shortcut = []Layer{
-					NewConv2d(name+".downsample.0", in, width*exp, 1, stride, 0, false, cfg.WS, r),
-					gn(name+".downsample.1", width*exp),
+					NewConv2d(name+".downsample.0", in, width*exp, 1, stride, 0, bias, cfg.WS, r),
+					norm(name+".downsample.1", width*exp),
 				}
 			}
 			ls = append(ls, blk)

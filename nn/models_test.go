@@ -26,6 +26,9 @@ func TestParameterCounts(t *testing.T) {
 		{"resnet18", 1000, [3]int{3, 224, 224}, "", 11689512},
 		{"resnet34", 1000, [3]int{3, 224, 224}, "", 21797672},
 		{"resnet50", 1000, [3]int{3, 224, 224}, "", 25557032},
+		// Keras's ResNet50 (keras.applications; its summary's total, the
+		// BatchNorm moving statistics included).
+		{"resnet50-keras", 1000, [3]int{3, 224, 224}, "", 25636712},
 		// The CIFAR stem swaps the 7×7 stem convolution (3·64·49) for a 3×3 one (3·64·9).
 		{"resnet18", 1000, [3]int{3, 32, 32}, "cifar", 11689512 - 3*64*49 + 3*64*9},
 	} {
@@ -35,6 +38,65 @@ func TestParameterCounts(t *testing.T) {
 		}
 		if got := m.NumParams(); got != tc.want {
 			t.Errorf("%s %v: %d parameters, want %d", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestBatchNormResNetCounts checks the frozen-BatchNorm ResNets against
+// torchvision's parameters() counts (the running statistics are buffers:
+// frozen, outside the trainable count) and Keras's trainable count
+// (25,583,592 of 25,636,712).
+func TestBatchNormResNetCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		norm      string
+		trainable int
+	}{
+		{"resnet18", "batch", 11689512},
+		{"resnet34", "batch", 21797672},
+		{"resnet50", "batch", 25557032},
+		{"resnet50-keras", "", 25583592},
+	} {
+		m, err := NewModel(ModelConfig{Name: tc.name, NumClasses: 1000, InputShape: [3]int{3, 224, 224}, Norm: tc.norm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate(m); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if got := m.NumTrainable(); got != tc.trainable {
+			t.Errorf("%s norm %q: %d trainable, want %d", tc.name, tc.norm, got, tc.trainable)
+		}
+		// Freezing every layer but the last leaves the buffers frozen, and
+		// FreezeLayers(0) unfreezes only what can be trained.
+		if err := m.FreezeLayers(0); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.NumTrainable(); got != tc.trainable {
+			t.Errorf("%s after FreezeLayers(0): %d trainable, want %d (buffers must stay frozen)", tc.name, got, tc.trainable)
+		}
+	}
+}
+
+func TestFreezePrefixes(t *testing.T) {
+	m, err := NewModel(ModelConfig{Name: "resnet18", NumClasses: 10, InputShape: [3]int{3, 32, 32}, Norm: "batch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.FreezePrefixes([]string{"conv1", "bn1", "layer1", "layer2.0"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Params() {
+		top, _, _ := strings.Cut(p.Name, ".")
+		want := p.Buffer || top == "conv1" || top == "bn1" || top == "layer1" || strings.HasPrefix(p.Name, "layer2.0.")
+		if p.Frozen != want {
+			t.Errorf("%s: frozen %v, want %v", p.Name, p.Frozen, want)
+		}
+	}
+	for _, bad := range [][]string{{"layer9"}, {"layer1.0.conv"}, {""}} {
+		err := m.FreezePrefixes(bad)
+		if err == nil || !strings.Contains(err.Error(), "freeze") {
+			t.Errorf("FreezePrefixes(%q) = %v, want an error naming it", bad, err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package nn_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"dptrain/nn"
@@ -59,6 +60,7 @@ func TestPerExampleModels(t *testing.T) {
 		{"cnn-cifar", 3, 32, 32, 2},
 		{"wrn-16-4", 3, 16, 16, 1},
 		{"resnet18", 3, 16, 16, 1},
+		{"resnet18/batch", 3, 16, 16, 2},
 	}
 	if !testing.Short() {
 		cases = append(cases, struct {
@@ -69,11 +71,20 @@ func TestPerExampleModels(t *testing.T) {
 			model   string
 			c, h, w int
 			k       int
-		}{"wrn-16-4", 3, 32, 32, 2})
+		}{"wrn-16-4", 3, 32, 32, 2}, struct {
+			model   string
+			c, h, w int
+			k       int
+		}{"resnet50-keras", 3, 16, 16, 2})
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("%s-%dx%d-K%d", tc.model, tc.h, tc.w, tc.k), func(t *testing.T) {
-			m := nn.SmallModel(t, tc.model, tc.c, tc.h, tc.w)
+		t.Run(fmt.Sprintf("%s-%dx%d-K%d", strings.ReplaceAll(tc.model, "/", "-"), tc.h, tc.w, tc.k), func(t *testing.T) {
+			name, norm, _ := strings.Cut(tc.model, "/")
+			m, err := nn.NewModel(nn.ModelConfig{Name: name, Norm: norm, NumClasses: 10, InputShape: [3]int{tc.c, tc.h, tc.w}, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			randomizeBatchNorm(m, rand.New(rand.NewPCG(3, 4)))
 			checkEveryRule(t, m, []int{3 * tc.k, tc.c, tc.h, tc.w}, tc.k, 3)
 		})
 	}
@@ -112,4 +123,20 @@ func TestFrozenLayers(t *testing.T) {
 	if err := m.TrainLastLayerOnly(); err != nil || m.NumTrainable() != 128*10+10 {
 		t.Errorf("TrainLastLayerOnly: err %v, %d trainable, want %d", err, m.NumTrainable(), 1290)
 	}
+}
+
+// randomizeBatchNorm gives every frozen BatchNorm of m random statistics
+// and affine parameters, so that the checks see more than the identity.
+func randomizeBatchNorm(m *nn.Model, r *rand.Rand) {
+	nn.Walk(m.Layers, func(_ string, l nn.Layer) bool {
+		if b, ok := l.(*nn.BatchNorm2d); ok {
+			for i := 0; i < b.C; i++ {
+				b.Gamma.Value[i] = float32(1 + 0.3*r.NormFloat64())
+				b.Beta.Value[i] = float32(0.3 * r.NormFloat64())
+				b.Mean.Value[i] = float32(0.3 * r.NormFloat64())
+				b.Var.Value[i] = float32(0.5 + r.Float64())
+			}
+		}
+		return true
+	})
 }

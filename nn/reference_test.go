@@ -106,6 +106,19 @@ func refForward(l nn.Layer, in ref, ps refParams) ref {
 			}
 		}
 		return ref{out, in.shape}
+	case *nn.BatchNorm2d:
+		c, hw := in.shape[1], in.shape[2]*in.shape[3]
+		mean, variance := ps[v.Mean], ps[v.Var]
+		out := make([]float64, len(in.x))
+		for i, x := range in.x {
+			ch := (i / hw) % c
+			y := (x - mean[ch]) / math.Sqrt(variance[ch]+float64(v.Eps))
+			if v.Gamma != nil {
+				y = ps[v.Gamma][ch]*y + ps[v.Beta][ch]
+			}
+			out[i] = y
+		}
+		return ref{out, in.shape}
 	case *nn.Standardize:
 		c, hw := in.shape[1], in.shape[2]*in.shape[3]
 		mean, variance := ps[v.Mean], ps[v.Var]

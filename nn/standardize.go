@@ -32,8 +32,7 @@ func NewStandardize(name string, c int) *Standardize {
 	if c < 1 {
 		shapePanic("NewStandardize", "%d channels", c)
 	}
-	s := &Standardize{C: c, Eps: 1e-5, Mean: newParam(name+".mean", true, c), Var: newParam(name+".var", true, c)}
-	s.Mean.Frozen, s.Var.Frozen = true, true
+	s := &Standardize{C: c, Eps: 1e-5, Mean: newBuffer(name+".mean", c), Var: newBuffer(name+".var", c)}
 	for i := range s.Var.Value {
 		s.Var.Value[i] = 1 - s.Eps
 	}
