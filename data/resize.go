@@ -1,6 +1,9 @@
 package data
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // resampler resizes CHW uint8 regions with a separable triangle filter whose
 // support widens when downscaling (antialiased bilinear, as PIL's BILINEAR
@@ -107,6 +110,18 @@ func (r *resampler) region(src []uint8, c, sh, sw int, x0, y0, rw, rh float64, d
 			store(ch, y, out)
 		}
 	}
+}
+
+// ResizeImage returns a c×h×w uint8 image brought to c×size×size by mode,
+// with the resampling imagefolder uses on load (antialiased bilinear).
+func ResizeImage(src []uint8, c, h, w int, mode ResizeMode, size int) []uint8 {
+	if len(src) < c*h*w || size < 1 {
+		panic(fmt.Sprintf("data.ResizeImage: %d pixels for %d×%d×%d, size %d", len(src), c, h, w, size))
+	}
+	dst := make([]uint8, c*size*size)
+	var r resampler
+	r.resizeSquare(src, c, h, w, mode, size, dst)
+	return dst
 }
 
 // resizeSquare brings a c×sh×sw image to c×size×size uint8 in dst, by mode.

@@ -375,4 +375,9 @@ var (
 	CIFAR100Std  = []float32{0.2673, 0.2564, 0.2762}
 	ImageNetMean = []float32{0.485, 0.456, 0.406}
 	ImageNetStd  = []float32{0.229, 0.224, 0.225}
+	// Keras's "caffe" preprocessing of ImageNet models (255·x minus the
+	// ImageNet mean, no scaling), per RGB channel: mean 123.68, 116.779,
+	// 103.939 out of 255, standard deviation 1/255.
+	CaffeMean = []float32{123.68 / 255, 116.779 / 255, 103.939 / 255}
+	CaffeStd  = []float32{1.0 / 255, 1.0 / 255, 1.0 / 255}
 )

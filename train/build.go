@@ -25,7 +25,7 @@ type built struct {
 // weights from init, frozen layers, the data-normalisation layer.
 func buildModel(c Config, in [3]int, classes int) (built, error) {
 	b := built{cfg: nn.ModelConfig{Name: c.Model, NumClasses: classes, InputShape: in, Stem: c.Stem,
-		WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Seed: c.Seed}}
+		WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Norm: c.Norm, Seed: c.Seed}}
 	if err := checkModelMemory(b.cfg, &c); err != nil {
 		return b, err
 	}
@@ -51,10 +51,18 @@ func buildModel(c Config, in [3]int, classes int) (built, error) {
 			return b, fmt.Errorf("freeze_layers: %w", err)
 		}
 	}
+	if len(c.Freeze) > 0 {
+		if err := b.model.FreezePrefixes(c.Freeze); err != nil {
+			return b, err
+		}
+	}
 	if c.TrainLastLayerOnly {
 		if err := b.model.TrainLastLayerOnly(); err != nil {
 			return b, err
 		}
+	}
+	if b.model.NumTrainable() == 0 {
+		return b, fmt.Errorf("freeze, freeze_layers: every parameter of model %s is frozen: nothing to train", c.Model)
 	}
 	b.train = trainableOf(b.model)
 	return b, nil

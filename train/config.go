@@ -35,7 +35,14 @@ type Config struct {
 	WeightStandardization bool   `yaml:"weight_standardization" json:"weight_standardization"` // WS on every convolution
 	Init                  string `yaml:"init" json:"init"`                                     // checkpoint dir or .safetensors file to start from
 	FreezeLayers          int    `yaml:"freeze_layers" json:"freeze_layers"`                   // freeze the first N parameterised layers
-	TrainLastLayerOnly    bool   `yaml:"train_last_layer_only" json:"train_last_layer_only"`
+	// Freeze freezes the parameters under these names (a layer or a
+	// prefix of dotted names: [conv1, bn1, layer1, layer2]).
+	Freeze []string `yaml:"freeze" json:"freeze"`
+	// Norm: ResNets only, group (default: GroupNorm) or batch (BatchNorm
+	// with frozen statistics, as pretrained weights have; an imported
+	// --init sets it).
+	Norm               string `yaml:"norm" json:"norm"`
+	TrainLastLayerOnly bool   `yaml:"train_last_layer_only" json:"train_last_layer_only"`
 	// FeatureNorm: ScatterNet models only, "group" (default) or "data":
 	// per-channel statistics of the training features, computed once
 	// before training with the Gaussian mechanism (DataNorm*) and
@@ -57,7 +64,7 @@ type Config struct {
 	MaxTrainExamples int    `yaml:"max_train_examples" json:"max_train_examples"`
 	MaxTestExamples  int    `yaml:"max_test_examples" json:"max_test_examples"`
 	SkipBadImages    bool   `yaml:"skip_bad_images" json:"skip_bad_images"`
-	Normalize        string `yaml:"normalize" json:"normalize"` // mnist | cifar10 | cifar100 | imagenet | none | "" (by data)
+	Normalize        string `yaml:"normalize" json:"normalize"` // mnist | cifar10 | cifar100 | imagenet | caffe | none | "" (by data, or the imported model's)
 	Crop             string `yaml:"crop" json:"crop"`           // data.Crops(): none | random | random-resized | center | center-resized
 	CropPadding      int    `yaml:"crop_padding" json:"crop_padding"`
 	Flip             bool   `yaml:"flip" json:"flip"`
@@ -456,5 +463,13 @@ func (c *Config) validateOptimization(bad badFunc) {
 	}
 	if c.FreezeLayers > 0 && c.TrainLastLayerOnly {
 		bad("freeze_layers and train_last_layer_only both set: give one")
+	}
+	if len(c.Freeze) > 0 && c.TrainLastLayerOnly {
+		bad("freeze and train_last_layer_only both set: give one")
+	}
+	switch c.Norm {
+	case "", "group", "batch":
+	default:
+		bad("norm: %q, want group or batch", c.Norm)
 	}
 }

@@ -106,9 +106,11 @@ func transform(cfg *Config, c, h, w int) (data.Transform, error) {
 		tr.Mean, tr.Std = data.CIFAR100Mean, data.CIFAR100Std
 	case "imagenet":
 		tr.Mean, tr.Std = data.ImageNetMean, data.ImageNetStd
+	case "caffe":
+		tr.Mean, tr.Std = data.CaffeMean, data.CaffeStd
 	case "none":
 	default:
-		return tr, fmt.Errorf("normalize: %q, want mnist, cifar10, cifar100, imagenet or none", cfg.Normalize)
+		return tr, fmt.Errorf("normalize: %q, want mnist, cifar10, cifar100, imagenet, caffe or none", cfg.Normalize)
 	}
 	if tr.Mean != nil && len(tr.Mean) != c {
 		return tr, fmt.Errorf("normalize: %s has %d channels, images have %d", norm, len(tr.Mean), c)

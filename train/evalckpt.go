@@ -1,13 +1,10 @@
 package train
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"dptrain/data"
-	"dptrain/nn"
-	"dptrain/optim"
 )
 
 // checkEvalClasses accepts evaluation data whose classes are the model's
@@ -49,65 +46,25 @@ func EvalCheckpoint(o EvalOptions) (*EvalCheckpointResult, error) {
 	if split == "" {
 		split = "test"
 	}
-	ck, p, err := openCheckpoint(path)
+	inf, err := loadInference(path, useEMA)
 	if err != nil {
-		return nil, fmt.Errorf("--checkpoint: %w", err)
+		return nil, err
 	}
-	var st runState
-	if err := json.Unmarshal(ck.Blobs["state.json"], &st); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: state.json: %w", p, err)
-	}
-	var cfg Config
-	if err := ParseConfig(ck.Blobs["config.yaml"], &cfg); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: config.yaml: %w", p, err)
-	}
-	m, err := nn.NewModel(st.Model)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", p, err)
-	}
-	if err := loadWeights(m, ck.Tensors["weights"], true); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", p, err)
-	}
-	if cfg.FreezeLayers > 0 {
-		if err := m.FreezeLayers(cfg.FreezeLayers); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.TrainLastLayerOnly {
-		if err := m.TrainLastLayerOnly(); err != nil {
-			return nil, err
-		}
-	}
-	res := &EvalCheckpointResult{Checkpoint: p, Step: ck.Step, Weights: "raw"}
-	if ema, ok := ck.Tensors["ema"]; ok && useEMA {
-		avg := groupState(ema)
-		i := 0
-		for _, prm := range m.Params() {
-			if prm.Frozen {
-				continue
-			}
-			t, ok := avg[optim.EMATensorName(i)]
-			if !ok || len(t) != len(prm.Value) {
-				return nil, fmt.Errorf("checkpoint %s: EMA tensor %d (for %s) missing or of another size", p, i, prm.Name)
-			}
-			copy(prm.Value, t)
-			i++
-		}
-		res.Weights = "ema"
-	}
-	ds, err := data.Open(spec, split, data.OpenOptions{ImageSize: cfg.ImageSize, Classes: st.Classes})
+	m, p, cfg := inf.model, inf.path, inf.cfg
+	res := &EvalCheckpointResult{Checkpoint: p, Step: inf.step, Weights: inf.weights}
+	classes, in := inf.classes, m.InputShape
+	ds, err := data.Open(spec, split, data.OpenOptions{ImageSize: cfg.ImageSize, Classes: classes})
 	if err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
 	defer ds.Close()
-	if err := checkEvalClasses(ds.Classes(), st.Classes, st.Model.NumClasses); err != nil {
+	if err := checkEvalClasses(ds.Classes(), classes, m.NumClasses); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
-	if err := checkLabels(ds, st.Model.NumClasses); err != nil {
-		return nil, fmt.Errorf("--data %s: %w (the model has %d classes)", spec, err, st.Model.NumClasses)
+	if err := checkLabels(ds, m.NumClasses); err != nil {
+		return nil, fmt.Errorf("--data %s: %w (the model has %d classes)", spec, err, m.NumClasses)
 	}
 	c, h, w := ds.Shape()
-	cfg.Normalize = st.Normalize
 	tr, err := transform(&cfg, c, h, w)
 	if err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
@@ -115,8 +72,7 @@ func EvalCheckpoint(o EvalOptions) (*EvalCheckpointResult, error) {
 	if err := tr.Validate(c, h, w); err != nil {
 		return nil, fmt.Errorf("--data %s: %w", spec, err)
 	}
-	if oc, oh, ow := tr.OutShape(c, h, w); [3]int{oc, oh, ow} != st.Model.InputShape {
-		in := st.Model.InputShape
+	if oc, oh, ow := tr.OutShape(c, h, w); [3]int{oc, oh, ow} != in && !(inf.weights == "imported" && oc == in[0]) {
 		return nil, fmt.Errorf("--data %s: images %d×%d×%d become %d×%d×%d after the run's transform, but the model takes %d×%d×%d (C×H×W): evaluate on data of the training data's size and channels", spec, c, h, w, oc, oh, ow, in[0], in[1], in[2])
 	}
 	e, err := Evaluate(m, ds, tr, 256)

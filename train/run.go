@@ -138,6 +138,9 @@ func (r *run) close() {
 // opens --out (resuming if it holds a run) and makes the releases that
 // precede training.
 func (r *run) setup() error {
+	if err := r.cfg.applyInitDefaults(); err != nil {
+		return err
+	}
 	if err := r.cfg.validate(); err != nil {
 		return err
 	}
