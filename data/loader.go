@@ -40,17 +40,49 @@ type LoaderOptions struct {
 	Key Key
 }
 
-// Loader turns dataset examples into transformed float32 batches.
+// Loader turns dataset examples into transformed float32 batches (or, made
+// by NewRowLoader, a RowSource's rows into batches).
 type Loader struct {
 	ds         Dataset
+	rows       RowSource // instead of ds and tr
+	n          int       // examples
 	tr         Transform
 	opt        LoaderOptions
 	c, h, w    int
 	oc, oh, ow int
 }
 
+// NewRowLoader returns a Loader whose batches hold src's rows: augmentation
+// k of example i at step s is row src.Variant(s, i, k) of i. Its batches,
+// streams and physical splitting are those of NewLoader's.
+func NewRowLoader(src RowSource, opt LoaderOptions) (*Loader, error) {
+	l, err := newLoader(opt)
+	if err != nil {
+		return nil, err
+	}
+	l.rows, l.n = src, src.Len()
+	l.oc, l.oh, l.ow = src.Shape()
+	l.c, l.h, l.w = l.oc, l.oh, l.ow
+	return l, nil
+}
+
 // NewLoader checks the transform against the dataset's shape.
 func NewLoader(ds Dataset, tr Transform, opt LoaderOptions) (*Loader, error) {
+	l, err := newLoader(opt)
+	if err != nil {
+		return nil, err
+	}
+	l.ds, l.tr, l.n = ds, tr, ds.Len()
+	l.c, l.h, l.w = ds.Shape()
+	if err := tr.Validate(l.c, l.h, l.w); err != nil {
+		return nil, err
+	}
+	l.oc, l.oh, l.ow = tr.OutShape(l.c, l.h, l.w)
+	return l, nil
+}
+
+// newLoader checks opt and fills in its defaults.
+func newLoader(opt LoaderOptions) (*Loader, error) {
 	if opt.K == 0 {
 		opt.K = 1
 	}
@@ -69,13 +101,7 @@ func NewLoader(ds Dataset, tr Transform, opt LoaderOptions) (*Loader, error) {
 	if uint64(opt.K) > math.MaxUint32 {
 		return nil, fmt.Errorf("loader: augmentation multiplicity %d: expected at most 2^32-1", opt.K)
 	}
-	l := &Loader{ds: ds, tr: tr, opt: opt}
-	l.c, l.h, l.w = ds.Shape()
-	if err := tr.Validate(l.c, l.h, l.w); err != nil {
-		return nil, err
-	}
-	l.oc, l.oh, l.ow = tr.OutShape(l.c, l.h, l.w)
-	return l, nil
+	return &Loader{opt: opt}, nil
 }
 
 // OutShape is the shape of one transformed image.
@@ -90,6 +116,9 @@ type workerSet struct {
 }
 
 func (l *Loader) newWorkers() *workerSet {
+	if l.rows != nil {
+		return &workerSet{}
+	}
 	ws := &workerSet{augs: make([]*augmenter, l.opt.Workers)}
 	for i := range ws.augs {
 		ws.augs[i] = newAugmenter(l.tr, l.opt.Key, l.c, l.h, l.w)
@@ -111,6 +140,17 @@ func (l *Loader) fill(ws *workerSet, b *Batch, step int64, indices []int) error 
 	l.resize(b, len(indices))
 	copy(b.Indices, indices)
 	k, size := l.opt.K, l.oc*l.oh*l.ow
+	if l.rows != nil {
+		for j, idx := range indices {
+			label := l.rows.Label(idx)
+			for r := range k {
+				row := j*k + r
+				l.rows.Row(b.X[row*size:(row+1)*size], idx, l.rows.Variant(step, idx, r))
+				b.Labels[row] = label
+			}
+		}
+		return nil
+	}
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -158,8 +198,8 @@ func (l *Loader) fill(ws *workerSet, b *Batch, step int64, indices []int) error 
 // training step step, synchronously. Indices must be in [0, Len).
 func (l *Loader) Load(dst *Batch, step int64, indices []int) error {
 	for _, i := range indices {
-		if i < 0 || i >= l.ds.Len() {
-			panic(usagef("Loader.Load: index %d out of range [0,%d)", i, l.ds.Len()))
+		if i < 0 || i >= l.n {
+			panic(usagef("Loader.Load: index %d out of range [0,%d)", i, l.n))
 		}
 	}
 	dst.Step, dst.Part, dst.Parts, dst.LogicalSize = step, 0, 1, len(indices)
@@ -208,8 +248,8 @@ func (st *Stream) produce(l *Loader, s Sampler, first int64) {
 	for step := first; ; step++ {
 		idx = s.Sample(step, idx)
 		for _, i := range idx {
-			if i < 0 || i >= l.ds.Len() {
-				st.send(streamItem{err: fmt.Errorf("sampler returned index %d for a dataset of %d examples", i, l.ds.Len())})
+			if i < 0 || i >= l.n {
+				st.send(streamItem{err: fmt.Errorf("sampler returned index %d for a dataset of %d examples", i, l.n)})
 				return
 			}
 		}
@@ -286,17 +326,33 @@ func EvalBatches(ds Dataset, tr Transform, chunk, workers int, fn func(*Batch) e
 	if err != nil {
 		return err
 	}
-	chunk = l.opt.Physical
+	return l.evalBatches(fn)
+}
+
+// EvalRowBatches is EvalBatches over a RowSource's rows (the variant its
+// Variant gives augmentation 0 at step 0).
+func EvalRowBatches(src RowSource, chunk int, fn func(*Batch) error) error {
+	l, err := NewRowLoader(src, LoaderOptions{K: 1, Physical: chunk})
+	if err != nil {
+		return err
+	}
+	return l.evalBatches(fn)
+}
+
+// evalBatches passes every example once, in index order, in batches of
+// the physical size.
+func (l *Loader) evalBatches(fn func(*Batch) error) error {
+	chunk := l.opt.Physical
 	ws := l.newWorkers()
 	var b Batch
 	idx := make([]int, 0, chunk)
-	parts := max((ds.Len()+chunk-1)/chunk, 1)
+	parts := max((l.n+chunk-1)/chunk, 1)
 	for p := range parts {
 		idx = idx[:0]
-		for i := p * chunk; i < min((p+1)*chunk, ds.Len()); i++ {
+		for i := p * chunk; i < min((p+1)*chunk, l.n); i++ {
 			idx = append(idx, i)
 		}
-		b.Part, b.Parts, b.LogicalSize = p, parts, ds.Len()
+		b.Part, b.Parts, b.LogicalSize = p, parts, l.n
 		if err := l.fill(ws, &b, 0, idx); err != nil {
 			return err
 		}

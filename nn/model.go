@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -15,6 +16,10 @@ type Model struct {
 	InputShape [3]int // C, H, W
 	NumClasses int
 	Layers     []Layer
+	// RowShape, when not nil, is the shape of one input row, which then
+	// need not be an image (the suffix of a model after a cached prefix:
+	// see Split).
+	RowShape []int
 
 	params []*Param
 	ctx    BackwardContext
@@ -54,6 +59,12 @@ func (m *Model) NumTrainable() int {
 
 // Forward computes the logits. The result is owned by the model.
 func (m *Model) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
+	if m.RowShape != nil {
+		if len(x.Shape) != len(m.RowShape)+1 || !slices.Equal(x.Shape[1:], m.RowShape) {
+			shapePanic("Model.Forward", "%s: input %v, want [B %v]", m.Name, x.Shape, m.RowShape)
+		}
+		return forwardSeq(m.Layers, x, train)
+	}
 	if len(x.Shape) != 4 || x.Shape[1] != m.InputShape[0] {
 		shapePanic("Model.Forward", "%s: input %v, want [B %d H W]", m.Name, x.Shape, m.InputShape[0])
 	}
@@ -267,4 +278,18 @@ func (m *Model) TrainLastLayerOnly() error {
 // Describe lists the layers.
 func (m *Model) Describe() string {
 	return fmt.Sprintf("%s %v→%d: %s", m.Name, m.InputShape, m.NumClasses, (&Sequential{m.Layers}).Describe())
+}
+
+// Split cuts the model before its top-level layer cut: prefix runs
+// Layers[:cut] on images, suffix runs Layers[cut:] on rows of shape
+// rowShape (what the prefix outputs for one image). Both share the
+// model's layers and parameters.
+func (m *Model) Split(cut int, rowShape []int) (prefix, suffix *Model) {
+	if cut < 0 || cut > len(m.Layers) {
+		shapePanic("Model.Split", "%s: cut %d of %d layers", m.Name, cut, len(m.Layers))
+	}
+	prefix = &Model{Name: m.Name + " (prefix)", InputShape: m.InputShape, NumClasses: m.NumClasses, Layers: m.Layers[:cut:cut]}
+	suffix = &Model{Name: m.Name + " (suffix)", InputShape: m.InputShape, NumClasses: m.NumClasses, Layers: m.Layers[cut:],
+		RowShape: append([]int(nil), rowShape...)}
+	return prefix, suffix
 }

@@ -38,6 +38,13 @@ type Config struct {
 	// Freeze freezes the parameters under these names (a layer or a
 	// prefix of dotted names: [conv1, bn1, layer1, layer2]).
 	Freeze []string `yaml:"freeze" json:"freeze"`
+	// FeatureCache is a folder for the features of the model's frozen
+	// prefix (the top-level layers before the first trained one): computed
+	// once per weights, data, transform and cut, stored there (float16,
+	// checksummed) and reused by every later run, so that training runs
+	// only the trained suffix. The transform must have fixed variants (no
+	// random crops; a flip doubles the variants). "" turns caching off.
+	FeatureCache string `yaml:"feature_cache" json:"feature_cache"`
 	// Norm: ResNets only, group (default: GroupNorm) or batch (BatchNorm
 	// with frozen statistics, as pretrained weights have; an imported
 	// --init sets it).
@@ -70,6 +77,10 @@ type Config struct {
 	Flip             bool   `yaml:"flip" json:"flip"`
 	AugMultiplicity  int    `yaml:"aug_multiplicity" json:"aug_multiplicity"` // K (default 1)
 	CropSize         int    `yaml:"crop_size" json:"crop_size"`               // output size of crops (0: input size)
+	// CenterFraction is the side of centre(-resized) crops as a fraction
+	// of the image's shorter side (0: 0.875, ImageNet's 224/256; 1 keeps
+	// the whole image, e.g. to upsample CIFAR-10 for an ImageNet model).
+	CenterFraction float64 `yaml:"center_fraction" json:"center_fraction"`
 
 	// Batching and length
 	BatchSize         int     `yaml:"batch_size" json:"batch_size"`                   // expected logical batch B = qN
@@ -466,6 +477,9 @@ func (c *Config) validateOptimization(bad badFunc) {
 	}
 	if len(c.Freeze) > 0 && c.TrainLastLayerOnly {
 		bad("freeze and train_last_layer_only both set: give one")
+	}
+	if math.IsNaN(c.CenterFraction) || c.CenterFraction < 0 || c.CenterFraction > 1 {
+		bad("center_fraction: %g, want 0 (the default 0.875) or in (0, 1]", c.CenterFraction)
 	}
 	switch c.Norm {
 	case "", "group", "batch":

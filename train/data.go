@@ -85,7 +85,7 @@ func checkLabels(ds data.Dataset, k int) error {
 // transform builds the data transform of a config for images of c×h×w
 // (normalize "" means its default for such images).
 func transform(cfg *Config, c, h, w int) (data.Transform, error) {
-	tr := data.Transform{Pad: cfg.CropPadding, Flip: cfg.Flip}
+	tr := data.Transform{Pad: cfg.CropPadding, Flip: cfg.Flip, CenterFraction: cfg.CenterFraction}
 	if cfg.CropSize > 0 {
 		tr.Height, tr.Width = cfg.CropSize, cfg.CropSize
 	}

@@ -27,18 +27,25 @@ func Evaluate(m *nn.Model, ds data.Dataset, tr data.Transform, chunk int) (*Eval
 	if chunk <= 0 {
 		chunk = 256
 	}
-	k := ds.NumClasses()
-	res := &EvalResult{PerClass: make([]float64, k), PerClassCount: make([]int, k), Classes: ds.Classes()}
+	return evaluate(m, ds.NumClasses(), ds.Classes(), nil, func(fn func(*data.Batch) error) error {
+		return data.EvalBatches(ds, tr, chunk, 0, fn)
+	})
+}
+
+// evaluate scores m on the batches each yields (rows shaped as shape when
+// it is not nil, else as the batch's C×H×W) for k classes.
+func evaluate(m *nn.Model, k int, classes []string, shape []int, each func(func(*data.Batch) error) error) (*EvalResult, error) {
+	res := &EvalResult{PerClass: make([]float64, k), PerClassCount: make([]int, k), Classes: classes}
 	var loss nn.SoftmaxCrossEntropy
 	var top1, top5 int
 	var lossSum float64
 	correct := make([]int, k)
-	err := data.EvalBatches(ds, tr, chunk, 0, func(b *data.Batch) error {
+	err := each(func(b *data.Batch) error {
 		n := b.N * b.K
 		if n == 0 {
 			return nil
 		}
-		x := tensor.FromData(b.X[:n*b.C*b.H*b.W], n, b.C, b.H, b.W)
+		x := batchTensor(b, shape)
 		logits := m.Forward(x, false)
 		for i, l := range loss.Forward(logits, b.Labels[:n]) {
 			if math.IsNaN(float64(l)) {
@@ -91,4 +98,14 @@ type EvalCheckpointResult struct {
 	Step       int64  `json:"step"`
 	Weights    string `json:"weights"` // "ema" or "raw"
 	EvalResult
+}
+
+// batchTensor views the rows of b as a tensor: N·K rows of shape (when
+// not nil: the feature shape of a cached prefix) or of C×H×W.
+func batchTensor(b *data.Batch, shape []int) *tensor.Tensor {
+	rows := b.N * b.K
+	if shape == nil {
+		return tensor.FromData(b.X[:rows*b.C*b.H*b.W], rows, b.C, b.H, b.W)
+	}
+	return tensor.FromData(b.X[:rows*b.C*b.H*b.W], append([]int{rows}, shape...)...)
 }

@@ -78,10 +78,14 @@ func (p *publicStep) Finish() (dpsgd.StepStats, accounting.Event) {
 // or public.
 func (r *run) newStepper() stepper {
 	c := &r.cfg
-	if r.plan.Private() {
-		return &dpsgd.PrivateStep{Model: r.model.model, Noise: r.noise, MaterializeBudget: c.MaterializeBudget, Config: r.plan.Privacy}
+	m := r.model.model
+	if r.features != nil {
+		m = r.features.suffix // the prefix is frozen: its gradient is 0
 	}
-	return &publicStep{model: r.model.model, augMultiplicity: c.AugMultiplicity}
+	if r.plan.Private() {
+		return &dpsgd.PrivateStep{Model: m, Noise: r.noise, MaterializeBudget: c.MaterializeBudget, Config: r.plan.Privacy}
+	}
+	return &publicStep{model: m, augMultiplicity: c.AugMultiplicity}
 }
 
 // loop trains from r.step to r.total: each step's release is recorded in
@@ -92,7 +96,14 @@ func (r *run) loop() error {
 	if r.step >= r.total {
 		return nil
 	}
-	loader, err := data.NewLoader(r.data.train, r.data.tr, data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Key: r.dataKey})
+	opt := data.LoaderOptions{K: c.AugMultiplicity, Physical: c.PhysicalBatchSize, Key: r.dataKey}
+	var loader *data.Loader
+	var err error
+	if r.features != nil {
+		loader, err = data.NewRowLoader(r.features.trainRows, opt)
+	} else {
+		loader, err = data.NewLoader(r.data.train, r.data.tr, opt)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,7 +147,7 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 			return dpsgd.StepStats{}, 0, fmt.Errorf("internal: data for step %d while at step %d", b.Step, r.step)
 		}
 		rows := b.N * b.K
-		s.Accumulate(tensor.FromData(b.X[:rows*b.C*b.H*b.W], rows, b.C, b.H, b.W), b.Labels[:rows])
+		s.Accumulate(batchTensor(b, r.rowShape()), b.Labels[:rows])
 		last := b.Last()
 		stream.Release(b)
 		if last {
@@ -231,4 +242,13 @@ func (r *run) afterStep(taken int) error {
 		return ErrStopped
 	}
 	return nil
+}
+
+// rowShape is the shape of one training row as the stepped model takes
+// it: nil (the batch's image shape) without a feature cache.
+func (r *run) rowShape() []int {
+	if r.features == nil {
+		return nil
+	}
+	return r.features.rowShape
 }

@@ -74,6 +74,7 @@ type run struct {
 	start       time.Time
 	priorWall   float64 // wall time of earlier invocations (resume)
 	evals       []evalPoint
+	features    *features // the cached frozen prefix (feature_cache); nil otherwise
 }
 
 // runData is the opened training and test sets with their transform.
@@ -118,6 +119,32 @@ func Run(cfg Config, opt Options) (*Summary, error) {
 	return r.finish()
 }
 
+// PrepareFeatures builds (or checks) the feature caches of a config with
+// feature_cache set, without training: `dptrain features`.
+func PrepareFeatures(cfg Config, log io.Writer) error {
+	if cfg.FeatureCache == "" {
+		return errors.New("feature_cache: not set: give the folder to keep the features in")
+	}
+	r := &run{cfg: cfg, opt: Options{Log: log}, start: time.Now()}
+	defer r.close()
+	if err := r.cfg.applyInitDefaults(); err != nil {
+		return err
+	}
+	if err := r.cfg.validate(); err != nil {
+		return err
+	}
+	if r.cfg.Threads > 0 {
+		par.SetThreads(r.cfg.Threads)
+	}
+	if err := r.openData(); err != nil {
+		return err
+	}
+	if err := r.build(); err != nil {
+		return err
+	}
+	return r.prepareFeatures()
+}
+
 // close releases the files and the lock of --out.
 func (r *run) close() {
 	r.out.metrics.Close()
@@ -131,6 +158,9 @@ func (r *run) close() {
 		if ds != nil {
 			ds.Close()
 		}
+	}
+	if r.features != nil {
+		r.features.close()
 	}
 }
 
@@ -159,7 +189,13 @@ func (r *run) setup() error {
 	if err := r.openOut(); err != nil {
 		return err
 	}
-	if err := r.checkMemory(); err != nil {
+	if r.cfg.FeatureCache != "" {
+		// Training then holds only the suffix's activations; the check
+		// below is of the whole model's, which extraction does not train.
+		if err := r.prepareFeatures(); err != nil {
+			return err
+		}
+	} else if err := r.checkMemory(); err != nil {
 		return err
 	}
 	if s, _ := data.ParseSampling(r.cfg.Sampling); s == data.SamplingShuffle {

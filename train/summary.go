@@ -8,6 +8,7 @@ import (
 
 	"dptrain/accounting"
 	"dptrain/checkpoint"
+	"dptrain/data"
 	"dptrain/dpsgd"
 )
 
@@ -112,6 +113,13 @@ func (r *run) evaluate() error {
 	var res *EvalResult
 	err := r.withEvalWeights(func() error {
 		var err error
+		if f := r.features; f != nil && f.testRows != nil {
+			rows, chunk := *f.testRows, max(r.cfg.PhysicalBatchSize, 1)
+			res, err = evaluate(f.suffix, r.data.test.NumClasses(), r.data.test.Classes(), f.rowShape, func(fn func(*data.Batch) error) error {
+				return data.EvalRowBatches(rows, chunk, fn)
+			})
+			return err
+		}
 		res, err = Evaluate(r.model.model, r.data.test, r.data.tr, r.cfg.PhysicalBatchSize)
 		return err
 	})
