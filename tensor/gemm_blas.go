@@ -6,6 +6,7 @@ package tensor
 #cgo LDFLAGS: -lopenblas
 #include <cblas.h>
 extern void openblas_set_num_threads(int);
+extern char* openblas_get_corename(void);
 */
 import "C"
 
@@ -21,6 +22,11 @@ const Backend = "openblas"
 // OpenBLAS runs single-threaded: dptrain parallelises over GEMM blocks
 // itself (internal/par), so that results do not depend on the thread count.
 func init() { C.openblas_set_num_threads(1) }
+
+// BackendCore names the kernels the GEMM library chose for this CPU
+// (OpenBLAS's core name, e.g. "Haswell", "SkylakeX"; "go" for the pure-Go
+// kernels).
+func BackendCore() string { return C.GoString(C.openblas_get_corename()) }
 
 func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)

@@ -49,3 +49,6 @@ func dgemmSerial(transA, transB bool, m, n, k int, alpha float64, a []float64, l
 func dsyrkSerial(trans bool, n, k int, alpha float64, a []float64, lda int, beta float64, c []float64, ldc int) {
 	dsyrkGo(trans, n, k, alpha, a, lda, beta, c, ldc)
 }
+
+// BackendCore names the kernels the GEMM library chose for this CPU: "go".
+func BackendCore() string { return "go" }

@@ -13,6 +13,7 @@ import (
 	"dptrain/dpsgd"
 	"dptrain/internal/par"
 	"dptrain/internal/seed"
+	"dptrain/tensor"
 )
 
 // Options are the parts of a run that are not configuration.
@@ -136,6 +137,9 @@ func PrepareFeatures(cfg Config, log io.Writer) error {
 	if r.cfg.Threads > 0 {
 		par.SetThreads(r.cfg.Threads)
 	}
+	if w := tensor.SlowBLASWarning(); w != "" {
+		r.logf("dptrain: warning: %s", w)
+	}
 	if err := r.openData(); err != nil {
 		return err
 	}
@@ -179,6 +183,9 @@ func (r *run) setup() error {
 	}
 	if r.cfg.Threads > 0 {
 		par.SetThreads(r.cfg.Threads) // every kernel, the noise and the optimizer
+	}
+	if w := tensor.SlowBLASWarning(); w != "" {
+		r.logf("dptrain: warning: %s", w)
 	}
 	if err := r.openData(); err != nil {
 		return err
