@@ -361,3 +361,38 @@ func BenchmarkNormRules(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFrozenFeatures: the frozen ResNet-50 (Keras layout) up to its
+// global pooling, as feature extraction runs it, with its BatchNorms as
+// layers and folded into the convolutions; images/s.
+func BenchmarkFrozenFeatures(b *testing.B) {
+	for _, size := range []int{128, 224} {
+		for _, fold := range []bool{false, true} {
+			b.Run(fmt.Sprintf("resnet50-keras-%d/fold=%v", size, fold), func(b *testing.B) {
+				m, err := NewModel(ModelConfig{Name: "resnet50-keras", NumClasses: 10, InputShape: [3]int{3, size, size}, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, p := range m.Params() {
+					p.Frozen = true
+				}
+				m.Layers = m.Layers[:len(m.Layers)-1] // up to the pooled features
+				if fold {
+					FoldBatchNorm(m)
+				}
+				const batch = 16
+				x := tensor.New(batch, 3, size, size)
+				r := rand.New(rand.NewPCG(1, 2))
+				for i := range x.Data {
+					x.Data[i] = float32(r.NormFloat64())
+				}
+				forwardSeq(m.Layers, x, false)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					forwardSeq(m.Layers, x, false)
+				}
+				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+			})
+		}
+	}
+}

@@ -32,7 +32,10 @@ type ModelConfig struct {
 	// pretrained torchvision and Keras weights). resnet50-keras always uses
 	// "batch".
 	Norm string
-	Seed uint64
+	// BatchNormEps is the ε of the frozen BatchNorms (norm: batch); 0
+	// means the layout's own: 1e-5 (torchvision), 1e-3 (resnet50-keras).
+	BatchNormEps float32 `json:"batchnorm_eps,omitempty"`
+	Seed         uint64
 }
 
 type modelBuilder func(cfg ModelConfig, r *rand.Rand) ([]Layer, error)
@@ -85,6 +88,9 @@ func checkModelConfig(cfg ModelConfig) (modelBuilder, error) {
 	c, h, w := cfg.InputShape[0], cfg.InputShape[1], cfg.InputShape[2]
 	if c < 1 || h < 1 || w < 1 {
 		return nil, fmt.Errorf("model %s: input shape %v must be positive C, H, W", cfg.Name, cfg.InputShape)
+	}
+	if e := float64(cfg.BatchNormEps); math.IsNaN(e) || e < 0 || e > 1 {
+		return nil, fmt.Errorf("model %s: batchnorm_eps %g, want 0 (the layout's) or in (0, 1]", cfg.Name, e)
 	}
 	return b, nil
 }
@@ -215,6 +221,9 @@ func buildResNet(cfg ModelConfig, r *rand.Rand, arch resnetArch) ([]Layer, error
 	eps := float32(1e-5)
 	if arch.keras {
 		eps = 1e-3
+	}
+	if cfg.BatchNormEps > 0 {
+		eps = cfg.BatchNormEps
 	}
 	norm := func(name string, c int) Layer {
 		if normKind == "batch" {

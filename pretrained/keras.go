@@ -42,9 +42,9 @@ func kerasResNet50(classes int) *kop {
 	return &kop{kind: "dense", ours: "fc", units: classes, inputs: []*kop{x}}
 }
 
-// kerasEps is the BatchNorm ε of dptrain's resnet50-keras; a model with
-// another ε is imported exactly by moving the difference into the running
-// variance (the layer depends on σ² + ε only).
+// kerasEps is the default BatchNorm ε of dptrain's resnet50-keras (the
+// ε of keras.applications' ResNet50); a model with another records it in
+// its configuration (BatchNormEps).
 const kerasEps = 1e-3
 
 // FromTFJS imports a Keras ResNet-50 saved as a TensorFlow.js layers-model
@@ -75,12 +75,21 @@ func FromTFJS(dir string) (*Imported, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The model's BatchNorm ε is the stem's; a layer with another moves the
+	// difference into its running variance (BatchNorm depends on σ² + ε).
+	eps := float32(byOurs["bn1"].eps)
+	if !(eps > 0) {
+		return nil, fmt.Errorf("tfjs: %s: layer %s: epsilon %g, want > 0", tm.path, byOurs["bn1"].layer, byOurs["bn1"].eps)
+	}
 	cfg := nn.ModelConfig{Name: "resnet50-keras", NumClasses: fc.units, InputShape: [3]int{3, 224, 224}, Stem: "imagenet", Norm: "batch"}
+	if eps != kerasEps {
+		cfg.BatchNormEps = eps
+	}
 	m, err := nn.NewModel(cfg)
 	if err != nil {
 		return nil, err
 	}
-	cv := &kerasConverter{path: tm.path, ws: ws, used: map[string]bool{}}
+	cv := &kerasConverter{path: tm.path, ws: ws, used: map[string]bool{}, eps: float64(eps)}
 	for _, l := range m.GradLayers() {
 		if err := cv.load(l, byOurs); err != nil {
 			return nil, err
@@ -113,6 +122,7 @@ func FromTFJS(dir string) (*Imported, error) {
 }
 
 type kerasConverter struct {
+	eps  float64 // the model's BatchNorm ε
 	path string
 	ws   map[string]tfjsTensor
 	used map[string]bool
@@ -210,9 +220,12 @@ func (c *kerasConverter) load(l nn.GradLayer, byOurs map[string]*kop) error {
 		}
 		copy(v.Mean.Value, mean)
 		for i, s := range variance {
-			adj := float64(s) + op.eps - kerasEps
+			adj := float64(s)
+			if op.eps != c.eps {
+				adj += op.eps - c.eps
+			}
 			if s < 0 || adj < 0 {
-				return fmt.Errorf("tfjs: %s: layer %s: moving_variance[%d] = %g with epsilon %g: want variance + epsilon ≥ %g", c.path, op.layer, i, s, op.eps, kerasEps)
+				return fmt.Errorf("tfjs: %s: layer %s: moving_variance[%d] = %g with epsilon %g: want a variance ≥ 0 (and ≥ %g − epsilon, the model's ε being the first BatchNorm's)", c.path, op.layer, i, s, op.eps, c.eps)
 			}
 			v.Var.Value[i] = float32(adj)
 		}

@@ -25,7 +25,7 @@ type built struct {
 // weights from init, frozen layers, the data-normalisation layer.
 func buildModel(c Config, in [3]int, classes int) (built, error) {
 	b := built{cfg: nn.ModelConfig{Name: c.Model, NumClasses: classes, InputShape: in, Stem: c.Stem,
-		WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Norm: c.Norm, Seed: c.Seed}}
+		WS: c.WeightStandardization, FeatureNorm: c.FeatureNorm, Norm: c.Norm, BatchNormEps: c.BatchNormEps, Seed: c.Seed}}
 	if err := checkModelMemory(b.cfg, &c); err != nil {
 		return b, err
 	}

@@ -68,6 +68,11 @@ func trajectoryConfig(cfg Config) Config {
 	if c.Init != "" {
 		c.Init = filepath.Clean(c.Init)
 	}
+	if c.FeatureCache != "" {
+		// Where the caches live does not matter (their keys name their
+		// content); whether the run trains on float16 features does.
+		c.FeatureCache = "on"
+	}
 	return c
 }
 

@@ -48,8 +48,11 @@ type Config struct {
 	// Norm: ResNets only, group (default: GroupNorm) or batch (BatchNorm
 	// with frozen statistics, as pretrained weights have; an imported
 	// --init sets it).
-	Norm               string `yaml:"norm" json:"norm"`
-	TrainLastLayerOnly bool   `yaml:"train_last_layer_only" json:"train_last_layer_only"`
+	Norm string `yaml:"norm" json:"norm"`
+	// BatchNormEps is the ε of frozen BatchNorms (0: the layout's; an
+	// imported --init sets it).
+	BatchNormEps       float32 `yaml:"batchnorm_eps" json:"batchnorm_eps"`
+	TrainLastLayerOnly bool    `yaml:"train_last_layer_only" json:"train_last_layer_only"`
 	// FeatureNorm: ScatterNet models only, "group" (default) or "data":
 	// per-channel statistics of the training features, computed once
 	// before training with the Gaussian mechanism (DataNorm*) and

@@ -105,6 +105,7 @@ func (r *run) prepareFeatures() error {
 	}
 	for i, p := range ext.Params() {
 		copy(p.Value, m.Params()[i].Value)
+		p.Frozen = m.Params()[i].Frozen
 	}
 	prefix, _ := ext.Split(cut, nil)
 	ch, h, w := r.data.train.Shape()
@@ -120,7 +121,9 @@ func (r *run) prepareFeatures() error {
 	// The prefix is frozen: its BatchNorms fold into its convolutions (the
 	// same function, one pass less each; the key is of the weights as
 	// trained, above).
-	nn.FoldBatchNorm(prefix)
+	if n := nn.FoldBatchNorm(prefix); n > 0 {
+		r.logf("feature_cache: %d frozen BatchNorms folded into their convolutions for extraction", n)
+	}
 	if err := os.MkdirAll(c.FeatureCache, 0o755); err != nil {
 		return fmt.Errorf("feature_cache: %w", err)
 	}
@@ -172,7 +175,7 @@ func (r *run) featureKeyBase(prefix *nn.Model, cut int) ([]byte, error) {
 		Version int            `json:"version"`
 		Model   nn.ModelConfig `json:"model"`
 		Cut     int            `json:"cut"`
-	}{featureCacheVersion, r.model.cfg, cut})
+	}{featureCacheVersion, withoutSeed(r.model.cfg), cut})
 	if err != nil {
 		return nil, err
 	}
@@ -274,4 +277,11 @@ func (r *run) extractFeatures(path string, spec featcache.Spec, prefix *nn.Model
 		r.logf("feature_cache: %s features done in %s", spec.Meta["split"], time.Since(start).Round(time.Second))
 	}
 	return nil
+}
+
+// withoutSeed drops the initialisation seed from a model configuration:
+// the prefix's weights are hashed themselves.
+func withoutSeed(c nn.ModelConfig) nn.ModelConfig {
+	c.Seed = 0
+	return c
 }

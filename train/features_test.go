@@ -14,6 +14,12 @@ import (
 // featureConfig is a short seeded private run of cnn-cifar that trains its
 // last layer only, with flips and two augmentations per example.
 func featureConfig(t *testing.T, cache string) Config {
+	return featureConfigFor(t, cache, "cnn-cifar")
+}
+
+// featureConfigFor is featureConfig for another model ("resnet18/batch":
+// resnet18 with frozen-statistics BatchNorm).
+func featureConfigFor(t *testing.T, cache, model string) Config {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cifar")
 	if err := synthdata.WriteCIFAR10(dir, 200, 40, 2); err != nil {
@@ -40,6 +46,10 @@ seed: 3
 		t.Fatal(err)
 	}
 	c.FeatureCache = cache
+	c.Model, c.Norm, _ = strings.Cut(model, "/")
+	if c.Model != "cnn-cifar" {
+		c.Steps, c.MaxTrainExamples, c.MaxTestExamples = 3, 64, 16
+	}
 	return c
 }
 
@@ -49,18 +59,27 @@ seed: 3
 // same weights up to the float16 rounding of the features; a second run
 // reuses the caches without computing them again.
 func TestFeatureCacheMatchesUncachedRun(t *testing.T) {
+	for _, model := range []string{"cnn-cifar", "resnet18/batch"} {
+		t.Run(strings.ReplaceAll(model, "/", "-"), func(t *testing.T) { checkFeatureCache(t, model) })
+	}
+}
+
+func checkFeatureCache(t *testing.T, model string) {
 	cache := filepath.Join(t.TempDir(), "features")
 	plain := filepath.Join(t.TempDir(), "plain")
-	if _, err := Run(featureConfig(t, ""), Options{Out: plain}); err != nil {
+	if _, err := Run(featureConfigFor(t, "", model), Options{Out: plain}); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
 	cached := filepath.Join(t.TempDir(), "cached")
-	if _, err := Run(featureConfig(t, cache), Options{Out: cached, Log: &log}); err != nil {
+	if _, err := Run(featureConfigFor(t, cache, model), Options{Out: cached, Log: &log}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), "computing train features of 200 images × 2 variants") || !strings.Contains(log.String(), "computing test features of 40 images × 1 variants") {
+	if !strings.Contains(log.String(), "computing train features of") || !strings.Contains(log.String(), "images × 2 variants") || !strings.Contains(log.String(), "computing test features of") {
 		t.Errorf("log does not show the extraction:\n%s", log.String())
+	}
+	if model == "resnet18/batch" && !strings.Contains(log.String(), "20 frozen BatchNorms folded") {
+		t.Errorf("the BatchNorms were not folded for extraction:\n%s", log.String())
 	}
 	wa, sa := finalWeights(t, plain)
 	wb, sb := finalWeights(t, cached)
@@ -76,7 +95,7 @@ func TestFeatureCacheMatchesUncachedRun(t *testing.T) {
 		}
 		// The prefix is frozen (identical); the head differs only through
 		// the features' float16 rounding (relative 2^-11).
-		if strings.HasPrefix(name, "fc2.") {
+		if strings.HasPrefix(name, "fc2.") || strings.HasPrefix(name, "fc.") {
 			if worst > 2e-2*scale || worst == 0 {
 				t.Errorf("%s: max |Δ| %.3g of %.3g: want a small, float16-sized difference", name, worst, scale)
 			}
@@ -89,7 +108,7 @@ func TestFeatureCacheMatchesUncachedRun(t *testing.T) {
 	}
 	log.Reset()
 	again := filepath.Join(t.TempDir(), "again")
-	if _, err := Run(featureConfig(t, cache), Options{Out: again, Log: &log}); err != nil {
+	if _, err := Run(featureConfigFor(t, cache, model), Options{Out: again, Log: &log}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(log.String(), "computing") || !strings.Contains(log.String(), "train features from") {

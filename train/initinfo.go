@@ -27,16 +27,25 @@ func (c *Config) applyInitDefaults() error {
 	if !ok {
 		return nil
 	}
+	mc := info.Model
 	if c.Model == "" {
-		c.Model = info.Model.Name
+		c.Model = mc.Name
 	}
-	if c.Model == info.Model.Name {
-		if c.Norm == "" {
-			c.Norm = info.Model.Norm
-		}
-		if c.Stem == "" {
-			c.Stem = info.Model.Stem
-		}
+	if c.Norm == "" {
+		c.Norm = mc.Norm
+	}
+	if c.Stem == "" {
+		c.Stem = mc.Stem
+	}
+	if c.BatchNormEps == 0 {
+		c.BatchNormEps = mc.BatchNormEps
+	}
+	// The weights mean something only in the architecture they were
+	// trained in: another layout with the same tensor shapes (GroupNorm for
+	// BatchNorm, v1.5 strides for v1, another stem) would load silently.
+	if c.Model != mc.Name || c.Norm != mc.Norm || c.Stem != mc.Stem || c.BatchNormEps != mc.BatchNormEps || c.WeightStandardization != mc.WS {
+		return fmt.Errorf("init %s: the imported model is %s (norm %s, stem %s, batchnorm_eps %g, weight_standardization %v); the config asks for %s (norm %s, stem %s, batchnorm_eps %g, weight_standardization %v): leave model, norm, stem and batchnorm_eps unset to take the import's",
+			path, mc.Name, mc.Norm, mc.Stem, mc.BatchNormEps, mc.WS, c.Model, c.Norm, c.Stem, c.BatchNormEps, c.WeightStandardization)
 	}
 	if c.Normalize == "" {
 		c.Normalize = info.Normalize

@@ -5,10 +5,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"dptrain/checkpoint"
 	"dptrain/nn"
+	"dptrain/pretrained"
 )
 
 // loadWeights copies tensors into the model's parameters by name. With
@@ -25,7 +27,7 @@ func copyWeights(m *nn.Model, ts map[string]checkpoint.Tensor, strict bool) (ski
 	loaded := 0
 	for _, p := range m.Params() {
 		t, ok := ts[p.Name]
-		if !ok || len(t.Data) != len(p.Value) {
+		if !ok || !slices.Equal(t.Shape, p.Shape) {
 			if strict {
 				return nil, fmt.Errorf("weights: parameter %s %v missing or of another shape", p.Name, p.Shape)
 			}
@@ -49,8 +51,16 @@ func copyWeights(m *nn.Model, ts map[string]checkpoint.Tensor, strict bool) (ski
 // initFrom loads starting weights for transfer learning from a checkpoint
 // directory (its weights group), a run's --out directory (its newest
 // checkpoint) or a .safetensors file.
+//
+// An imported model (a checkpoint of `dptrain import`) must fit: only the
+// classification head (fc) may keep fresh weights (a new number of
+// classes); any other parameter left out means the config names another
+// architecture, normalisation or stem than the import's, and is an error
+// (the weights would be silently half-used).
 func initFrom(m *nn.Model, path string) (skipped []string, err error) {
 	var ts map[string]checkpoint.Tensor
+	var info pretrained.Info
+	imported := false
 	switch {
 	case strings.HasSuffix(path, ".safetensors"):
 		ts, _, err = checkpoint.ReadSafetensors(path)
@@ -58,12 +68,27 @@ func initFrom(m *nn.Model, path string) (skipped []string, err error) {
 		var ck *checkpoint.Checkpoint
 		if ck, _, err = openCheckpoint(path); err == nil {
 			ts = ck.Tensors["weights"]
+			info, imported, err = pretrained.ReadInfo(ck)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return copyWeights(m, ts, false)
+	if skipped, err = copyWeights(m, ts, false); err != nil || !imported {
+		return skipped, err
+	}
+	var body []string
+	for _, name := range skipped {
+		if !strings.HasPrefix(name, "fc.") {
+			body = append(body, name)
+		}
+	}
+	if len(body) > 0 {
+		mc := info.Model
+		return nil, fmt.Errorf("init %s: the imported %s (norm %s, stem %s) does not fit model %s: %d of its parameters would keep fresh weights (%s, …): use model: %s, norm: %s, stem: %s (what an unset model takes from the import)",
+			path, mc.Name, mc.Norm, mc.Stem, m.Name, len(body), body[0], mc.Name, mc.Norm, mc.Stem)
+	}
+	return skipped, nil
 }
 
 // openCheckpoint loads a checkpoint folder, or the newest valid

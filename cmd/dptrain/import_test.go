@@ -100,6 +100,14 @@ func TestImportPredictTrain(t *testing.T) {
 	if !strings.Contains(trainOut, "privacy spent") {
 		t.Errorf("no privacy line:\n%s", trainOut)
 	}
+	// Another architecture than the import's is refused, not half-loaded.
+	var eout, eerr bytes.Buffer
+	code := run([]string{"train", "--init=" + imported, "--model=resnet50", "--train-data=cifar10:" + data, "--train-last-layer-only",
+		"--batch-size=8", "--steps=1", "--clip-norm=1", "--noise-multiplier=1", "--learning-rate=0.1", "--delta=1e-3",
+		"--out=" + filepath.Join(dir, "mismatch")}, &eout, &eerr)
+	if code == 0 || !strings.Contains(eerr.String(), "the imported model is resnet50-keras") || !strings.Contains(eerr.String(), "asks for resnet50") {
+		t.Errorf("train with another model than the import's: exit %d, stderr %q", code, eerr.String())
+	}
 	evalOut := runOK(t, "eval", "--checkpoint="+runDir, "--data=cifar10:"+data)
 	if !strings.Contains(evalOut, "top-1") {
 		t.Errorf("eval: %s", evalOut)
