@@ -108,6 +108,24 @@ func TestImportPredictTrain(t *testing.T) {
 	if code == 0 || !strings.Contains(eerr.String(), "the imported model is resnet50-keras") || !strings.Contains(eerr.String(), "asks for resnet50") {
 		t.Errorf("train with another model than the import's: exit %d, stderr %q", code, eerr.String())
 	}
+	// An imported model is evaluated with its own preprocessing; data whose
+	// classes are not the model's (by name) is refused, naming the class.
+	eout.Reset()
+	eerr.Reset()
+	if code := run([]string{"eval", "--checkpoint=" + imported, "--data=cifar10:" + data}, &eout, &eerr); code == 0 || !strings.Contains(eerr.String(), "the model's class 0 is \"class-a\"") {
+		t.Errorf("eval of the import on other classes: exit %d, stderr %q", code, eerr.String())
+	}
+	// With class names that match the data's, eval runs on the import as
+	// it is (the recorded caffe preprocessing, images resized as stored).
+	copy(names, []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"})
+	if err := os.WriteFile(labels, []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	named := filepath.Join(dir, "named")
+	runOK(t, "import", "--from=tfjs:"+tfjs, "--labels="+labels, "--out="+named)
+	if out := runOK(t, "eval", "--checkpoint="+named, "--data=cifar10:"+data); !strings.Contains(out, "imported weights") || !strings.Contains(out, "top-1") {
+		t.Errorf("eval of the import: %s", out)
+	}
 	evalOut := runOK(t, "eval", "--checkpoint="+runDir, "--data=cifar10:"+data)
 	if !strings.Contains(evalOut, "top-1") {
 		t.Errorf("eval: %s", evalOut)
