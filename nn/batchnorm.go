@@ -36,9 +36,8 @@ type BatchNorm2d struct {
 	Gamma, Beta     *Param // γ, β; nil without affine
 	Mean, Var       *Param // running μ, σ²: buffers (always frozen)
 
-	x, y, dx *tensor.Tensor
-	gg, gb   []float32 // per-example ∇γ, ∇β (B×C)
-	sq       []float64
+	x, y, dx     *tensor.Tensor
+	channelGrads // per-example ∇γ, ∇β
 }
 
 // NewBatchNorm2d returns a training-mode BatchNorm of c channels without
@@ -136,8 +135,7 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 	n, hw := b.x.Shape[0], b.x.Shape[2]*b.x.Shape[3]
 	train := b.Trainable()
 	if train {
-		b.gg = tensor.EnsureSlice(b.gg, n*b.C)
-		b.gb = tensor.EnsureSlice(b.gb, n*b.C)
+		b.ensure(n, b.C)
 	}
 	if ctx.NeedDX {
 		b.dx = tensor.Ensure(b.dx, dy.Shape...)
@@ -161,10 +159,10 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 	case !train:
 	case ctx.Mode == Accumulate:
 		for i := 0; i < n; i++ {
-			b.addScaled(i, 1)
+			b.addScaled(b.Gamma, b.Beta, b.C, i, 1)
 		}
 	default:
-		b.perExampleNorms(n, ctx)
+		b.norms(b, b.Gamma, b.Beta, b.C, n, ctx)
 	}
 	if ctx.NeedDX {
 		return b.dx
@@ -172,70 +170,8 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 	return nil
 }
 
-// perExampleNorms folds each example's rows of gg and gb into row j
-// (example j) and reports the examples' squared norms over the trainable
-// γ and β.
-func (b *BatchNorm2d) perExampleNorms(n int, ctx *BackwardContext) {
-	k := ctx.GroupSize()
-	m := n / k
-	if k > 1 {
-		foldChannelRows(b.gg, b.C, k, m)
-		foldChannelRows(b.gb, b.C, k, m)
-	}
-	b.sq = growF64(b.sq, m)
-	for j := 0; j < m; j++ {
-		var s float64
-		for c := 0; c < b.C; c++ {
-			if !b.Gamma.Frozen {
-				s += float64(b.gg[j*b.C+c]) * float64(b.gg[j*b.C+c])
-			}
-			if !b.Beta.Frozen {
-				s += float64(b.gb[j*b.C+c]) * float64(b.gb[j*b.C+c])
-			}
-		}
-		b.sq[j] = SumSquaresBound(s, 2*b.C)
-	}
-	ctx.AddNorms(b, b.sq)
-}
-
-// foldChannelRows adds the k rows (of c values) of each of the m examples
-// of g into the example's first row, in row order, and moves that sum to
-// row j.
-func foldChannelRows(g []float32, c, k, m int) {
-	for j := 0; j < m; j++ {
-		first := g[j*k*c : j*k*c+c]
-		for a := 1; a < k; a++ {
-			r := j*k + a
-			for ch, v := range g[r*c : r*c+c] {
-				first[ch] += v
-			}
-		}
-		if j > 0 {
-			copy(g[j*c:(j+1)*c], first)
-		}
-	}
-}
-
-// addScaled adds w times row's ∇γ and ∇β to the gradients; w = 0 adds
-// nothing at all.
-func (b *BatchNorm2d) addScaled(row int, w float32) {
-	if w == 0 {
-		return // the example takes no part (its gradient may be non-finite)
-	}
-	for c := 0; c < b.C; c++ {
-		if !b.Gamma.Frozen {
-			b.Gamma.Grad[c] += w * b.gg[row*b.C+c]
-		}
-		if !b.Beta.Frozen {
-			b.Beta.Grad[c] += w * b.gb[row*b.C+c]
-		}
-	}
-}
-
 // AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients of γ and β;
 // examples with coef[j] = 0 are left out.
 func (b *BatchNorm2d) AccumulateClipped(coef []float32) {
-	for j, w := range coef {
-		b.addScaled(j, w)
-	}
+	b.accumulate(b.Gamma, b.Beta, b.C, coef)
 }

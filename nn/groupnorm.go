@@ -31,11 +31,10 @@ type GroupNorm struct {
 	Eps         float32
 	Gamma, Beta *Param // nil without affine
 
-	x, y, dx *tensor.Tensor
-	mean     []float64 // B×Groups
-	rstd     []float32 // B×Groups
-	gg, gb   []float32 // per-example ∇γ, ∇β (B×C)
-	sq       []float64
+	x, y, dx     *tensor.Tensor
+	mean         []float64 // B×Groups
+	rstd         []float32 // B×Groups
+	channelGrads           // per-example ∇γ, ∇β
 }
 
 // NewGroupNorm returns GroupNorm(groups, c) with γ = 1, β = 0, ε = 1e-5.
@@ -130,8 +129,7 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	b := g.x.Shape[0]
 	train := g.Trainable()
 	if train {
-		g.gg = tensor.EnsureSlice(g.gg, b*g.C)
-		g.gb = tensor.EnsureSlice(g.gb, b*g.C)
+		g.ensure(b, g.C)
 	}
 	if ctx.NeedDX {
 		g.dx = tensor.Ensure(g.dx, g.x.Shape...)
@@ -141,10 +139,10 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	case !train:
 	case ctx.Mode == Accumulate:
 		for i := 0; i < b; i++ {
-			g.addScaled(i, 1)
+			g.addScaled(g.Gamma, g.Beta, g.C, i, 1)
 		}
 	default:
-		g.perExampleNorms(b, ctx)
+		g.norms(g, g.Gamma, g.Beta, g.C, b, ctx)
 	}
 	if ctx.NeedDX {
 		return g.dx
@@ -202,68 +200,8 @@ func (g *GroupNorm) backwardGroups(dy *tensor.Tensor, train, needDX bool) {
 	})
 }
 
-// perExampleNorms folds the per-row gradients of each example's rows into
-// row j of gg and gb (example j), and reports the examples' squared norms.
-func (g *GroupNorm) perExampleNorms(b int, ctx *BackwardContext) {
-	k := ctx.GroupSize()
-	m := b / k
-	if k > 1 {
-		g.foldRows(k, m)
-	}
-	g.sq = growF64(g.sq, m)
-	for j := 0; j < m; j++ {
-		var s float64
-		for ch := 0; ch < g.C; ch++ {
-			if !g.Gamma.Frozen {
-				s += float64(g.gg[j*g.C+ch]) * float64(g.gg[j*g.C+ch])
-			}
-			if !g.Beta.Frozen {
-				s += float64(g.gb[j*g.C+ch]) * float64(g.gb[j*g.C+ch])
-			}
-		}
-		g.sq[j] = SumSquaresBound(s, 2*g.C)
-	}
-	ctx.AddNorms(g, g.sq)
-}
-
-// foldRows adds the k rows of each of the m examples into the example's
-// first row, in row order, and moves that sum to row j.
-func (g *GroupNorm) foldRows(k, m int) {
-	for j := 0; j < m; j++ {
-		for a := 1; a < k; a++ {
-			r := j*k + a
-			for ch := 0; ch < g.C; ch++ {
-				g.gg[j*k*g.C+ch] += g.gg[r*g.C+ch]
-				g.gb[j*k*g.C+ch] += g.gb[r*g.C+ch]
-			}
-		}
-		if j > 0 {
-			copy(g.gg[j*g.C:(j+1)*g.C], g.gg[j*k*g.C:j*k*g.C+g.C])
-			copy(g.gb[j*g.C:(j+1)*g.C], g.gb[j*k*g.C:j*k*g.C+g.C])
-		}
-	}
-}
-
-// addScaled adds c times row's ∇γ and ∇β to the gradients; c = 0 adds
-// nothing at all.
-func (g *GroupNorm) addScaled(row int, c float32) {
-	if c == 0 {
-		return // the example takes no part (its gradient may be non-finite)
-	}
-	for ch := 0; ch < g.C; ch++ {
-		if !g.Gamma.Frozen {
-			g.Gamma.Grad[ch] += c * g.gg[row*g.C+ch]
-		}
-		if !g.Beta.Frozen {
-			g.Beta.Grad[ch] += c * g.gb[row*g.C+ch]
-		}
-	}
-}
-
 // AccumulateClipped adds Σ_j coef[j]·∇θ ℓ_j to the gradients; examples with
 // coef[j] = 0 are left out.
 func (g *GroupNorm) AccumulateClipped(coef []float32) {
-	for j, c := range coef {
-		g.addScaled(j, c)
-	}
+	g.accumulate(g.Gamma, g.Beta, g.C, coef)
 }

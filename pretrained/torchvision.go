@@ -34,7 +34,7 @@ func FromTorchvision(path, arch string) (*Imported, error) {
 	if err != nil {
 		return nil, fmt.Errorf("torchvision: %s: %w", path, err)
 	}
-	ts, raws = stripModulePrefix(ts), stripModuleRaw(raws)
+	ts, raws = stripModule(ts), stripModule(raws)
 	for name, r := range raws {
 		if strings.HasSuffix(name, ".num_batches_tracked") {
 			delete(ts, name)
@@ -113,26 +113,15 @@ func FromTorchvision(path, arch string) (*Imported, error) {
 	return im, nil
 }
 
-func stripModulePrefix(ts map[string]checkpoint.Tensor) map[string]checkpoint.Tensor {
+// stripModule drops the "module." prefix (DataParallel) when every name
+// has it.
+func stripModule[T any](ts map[string]T) map[string]T {
 	for k := range ts {
 		if !strings.HasPrefix(k, "module.") {
 			return ts
 		}
 	}
-	out := make(map[string]checkpoint.Tensor, len(ts))
-	for k, v := range ts {
-		out[strings.TrimPrefix(k, "module.")] = v
-	}
-	return out
-}
-
-func stripModuleRaw(ts map[string]checkpoint.Raw) map[string]checkpoint.Raw {
-	for k := range ts {
-		if !strings.HasPrefix(k, "module.") {
-			return ts
-		}
-	}
-	out := make(map[string]checkpoint.Raw, len(ts))
+	out := make(map[string]T, len(ts))
 	for k, v := range ts {
 		out[strings.TrimPrefix(k, "module.")] = v
 	}
