@@ -110,5 +110,5 @@ func Prune(dir string, keep int) (removed []string, err error) {
 		}
 		removed = append(removed, e.Path)
 	}
-	return removed, syncDir(dir)
+	return removed, SyncDir(dir)
 }

@@ -63,9 +63,9 @@ func writeSync(f *os.File, fill func(io.Writer) error) (fi fileInfo, err error) 
 	return fileInfo{SHA256: hex.EncodeToString(h.Sum(nil)), Size: cw.n}, nil
 }
 
-// syncDir fsyncs a directory so that entries created or renamed in it are
-// durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so that entries created, renamed or removed
+// in it are durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -139,7 +139,7 @@ func writeAtomic(path string, fill func(io.Writer) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil

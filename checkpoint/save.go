@@ -79,7 +79,7 @@ func Save(dir string, ck *Checkpoint) (path string, err error) {
 		}
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	if old != "" {
@@ -141,7 +141,7 @@ func writeContents(dir string, ck *Checkpoint) error {
 	}); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -181,7 +181,7 @@ func cleanStale(dir string) error {
 					if err := os.Rename(p, final); err != nil {
 						return fmt.Errorf("checkpoint: restoring %s: %w", p, err)
 					}
-					if err := syncDir(dir); err != nil {
+					if err := SyncDir(dir); err != nil {
 						return fmt.Errorf("checkpoint: %w", err)
 					}
 					continue

@@ -201,7 +201,7 @@ func (b *builder) preparePartial() ([]bool, error) {
 		if err := os.Mkdir(b.pdir, 0o755); err != nil {
 			return nil, err
 		}
-		if err := syncDir(filepath.Dir(b.pdir)); err != nil {
+		if err := checkpoint.SyncDir(filepath.Dir(b.pdir)); err != nil {
 			return nil, err
 		}
 		if err := checkpoint.WriteFileAtomic(specPath, b.specJSON); err != nil {
@@ -371,7 +371,7 @@ func (b *builder) assemble() (err error) {
 	if err := os.Rename(tmp, b.path); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := checkpoint.SyncDir(dir); err != nil {
 		return err
 	}
 	if testHook != nil {
@@ -380,7 +380,7 @@ func (b *builder) assemble() (err error) {
 	if err := os.RemoveAll(b.pdir); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return checkpoint.SyncDir(dir)
 }
 
 // removeTemps removes the entries of dir whose names start with prefix:
@@ -396,23 +396,6 @@ func removeTemps(dir, prefix string) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so that entries created, renamed or removed
-// in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }
