@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"dptrain/accounting"
+	"dptrain/dist"
 	"dptrain/nn"
 	"dptrain/tensor"
 )
@@ -16,7 +17,13 @@ import (
 type PrivateStep struct {
 	Model  *nn.Model
 	Config PrivacyConfig
-	Noise  NoiseSource
+	// Noise draws 𝒩(0, σ²C²); with Comm of several ranks only rank 0's is
+	// used (the others may leave it nil).
+	Noise NoiseSource
+	// Comm, when it has more than one rank (data-parallel training), is the
+	// group whose ranks each Accumulate their own share of the logical
+	// batch; Finish sums the shares. nil: one process.
+	Comm dist.Comm
 	// MaterializeBudget is passed to nn (floats per layer; ≤0: default).
 	MaterializeBudget int
 
@@ -24,6 +31,8 @@ type PrivateStep struct {
 	weights []float32
 	coef    []float32
 	stats   StepStats
+	flat    []float32 // the packed gradients of the all-reduce
+	grads   [][]float32
 }
 
 // StepStats summarises one logical step.
@@ -109,22 +118,47 @@ func (p *PrivateStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
 // Gaussian mechanism with the configured sampling rate q and noise
 // multiplier σ (accounting.Step(q, σ)). The caller records the event
 // before anything derived from the parameters' Grad is written out.
-func (p *PrivateStep) Finish() (StepStats, accounting.Event) {
+//
+// With a Comm of R > 1 ranks, each rank holds the clipped sum of its own
+// share of the batch: rank 0 alone adds the noise, to its share, and one
+// all-reduce then sums the R shares, so the released sum is Σ_i ḡ_i + z
+// with z drawn once, by one rank, and added exactly once; every rank ends
+// with the same bits and returns the same event and (summed) statistics.
+// An error is a failed all-reduce: nothing was released by this rank's
+// step, and the parameters' Grad is unusable.
+func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 	std := p.Config.NoiseMultiplier * p.Config.ClipNorm
-	inv := float32(1 / p.Config.ExpectedBatchSize)
+	ranks := p.Comm != nil && p.Comm.Size() > 1
+	p.grads = p.grads[:0]
 	for _, prm := range p.Model.Params() {
-		if prm.Frozen {
-			continue
+		if !prm.Frozen {
+			p.grads = append(p.grads, prm.Grad)
 		}
-		if std > 0 {
-			p.Noise.AddGaussian(prm.Grad, std)
+	}
+	if std > 0 && (!ranks || p.Comm.Rank() == 0) {
+		if p.Noise == nil {
+			usagef("PrivateStep.Finish", "noise multiplier %g but no NoiseSource", p.Config.NoiseMultiplier)
 		}
-		for i := range prm.Grad {
-			prm.Grad[i] *= inv
+		for _, g := range p.grads {
+			p.Noise.AddGaussian(g, std)
+		}
+	}
+	if ranks {
+		if err := SumAcrossRanks(p.Comm, p.grads, &p.flat); err != nil {
+			return StepStats{}, nil, err
+		}
+		if err := SumStats(p.Comm, &p.stats); err != nil {
+			return StepStats{}, nil, err
+		}
+	}
+	inv := float32(1 / p.Config.ExpectedBatchSize)
+	for _, g := range p.grads {
+		for i := range g {
+			g[i] *= inv
 		}
 	}
 	p.stats.NoiseStd = std
-	return p.stats, accounting.Step(p.Config.SamplingRate, p.Config.NoiseMultiplier)
+	return p.stats, accounting.Step(p.Config.SamplingRate, p.Config.NoiseMultiplier), nil
 }
 
 func growF32(b []float32, n int) []float32 {

@@ -65,7 +65,7 @@ func TestSensitivity(t *testing.T) {
 			x, labels := batch(r, n, tc.k, 2)
 			step.Begin()
 			step.Accumulate(x, labels)
-			st, _ := step.Finish()
+			st, _ := mustFinish(t, step)
 			if st.Examples != n || st.Clipped < 1 || st.MaxNorm < 50*clip {
 				t.Fatalf("stats %+v: want %d examples and the outlier clipped", st, n)
 			}
@@ -88,7 +88,7 @@ func TestNoiseOncePerLogicalBatch(t *testing.T) {
 	step := &PrivateStep{Model: m, Config: cfg, Noise: NewSeededNoise(9)}
 	step.Begin()
 	step.Accumulate(tensor.New(0, 1, 28, 28), nil)
-	st, ev := step.Finish()
+	st, ev := mustFinish(t, step)
 	if st.Examples != 0 || st.NoiseStd != 3 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -141,7 +141,7 @@ func TestPrivateMatchesPublicWithoutClipping(t *testing.T) {
 	priv.Begin()
 	priv.Accumulate(x.Slice0(0, 3), labels[:3])
 	priv.Accumulate(x.Slice0(3, 5), labels[3:])
-	st, _ := priv.Finish()
+	st, _ := mustFinish(t, priv)
 	if st.Clipped != 0 || st.Physical != 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -248,7 +248,7 @@ func TestSensitivityModels(t *testing.T) {
 			step.Begin()
 			step.Accumulate(x.Slice0(0, 2*tc.k), labels[:2*tc.k])
 			step.Accumulate(x.Slice0(2*tc.k, rows), labels[2*tc.k:])
-			st, _ := step.Finish()
+			st, _ := mustFinish(t, step)
 			if st.Clipped == 0 {
 				t.Fatalf("no example clipped (max norm %g): the test would not detect missing clipping", st.MaxNorm)
 			}
@@ -273,7 +273,7 @@ func checkLeaveOneOut(t *testing.T, step *PrivateStep, x *tensor.Tensor, labels 
 	t.Helper()
 	step.Begin()
 	step.Accumulate(x, labels)
-	step.Finish()
+	mustFinish(t, step)
 	full = gradVector(step.Model)
 	per := len(x.Data) / x.Shape[0]
 	for drop := 0; drop < n; drop++ {
@@ -290,7 +290,7 @@ func checkLeaveOneOut(t *testing.T, step *PrivateStep, x *tensor.Tensor, labels 
 		}
 		step.Begin()
 		step.Accumulate(xs, ls)
-		step.Finish()
+		mustFinish(t, step)
 		var d float64
 		for i, v := range gradVector(step.Model) {
 			d += (v - full[i]) * (v - full[i])
@@ -300,4 +300,14 @@ func checkLeaveOneOut(t *testing.T, step *PrivateStep, x *tensor.Tensor, labels 
 		}
 	}
 	return full
+}
+
+// mustFinish is Finish in one process, where it cannot fail.
+func mustFinish(t *testing.T, s *PrivateStep) (StepStats, accounting.Event) {
+	t.Helper()
+	st, ev, err := s.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, ev
 }

@@ -114,7 +114,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget,
 				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}
 		}
-		step := func() { s.Begin(); s.Accumulate(x, labels); s.Finish(); opt.Step(t.params, t.grads, 0.01) }
+		step := func() { s.Begin(); s.Accumulate(x, labels); _, _, _ = s.Finish(); opt.Step(t.params, t.grads, 0.01) }
 		step() // warm-up: buffers are allocated once
 		times := make([]float64, o.Steps)
 		for i := range times {

@@ -1,0 +1,104 @@
+package dpsgd
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"dptrain/dist"
+	"dptrain/tensor"
+)
+
+// finishOnRanks runs one logical step on size in-process ranks, rank i
+// accumulating parts[i] (nil: an empty share), rank 0 with noise from
+// seed; it returns every rank's gradient vector and statistics.
+func finishOnRanks(t *testing.T, cfg PrivacyConfig, seed uint64, parts [][2]any) ([][]float64, []StepStats) {
+	t.Helper()
+	comms := dist.Local(len(parts))
+	grads := make([][]float64, len(parts))
+	stats := make([]StepStats, len(parts))
+	errs := make([]error, len(parts))
+	models := make([]*PrivateStep, len(parts))
+	for i := range parts {
+		models[i] = &PrivateStep{Model: mnistModel(t), Config: cfg, Comm: comms[i]}
+		if i == 0 {
+			models[i].Noise = NewSeededNoise(seed)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := models[i]
+			s.Begin()
+			if p[0] != nil {
+				s.Accumulate(p[0].(*tensor.Tensor), p[1].([]int))
+			}
+			stats[i], _, errs[i] = s.Finish()
+			grads[i] = gradVector(s.Model)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", i, err)
+		}
+	}
+	return grads, stats
+}
+
+// TestRanksNoiseAddedOnce: with two ranks and empty shares, every rank's
+// update is bit-for-bit the one-process noise 𝒩(0, σ²C²)/B of the same
+// seed: rank 0 drew it once, nobody else added any.
+func TestRanksNoiseAddedOnce(t *testing.T) {
+	cfg := PrivacyConfig{ClipNorm: 2, NoiseMultiplier: 1.5, ExpectedBatchSize: 10, SamplingRate: 0.01, AugMultiplicity: 1}
+	one := &PrivateStep{Model: mnistModel(t), Config: cfg, Noise: NewSeededNoise(9)}
+	one.Begin()
+	want, _ := mustFinish(t, one)
+	wantG := gradVector(one.Model)
+	grads, stats := finishOnRanks(t, cfg, 9, [][2]any{{nil, nil}, {nil, nil}})
+	for r, g := range grads {
+		for i, v := range g {
+			if math.Float64bits(v) != math.Float64bits(wantG[i]) {
+				t.Fatalf("rank %d: coordinate %d is %g, one process %g: the noise was not added exactly once", r, i, v, wantG[i])
+			}
+		}
+		if stats[r].NoiseStd != want.NoiseStd || stats[r].Examples != 0 {
+			t.Fatalf("rank %d stats %+v", r, stats[r])
+		}
+	}
+}
+
+// TestRanksSumShares: two ranks holding halves of a batch end with the
+// clipped sum of the whole batch (up to float32 summation order) and its
+// summed statistics, the maximum norm included.
+func TestRanksSumShares(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	x, labels := batch(r, 8, 1, 5)
+	cfg := PrivacyConfig{ClipNorm: 0.5, ExpectedBatchSize: 1, AugMultiplicity: 1}
+	one := &PrivateStep{Model: mnistModel(t), Config: cfg, Noise: NewSeededNoise(1)}
+	one.Begin()
+	one.Accumulate(x, labels)
+	want, _ := mustFinish(t, one)
+	wantG := gradVector(one.Model)
+	grads, stats := finishOnRanks(t, cfg, 1, [][2]any{{x.Slice0(0, 3), labels[:3]}, {x.Slice0(3, 8), labels[3:]}})
+	var d, n float64
+	for i, v := range grads[1] {
+		if math.Float64bits(v) != math.Float64bits(grads[0][i]) {
+			t.Fatalf("coordinate %d: rank 0 %g, rank 1 %g", i, grads[0][i], v)
+		}
+		d = max(d, math.Abs(v-wantG[i]))
+		n = max(n, math.Abs(wantG[i]))
+	}
+	if d > 1e-6*n {
+		t.Fatalf("2 ranks' sum is %g (max abs) from one process's (max %g)", d, n)
+	}
+	for rk, st := range stats {
+		if st.Examples != want.Examples || st.Clipped != want.Clipped || st.Physical != 2 || math.Abs(st.MaxNorm-want.MaxNorm) > 1e-6*want.MaxNorm ||
+			math.Abs(st.LossSum-want.LossSum) > 1e-9*math.Abs(want.LossSum) {
+			t.Fatalf("rank %d stats %+v, one process %+v", rk, st, want)
+		}
+	}
+}
