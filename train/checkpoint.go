@@ -93,6 +93,20 @@ func cleanSpec(spec string) string {
 
 // saveCheckpoint writes the full training state atomically.
 func (r *run) saveCheckpoint() error {
+	ck, err := r.snapshot()
+	if err != nil {
+		return err
+	}
+	if _, err := checkpoint.Save(r.out.ckptDir, ck); err != nil {
+		return err
+	}
+	_, err = checkpoint.Prune(r.out.ckptDir, max(r.cfg.KeepCheckpoints, 1))
+	return err
+}
+
+// snapshot is the full training state as a checkpoint (what restore
+// reads): saved by rank 0, and sent to the other ranks at the start.
+func (r *run) snapshot() (*checkpoint.Checkpoint, error) {
 	weights := map[string]checkpoint.Tensor{}
 	for _, p := range r.model.model.Params() {
 		weights[p.Name] = checkpoint.Tensor{Shape: p.Shape, Data: p.Value}
@@ -106,7 +120,7 @@ func (r *run) saveCheckpoint() error {
 	if r.noise != nil {
 		b, err := r.noise.MarshalBinary()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st.NoiseState, st.NoiseMode = b, string(r.noise.Mode())
 	}
@@ -118,24 +132,19 @@ func (r *run) saveCheckpoint() error {
 	}
 	stateJSON, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ledgerJSON, err := r.book.ledger.MarshalJSON()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfgYAML, err := yaml.Marshal(r.cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ck := &checkpoint.Checkpoint{Step: r.step, Tensors: groups,
+	return &checkpoint.Checkpoint{Step: r.step, Tensors: groups,
 		Blobs: map[string][]byte{"state.json": stateJSON, "ledger.json": ledgerJSON, "config.yaml": cfgYAML},
-		Meta:  map[string]string{"model": r.cfg.Model, "private": strconv.FormatBool(r.cfg.IsPrivate())}}
-	if _, err := checkpoint.Save(r.out.ckptDir, ck); err != nil {
-		return err
-	}
-	_, err = checkpoint.Prune(r.out.ckptDir, max(r.cfg.KeepCheckpoints, 1))
-	return err
+		Meta:  map[string]string{"model": r.cfg.Model, "private": strconv.FormatBool(r.cfg.IsPrivate())}}, nil
 }
 
 // stateGroup and groupState convert an optimizer's or EMA's state tensors

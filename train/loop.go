@@ -7,10 +7,14 @@ import (
 
 	"dptrain/accounting"
 	"dptrain/data"
+	"dptrain/dist"
 	"dptrain/dpsgd"
 	"dptrain/nn"
 	"dptrain/tensor"
 )
+
+// afterUpdateHook, set by tests only, runs after every update.
+var afterUpdateHook func(r *run)
 
 // stepper is one logical step's gradient: Begin, Accumulate for every
 // physical batch, then Finish, which leaves the update direction in the
@@ -19,7 +23,7 @@ import (
 type stepper interface {
 	Begin()
 	Accumulate(x *tensor.Tensor, labels []int) []float32
-	Finish() (dpsgd.StepStats, accounting.Event)
+	Finish() (dpsgd.StepStats, accounting.Event, error)
 }
 
 // publicStep is the non-private counterpart of dpsgd.PrivateStep
@@ -28,9 +32,12 @@ type stepper interface {
 type publicStep struct {
 	model           *nn.Model
 	augMultiplicity int
+	comm            dist.Comm // data-parallel ranks; nil: one process
 
 	loss  nn.SoftmaxCrossEntropy
 	stats dpsgd.StepStats
+	grads [][]float32
+	flat  []float32
 }
 
 // Begin zeroes the gradients for a new logical batch.
@@ -58,20 +65,32 @@ func (p *publicStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
 	return losses
 }
 
-// Finish divides the summed gradient by the number of examples seen. It
-// releases nothing private: the event is nil.
-func (p *publicStep) Finish() (dpsgd.StepStats, accounting.Event) {
+// Finish divides the summed gradient by the number of examples seen (by
+// all ranks). It releases nothing private: the event is nil.
+func (p *publicStep) Finish() (dpsgd.StepStats, accounting.Event, error) {
+	p.grads = p.grads[:0]
+	for _, prm := range p.model.Params() {
+		if !prm.Frozen {
+			p.grads = append(p.grads, prm.Grad)
+		}
+	}
+	if p.comm != nil && p.comm.Size() > 1 {
+		if err := dpsgd.SumAcrossRanks(p.comm, p.grads, &p.flat); err != nil {
+			return dpsgd.StepStats{}, nil, err
+		}
+		if err := dpsgd.SumStats(p.comm, &p.stats); err != nil {
+			return dpsgd.StepStats{}, nil, err
+		}
+	}
 	if p.stats.Examples > 0 {
 		inv := float32(1 / float64(p.stats.Examples))
-		for _, prm := range p.model.Params() {
-			if !prm.Frozen {
-				for i := range prm.Grad {
-					prm.Grad[i] *= inv
-				}
+		for _, g := range p.grads {
+			for i := range g {
+				g[i] *= inv
 			}
 		}
 	}
-	return p.stats, nil
+	return p.stats, nil, nil
 }
 
 // newStepper returns the run's step: private with the plan's mechanism,
@@ -83,9 +102,9 @@ func (r *run) newStepper() stepper {
 		m = r.features.suffix // the prefix is frozen: its gradient is 0
 	}
 	if r.plan.Private() {
-		return &dpsgd.PrivateStep{Model: m, Noise: r.noise, MaterializeBudget: c.MaterializeBudget, Config: r.plan.Privacy}
+		return &dpsgd.PrivateStep{Model: m, Noise: r.noise, Comm: r.opt.Comm, MaterializeBudget: c.MaterializeBudget, Config: r.plan.Privacy}
 	}
-	return &publicStep{model: m, augMultiplicity: c.AugMultiplicity}
+	return &publicStep{model: m, augMultiplicity: c.AugMultiplicity, comm: r.opt.Comm}
 }
 
 // loop trains from r.step to r.total: each step's release is recorded in
@@ -107,10 +126,12 @@ func (r *run) loop() error {
 	if err != nil {
 		return err
 	}
-	stream := loader.Stream(r.sampler, r.step)
+	stream := loader.Stream(r.rankSampler(), r.step)
 	defer stream.Close()
 	s := r.newStepper()
-	if r.stopRequested() {
+	if stop, err := r.anyStop(); err != nil {
+		return err
+	} else if stop {
 		// Nothing taken since the last checkpoint (resumed or step 0).
 		return &InterruptedError{Step: r.step, TotalSteps: r.total, Checkpoint: r.out.ckptDir}
 	}
@@ -154,7 +175,10 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 			break
 		}
 	}
-	st, ev := s.Finish()
+	st, ev, err := s.Finish()
+	if err != nil {
+		return st, 0, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
 	if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
 		return st, 0, fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.out.ckptDir)
 	}
@@ -163,7 +187,11 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 		// One event per logical step, the one the mechanism reports, in the
 		// ledger and the journal before anything derived from this step can
 		// be saved.
-		if err := r.book.record(ev, 1, journalEvent{Event: "step", Step: r.step + 1, Release: release}); err != nil {
+		err := r.book.record(ev, 1, journalEvent{Event: "step", Step: r.step + 1, Release: release})
+		if r.ranks() > 1 {
+			err = r.together(err) // rank 0's journal (or replay check) decides for all
+		}
+		if err != nil {
 			return st, 0, err
 		}
 	}
@@ -177,6 +205,9 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 		r.trainer.ema.Update(r.model.train.params)
 	}
 	r.step++
+	if afterUpdateHook != nil {
+		afterUpdateHook(r)
+	}
 	return st, lr, nil
 }
 
@@ -185,6 +216,9 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 // due at the log cadence (a PLD evaluation costs more than a small step);
 // RDP's, cheap, on every step.
 func (r *run) logStep(st dpsgd.StepStats, lr, secs float64) error {
+	if !r.lead() {
+		return nil
+	}
 	due := r.step%int64(max(r.cfg.LogEvery, 1)) == 0 || r.step == r.total
 	eps, epsRDP := math.NaN(), math.NaN()
 	if r.plan.Private() {
@@ -229,10 +263,20 @@ func (r *run) afterStep(taken int) error {
 			return err
 		}
 	}
-	interrupted := !final && r.stopRequested()
+	stop, err := r.syncStep()
+	if err != nil {
+		return err
+	}
+	interrupted := !final && stop
 	if r.step%int64(c.CheckpointEvery) == 0 || final || interrupted {
-		if err := r.saveCheckpoint(); err != nil {
-			return fmt.Errorf("checkpoint at step %d: %w; stopping: the previous checkpoint in %s is kept (rerun the same command to resume from it once the cause is fixed)", r.step, err, r.out.ckptDir)
+		var err error
+		if r.lead() {
+			if err = r.saveCheckpoint(); err != nil {
+				err = fmt.Errorf("checkpoint at step %d: %w; stopping: the previous checkpoint in %s is kept (rerun the same command to resume from it once the cause is fixed)", r.step, err, r.out.ckptDir)
+			}
+		}
+		if err := r.together(err); err != nil {
+			return err
 		}
 	}
 	if interrupted {

@@ -33,7 +33,11 @@ type privacyBook struct {
 	// replay (seeded mode) holds the journaled events after the newest
 	// checkpoint: the re-run must release exactly these again.
 	replay []journalEvent
-	logf   func(string, ...any)
+	// replica: a rank other than 0 of a data-parallel run keeps the ledger
+	// in memory only (the same events as rank 0's, which rank 0 journals
+	// and checkpoints).
+	replica bool
+	logf    func(string, ...any)
 }
 
 func newPrivacyBook(p plan, logf func(string, ...any)) *privacyBook {
@@ -90,6 +94,9 @@ func (b *privacyBook) record(ev accounting.Event, count int, e journalEvent) err
 // journalRelease journals one release, or in seeded mode, while re-running
 // steps lost in a crash, checks that it repeats the journaled one exactly.
 func (b *privacyBook) journalRelease(e journalEvent) error {
+	if b.replica {
+		return nil
+	}
 	if len(b.replay) == 0 {
 		return b.journal.append(e)
 	}

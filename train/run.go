@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dptrain/data"
+	"dptrain/dist"
 	"dptrain/dpsgd"
 	"dptrain/internal/par"
 	"dptrain/internal/seed"
@@ -28,6 +29,10 @@ type Options struct {
 	// Stop, when closed (Ctrl-C, SIGTERM), ends the run after the current
 	// step with a checkpoint: Run returns an *InterruptedError.
 	Stop <-chan struct{}
+	// Comm, when it has several ranks, trains data-parallel: every rank
+	// calls Run with the same configuration and Out; rank 0 writes Out
+	// (see ranks.go). nil: one process.
+	Comm dist.Comm
 }
 
 // InterruptedError is returned when Options.Stop ended the run: a
@@ -181,19 +186,38 @@ func (r *run) setup() error {
 	if r.opt.Out == "" {
 		return errors.New("--out: required (the folder for checkpoints, metrics and the report)")
 	}
+	if err := r.together(r.checkRanks()); err != nil {
+		return err
+	}
+	if !r.lead() {
+		r.cfg.TestData = "" // rank 0 evaluates
+	}
 	if r.cfg.Threads > 0 {
 		par.SetThreads(r.cfg.Threads) // every kernel, the noise and the optimizer
 	}
 	if w := tensor.SlowBLASWarning(); w != "" {
 		r.logf("dptrain: warning: %s", w)
 	}
-	if err := r.openData(); err != nil {
+	err := r.openData()
+	if err == nil {
+		err = r.build()
+	}
+	if err := r.together(err); err != nil {
 		return err
 	}
-	if err := r.build(); err != nil {
+	if err := r.shareKey(); err != nil {
 		return err
 	}
-	if err := r.openOut(); err != nil {
+	if r.lead() {
+		err = r.openOut()
+	} else {
+		r.out.ckptDir = filepath.Join(r.opt.Out, "checkpoints") // named in messages; rank 0 writes it
+		r.book.replica = true
+	}
+	if err := r.together(err); err != nil {
+		return err
+	}
+	if err := r.shareState(); err != nil {
 		return err
 	}
 	if r.cfg.FeatureCache != "" {
@@ -202,7 +226,7 @@ func (r *run) setup() error {
 		if err := r.prepareFeatures(); err != nil {
 			return err
 		}
-	} else if err := r.checkMemory(); err != nil {
+	} else if err := r.together(r.checkMemory()); err != nil {
 		return err
 	}
 	if s, _ := data.ParseSampling(r.cfg.Sampling); s == data.SamplingShuffle {

@@ -80,7 +80,7 @@ func (r *run) finish() (*Summary, error) {
 			e, o, _ := ra.EpsilonAndOrder(p.Delta)
 			s.EpsilonRDP, s.RDPOrder = JSONFloat(e), JSONFloat(o)
 		}
-		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = p.Delta, string(p.Kind), p.Sigma, p.Q, string(r.noise.Mode())
+		s.Delta, s.Accountant, s.NoiseMultiplier, s.SamplingRate, s.NoiseMode = p.Delta, string(p.Kind), p.Sigma, p.Q, c.Noise
 		s.EpsilonConditionalOnSecretSeed = s.NoiseMode == string(dpsgd.ModeSeeded)
 		s.LostSteps = r.book.lost
 		if r.book.prior != nil {
@@ -89,6 +89,9 @@ func (r *run) finish() (*Summary, error) {
 		s.Guarantee = guarantee(c, s)
 	}
 	s.WallSeconds = r.wallSeconds()
+	if !r.lead() {
+		return s, nil // rank 0 writes the run's files
+	}
 	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"dptrain/dist"
 	"dptrain/train"
 )
 
@@ -92,14 +93,48 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if out == "" {
 		return errors.New("--out DIR is required (checkpoints, metrics.jsonl, summary.json, report.md go there)")
 	}
-	stop, release := stopOnSignal(stderr)
-	defer release()
-	s, err := train.Run(cfg, train.Options{Out: out, Log: stderr, Terminal: isTerminal(stderr), Stop: stop})
+	comm, err := dist.FromEnvironment()
 	if err != nil {
-		return interrupted(err)
+		return err
 	}
-	printSummary(stdout, s)
+	defer comm.Close()
+	opt := train.Options{Out: out, Log: stderr, Terminal: isTerminal(stderr), Comm: comm}
+	if comm.Rank() != 0 {
+		opt.Log, opt.Terminal = nil, false // rank 0 reports for the job
+	}
+	sigLog := stderr
+	if comm.Rank() != 0 {
+		sigLog = io.Discard
+	}
+	stop, release := stopOnSignal(sigLog)
+	defer release()
+	opt.Stop = stop
+	s, err := train.Run(cfg, opt)
+	if err != nil {
+		return rankFailed(comm, interrupted(err))
+	}
+	if comm.Rank() == 0 {
+		printSummary(stdout, s)
+	}
 	return nil
+}
+
+// rankFailed ends a data-parallel job whose rank failed: an error that
+// every rank reached together (train.Run's collective checks, an
+// interruption) returns normally; any other one (a rank's own failure
+// mid-step, with the others waiting in an all-reduce) is printed and
+// aborts every rank, so that the job ends instead of hanging.
+func rankFailed(comm dist.Comm, err error) error {
+	if comm.Size() == 1 || errors.Is(err, train.ErrCollective) {
+		return err
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "dptrain train: rank %d of %d: %v\ndptrain train: aborting the job\n", comm.Rank(), comm.Size(), err)
+	comm.Abort(1)
+	return err
 }
 
 func printSummary(w io.Writer, s *train.Summary) {
