@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"dptrain/data"
+	"dptrain/dist"
 	"dptrain/dpsgd"
 	"dptrain/internal/par"
 	"dptrain/nn"
@@ -31,6 +32,10 @@ type BenchOptions struct {
 	Threads    int // 0: GOMAXPROCS
 	// MaterializeBudget for per-example gradients (floats per layer; 0: default).
 	MaterializeBudget int
+	// Comm, with several ranks, times the data-parallel step: each rank
+	// takes its share (dist.Partition) of the batch, the step ends with the
+	// all-reduce, and examples/s counts the whole batch.
+	Comm dist.Comm
 }
 
 // BenchResult is what `dptrain bench --json` prints.
@@ -40,6 +45,7 @@ type BenchResult struct {
 	ImageSize                int               `json:"image_size"`
 	Stem                     string            `json:"stem,omitempty"`
 	Threads                  int               `json:"threads"`
+	Ranks                    int               `json:"ranks"`
 	GEMM                     string            `json:"gemm"`
 	PrivateExamplesPerSec    float64           `json:"private_examples_per_sec"`
 	NonprivateExamplesPerSec float64           `json:"nonprivate_examples_per_sec"`
@@ -86,7 +92,14 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		old := par.SetThreads(o.Threads)
 		defer par.SetThreads(old)
 	}
-	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), GEMM: tensor.Backend}
+	comm := o.Comm
+	if comm == nil {
+		comm = dist.Single()
+	}
+	if o.BatchSize < comm.Size() {
+		return nil, fmt.Errorf("--batch-size %d: want at least one example per rank (%d ranks)", o.BatchSize, comm.Size())
+	}
+	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend}
 	r := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(o.BatchSize, o.Channels, o.ImageSize, o.ImageSize)
 	for i := range x.Data {
@@ -96,6 +109,8 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	for i := range labels {
 		labels[i] = r.IntN(o.NumClasses)
 	}
+	lo, hi := dist.Partition(o.BatchSize, comm.Size(), comm.Rank())
+	x, labels = x.Slice0(lo, hi), labels[lo:hi] // this rank's share
 	for _, private := range []bool{false, true} {
 		m, err := nn.NewModel(mc)
 		if err != nil {
@@ -109,18 +124,29 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		resetPeakRSS()
-		var s stepper = &publicStep{model: m}
+		var s stepper = &publicStep{model: m, comm: o.Comm}
 		if private {
-			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget,
+			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
 				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}
 		}
-		step := func() { s.Begin(); s.Accumulate(x, labels); _, _, _ = s.Finish(); opt.Step(t.params, t.grads, 0.01) }
+		var stepErr error
+		step := func() {
+			s.Begin()
+			s.Accumulate(x, labels)
+			if _, _, err := s.Finish(); err != nil && stepErr == nil {
+				stepErr = err
+			}
+			opt.Step(t.params, t.grads, 0.01)
+		}
 		step() // warm-up: buffers are allocated once
 		times := make([]float64, o.Steps)
 		for i := range times {
 			t0 := time.Now()
 			step()
 			times[i] = time.Since(t0).Seconds()
+		}
+		if stepErr != nil {
+			return nil, stepErr
 		}
 		sort.Float64s(times)
 		med := times[len(times)/2]

@@ -377,6 +377,9 @@ func (r *run) describe() {
 	c, p := &r.cfg, &r.plan
 	m := r.model.model
 	r.logf("dptrain: %s on %s (%d examples, %d classes), %d trainable of %d parameters", c.Model, c.TrainData, p.N, r.data.train.NumClasses(), m.NumTrainable(), m.NumParams())
+	if r.ranks() > 1 {
+		r.logf("data parallel on %d ranks: each trains its block of about %d examples; the gradient sums are all-reduced, the noise added once (rank 0), and rank 0 writes %s", r.ranks(), p.N/r.ranks(), r.opt.Out)
+	}
 	if len(r.model.initSkipped) > 0 {
 		r.logf("init %s: kept fresh initialisation for %v", c.Init, r.model.initSkipped)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"dptrain/dist"
 	"dptrain/train"
 )
 
@@ -51,9 +52,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if bad != nil {
 		return bad
 	}
-	res, err := train.Bench(o)
+	comm, err := dist.FromEnvironment()
 	if err != nil {
 		return err
+	}
+	defer comm.Close()
+	o.Comm = comm
+	res, err := train.Bench(o)
+	if err != nil {
+		return rankFailed(comm, err)
+	}
+	if comm.Rank() != 0 {
+		return nil // rank 0 reports the job's figures
 	}
 	if *asJSON {
 		b, err := json.Marshal(res)
@@ -63,7 +73,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, string(b))
 		return nil
 	}
-	fmt.Fprintf(stdout, "%s %dx%d batch %d, %d threads, GEMM %s\n", res.Model, res.ImageSize, res.ImageSize, res.BatchSize, res.Threads, res.GEMM)
+	fmt.Fprintf(stdout, "%s %dx%d batch %d, %d threads", res.Model, res.ImageSize, res.ImageSize, res.BatchSize, res.Threads)
+	if res.Ranks > 1 {
+		fmt.Fprintf(stdout, " × %d ranks", res.Ranks)
+	}
+	fmt.Fprintf(stdout, ", GEMM %s\n", res.GEMM)
 	fmt.Fprintf(stdout, "non-private: %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.NonprivateExamplesPerSec, res.NonprivateStepSecondsMed, res.NonprivatePeakRSSMiB)
 	fmt.Fprintf(stdout, "private:     %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.PrivateExamplesPerSec, res.PrivateStepSecondsMedian, res.PeakRSSMiB)
 	fmt.Fprintf(stdout, "overhead %.2fx time, %.2fx memory\n", res.Overhead, res.MemoryRatio)
