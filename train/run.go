@@ -259,8 +259,10 @@ func (r *run) openData() error {
 	if c.BatchSize > n {
 		return fmt.Errorf("batch_size %d is larger than the %d training examples", c.BatchSize, n)
 	}
-	if r.data.digest, err = data.Digest(r.data.train); err != nil {
-		return fmt.Errorf("train_data %s: %w", c.TrainData, err)
+	if r.lead() { // the journal's (rank 0's); other ranks read only their block
+		if r.data.digest, err = data.Digest(r.data.train); err != nil {
+			return fmt.Errorf("train_data %s: %w", c.TrainData, err)
+		}
 	}
 	ch, h, w := r.data.train.Shape()
 	r.cfg = r.cfg.withDefaults(runFacts{N: n, C: ch, H: h, W: w})
