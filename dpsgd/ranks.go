@@ -2,6 +2,7 @@ package dpsgd
 
 import (
 	"fmt"
+	"unsafe"
 
 	"dptrain/dist"
 )
@@ -32,6 +33,41 @@ func SumAcrossRanks(c dist.Comm, bufs [][]float32, flat *[]float32) error {
 	off = 0
 	for _, b := range bufs {
 		off += copy(b, f[off:off+len(b)])
+	}
+	return nil
+}
+
+// BroadcastFromRank0 copies rank 0's values of every slice of bufs to the
+// other ranks of c (one broadcast of their concatenation, packed into
+// *flat). With one rank it does nothing.
+func BroadcastFromRank0(c dist.Comm, bufs [][]float32, flat *[]float32) error {
+	if c == nil || c.Size() == 1 {
+		return nil
+	}
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	*flat = growF32(*flat, n)
+	f := *flat
+	if c.Rank() == 0 {
+		off := 0
+		for _, b := range bufs {
+			off += copy(f[off:], b)
+		}
+	}
+	if n > 0 {
+		if err := c.Broadcast(unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*n), 0); err != nil {
+			return fmt.Errorf("broadcast of %d noisy gradient values from rank 0 to %d ranks: %w", n, c.Size(), err)
+		}
+	} else if err := c.Broadcast(nil, 0); err != nil {
+		return fmt.Errorf("broadcast from rank 0 to %d ranks: %w", c.Size(), err)
+	}
+	if c.Rank() != 0 {
+		off := 0
+		for _, b := range bufs {
+			off += copy(b, f[off:off+len(b)])
+		}
 	}
 	return nil
 }

@@ -14,6 +14,10 @@ import (
 // accumulating parts[i] (nil: an empty share), rank 0 with noise from
 // seed; it returns every rank's gradient vector and statistics.
 func finishOnRanks(t *testing.T, cfg PrivacyConfig, seed uint64, parts [][2]any) ([][]float64, []StepStats) {
+	return finishOnRanksWith(t, cfg, NewSeededNoise(seed), parts)
+}
+
+func finishOnRanksWith(t *testing.T, cfg PrivacyConfig, noise NoiseSource, parts [][2]any) ([][]float64, []StepStats) {
 	t.Helper()
 	comms := dist.Local(len(parts))
 	grads := make([][]float64, len(parts))
@@ -23,7 +27,7 @@ func finishOnRanks(t *testing.T, cfg PrivacyConfig, seed uint64, parts [][2]any)
 	for i := range parts {
 		models[i] = &PrivateStep{Model: mnistModel(t), Config: cfg, Comm: comms[i]}
 		if i == 0 {
-			models[i].Noise = NewSeededNoise(seed)
+			models[i].Noise = noise
 		}
 	}
 	var wg sync.WaitGroup
@@ -100,5 +104,33 @@ func TestRanksSumShares(t *testing.T) {
 			math.Abs(st.LossSum-want.LossSum) > 1e-9*math.Abs(want.LossSum) {
 			t.Fatalf("rank %d stats %+v, one process %+v", rk, st, want)
 		}
+	}
+}
+
+// TestRanksSecureNoiseOnTheTotal: in secure mode the released coordinates
+// are on the sampler's grid even when the other ranks' shares are small
+// (noise added to the all-reduced total, not to rank 0's share before it:
+// that would put low bits of the other shares into the output).
+func TestRanksSecureNoiseOnTheTotal(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 7))
+	x, labels := batch(r, 4, 1, -1)
+	for i := range x.Data {
+		x.Data[i] *= 1e-3 // small gradients: tiny shares
+	}
+	cfg := PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: 1, SamplingRate: 0.01, AugMultiplicity: 1}
+	sec := NewSecureNoise()
+	grid := sec.Grid(cfg.NoiseMultiplier * cfg.ClipNorm)
+	grads, _ := finishOnRanksWith(t, cfg, sec, [][2]any{{x.Slice0(0, 1), labels[:1]}, {x.Slice0(1, 4), labels[1:]}})
+	off := 0
+	for i, v := range grads[1] {
+		if math.Float64bits(v) != math.Float64bits(grads[0][i]) {
+			t.Fatalf("coordinate %d: rank 0 %g, rank 1 %g", i, grads[0][i], v)
+		}
+		if q := v / grid; q != math.Round(q) {
+			off++
+		}
+	}
+	if off > 0 {
+		t.Fatalf("%d of %d released coordinates are off the secure grid %g", off, len(grads[1]), grid)
 	}
 }

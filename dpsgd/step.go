@@ -18,7 +18,7 @@ type PrivateStep struct {
 	Model  *nn.Model
 	Config PrivacyConfig
 	// Noise draws 𝒩(0, σ²C²); with Comm of several ranks only rank 0's is
-	// used (the others may leave it nil).
+	// used, on the all-reduced sum (the others may leave it nil).
 	Noise NoiseSource
 	// Comm, when it has more than one rank (data-parallel training), is the
 	// group whose ranks each Accumulate their own share of the logical
@@ -120,12 +120,16 @@ func (p *PrivateStep) Accumulate(x *tensor.Tensor, labels []int) []float32 {
 // before anything derived from the parameters' Grad is written out.
 //
 // With a Comm of R > 1 ranks, each rank holds the clipped sum of its own
-// share of the batch: rank 0 alone adds the noise, to its share, and one
-// all-reduce then sums the R shares, so the released sum is Σ_i ḡ_i + z
-// with z drawn once, by one rank, and added exactly once; every rank ends
-// with the same bits and returns the same event and (summed) statistics.
-// An error is a failed all-reduce: nothing was released by this rank's
-// step, and the parameters' Grad is unusable.
+// share of the batch: one all-reduce sums the R shares, rank 0 alone adds
+// the noise to the total exactly as one process does (the same noise
+// source, snapped in secure mode, applied to the value released), and
+// broadcasts the noisy total, so z is drawn once, by one rank, added
+// exactly once, and every rank ends with the same bits and returns the
+// same event and (summed) statistics. (Adding the noise to rank 0's share
+// before the reduction would be cheaper by one broadcast but would add the
+// other shares after the snapping, putting low bits of their sums into the
+// output: the floating-point attack the secure sampler exists to stop.)
+// An error is a failed collective: the parameters' Grad is unusable.
 func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 	std := p.Config.NoiseMultiplier * p.Config.ClipNorm
 	ranks := p.Comm != nil && p.Comm.Size() > 1
@@ -133,6 +137,14 @@ func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 	for _, prm := range p.Model.Params() {
 		if !prm.Frozen {
 			p.grads = append(p.grads, prm.Grad)
+		}
+	}
+	if ranks {
+		if err := SumAcrossRanks(p.Comm, p.grads, &p.flat); err != nil {
+			return StepStats{}, nil, err
+		}
+		if err := SumStats(p.Comm, &p.stats); err != nil {
+			return StepStats{}, nil, err
 		}
 	}
 	if std > 0 && (!ranks || p.Comm.Rank() == 0) {
@@ -143,11 +155,8 @@ func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 			p.Noise.AddGaussian(g, std)
 		}
 	}
-	if ranks {
-		if err := SumAcrossRanks(p.Comm, p.grads, &p.flat); err != nil {
-			return StepStats{}, nil, err
-		}
-		if err := SumStats(p.Comm, &p.stats); err != nil {
+	if ranks && std > 0 {
+		if err := BroadcastFromRank0(p.Comm, p.grads, &p.flat); err != nil {
 			return StepStats{}, nil, err
 		}
 	}

@@ -97,7 +97,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		comm = dist.Single()
 	}
 	if o.BatchSize < comm.Size() {
-		return nil, fmt.Errorf("--batch-size %d: want at least one example per rank (%d ranks)", o.BatchSize, comm.Size())
+		return nil, collectiveErrorf("--batch-size %d: want at least one example per rank (%d ranks)", o.BatchSize, comm.Size())
 	}
 	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend}
 	r := rand.New(rand.NewPCG(1, 1))
@@ -129,24 +129,25 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
 				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}
 		}
-		var stepErr error
-		step := func() {
+		step := func() error {
 			s.Begin()
 			s.Accumulate(x, labels)
-			if _, _, err := s.Finish(); err != nil && stepErr == nil {
-				stepErr = err
+			if _, _, err := s.Finish(); err != nil {
+				return err
 			}
 			opt.Step(t.params, t.grads, 0.01)
+			return nil
 		}
-		step() // warm-up: buffers are allocated once
+		if err := step(); err != nil { // warm-up: buffers are allocated once
+			return nil, err
+		}
 		times := make([]float64, o.Steps)
 		for i := range times {
 			t0 := time.Now()
-			step()
+			if err := step(); err != nil {
+				return nil, err
+			}
 			times[i] = time.Since(t0).Seconds()
-		}
-		if stepErr != nil {
-			return nil, stepErr
 		}
 		sort.Float64s(times)
 		med := times[len(times)/2]

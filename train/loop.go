@@ -145,10 +145,8 @@ func (r *run) loop() error {
 		if err != nil {
 			return err
 		}
-		if err := r.logStep(st, lr, time.Since(t0).Seconds()); err != nil {
-			return err
-		}
-		if err := r.afterStep(taken); err != nil {
+		logErr := r.logStep(st, lr, time.Since(t0).Seconds())
+		if err := r.afterStep(taken, logErr); err != nil {
 			return err
 		}
 	}
@@ -180,7 +178,7 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 		return st, 0, fmt.Errorf("step %d: %w", r.step+1, err)
 	}
 	if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
-		return st, 0, fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.out.ckptDir)
+		return st, 0, r.everyRank(fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.out.ckptDir))
 	}
 	release, finite := releaseDigest(r.model.train.grads, ev != nil)
 	if ev != nil {
@@ -197,7 +195,7 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 	}
 	if !finite {
 		// Never applied, recorded in a checkpoint or evaluated.
-		return st, 0, fmt.Errorf("step %d: the update is not finite (Inf or NaN in the noisy gradient sum, e.g. clip_norm·noise_multiplier beyond float32's range or an overflowing model): stopping without applying it; the last good checkpoint in %s is kept", r.step+1, r.out.ckptDir)
+		return st, 0, r.everyRank(fmt.Errorf("step %d: the update is not finite (Inf or NaN in the noisy gradient sum, e.g. clip_norm·noise_multiplier beyond float32's range or an overflowing model): stopping without applying it; the last good checkpoint in %s is kept", r.step+1, r.out.ckptDir))
 	}
 	lr := r.trainer.sched.LR(r.step)
 	r.trainer.optim.Step(r.model.train.params, r.model.train.grads, lr)
@@ -254,16 +252,15 @@ func (r *run) epsilonWords(eps, epsRDP float64) string {
 }
 
 // afterStep evaluates, checkpoints and stops as due after a step; taken
-// counts the steps of this invocation.
-func (r *run) afterStep(taken int) error {
+// counts the steps of this invocation, failed is an error of this rank
+// since the update (its metrics), which every rank learns of.
+func (r *run) afterStep(taken int, failed error) error {
 	c := &r.cfg
 	final := r.step == r.total
-	if c.EvalEvery > 0 && r.step%int64(c.EvalEvery) == 0 && !final && r.data.test != nil {
-		if err := r.evaluate(); err != nil {
-			return err
-		}
+	if failed == nil && c.EvalEvery > 0 && r.step%int64(c.EvalEvery) == 0 && !final && r.data.test != nil {
+		failed = r.evaluate()
 	}
-	stop, err := r.syncStep()
+	stop, err := r.syncStep(failed)
 	if err != nil {
 		return err
 	}

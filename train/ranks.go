@@ -96,6 +96,22 @@ func (r *run) checkRanks() error {
 	return nil
 }
 
+// sameData checks that every rank opened the same training set (the same
+// examples in the same order: else one person's example could sit in two
+// ranks' blocks, doubling its sensitivity).
+func (r *run) sameData() error {
+	if r.ranks() == 1 {
+		return nil
+	}
+	if err := dist.Agree(r.comm(), sha256.Sum256([]byte(r.data.digest))); err != nil {
+		if errors.Is(err, dist.ErrMismatch) {
+			return collectiveErrorf("train_data %s: the ranks' training sets differ (%w): every rank must read the same examples in the same order (a shared filesystem, or identical copies)", r.cfg.TrainData, err)
+		}
+		return fmt.Errorf("train_data: comparing the ranks' training sets: %w", err)
+	}
+	return nil
+}
+
 // shareKey gives every rank rank 0's sampling key (secure mode draws a
 // fresh secret one in every process; the ranks must sample with one key).
 func (r *run) shareKey() error {
@@ -103,6 +119,7 @@ func (r *run) shareKey() error {
 		return nil
 	}
 	k := r.dataKey
+	defer clear(k[:])
 	if err := r.comm().Broadcast(k[:], 0); err != nil {
 		return fmt.Errorf("broadcast of the sampling key: %w", err)
 	}
@@ -169,14 +186,22 @@ func (r *run) rankSampler() data.Sampler {
 }
 
 // syncStep ends a step on every rank: the ranks check that they hold the
-// same trainable weights and agree on whether to stop (any rank asked to).
-func (r *run) syncStep() (stop bool, err error) {
+// same trainable weights, learn whether any rank failed after the step
+// (local: rank 0's metrics or evaluation), and agree on whether to stop
+// (any rank asked to).
+func (r *run) syncStep(local error) (stop bool, err error) {
 	c := r.comm()
 	if c.Size() == 1 {
-		return r.stopRequested(), nil
+		return r.stopRequested(), local
 	}
 	if err := dist.Agree(c, weightsDigest(r.model.train.params)); err != nil {
-		return false, collectiveErrorf("after step %d: %w: stopping (a rank computed a different update: another dptrain, library or CPU on that node?)", r.step, err)
+		if errors.Is(err, dist.ErrMismatch) {
+			return false, collectiveErrorf("after step %d: %w: stopping (a rank computed a different update: another dptrain, library or CPU on that node?)", r.step, err)
+		}
+		return false, fmt.Errorf("after step %d: comparing the ranks' weights: %w", r.step, err)
+	}
+	if err := r.together(local); err != nil {
+		return false, err
 	}
 	return r.anyStop()
 }
@@ -213,4 +238,14 @@ func weightsDigest(params [][]float32) [32]byte {
 
 func collectiveErrorf(format string, args ...any) error {
 	return collectiveError{fmt.Errorf(format, args...)}
+}
+
+// everyRank marks an error that every rank reaches at the same point
+// (computed from values all ranks share, such as the all-reduced step) as
+// collective.
+func (r *run) everyRank(err error) error {
+	if r.ranks() == 1 {
+		return err
+	}
+	return collectiveError{err}
 }

@@ -177,16 +177,17 @@ func (r *run) close() {
 // opens --out (resuming if it holds a run) and makes the releases that
 // precede training.
 func (r *run) setup() error {
-	if err := r.cfg.applyInitDefaults(); err != nil {
-		return err
+	err := r.cfg.applyInitDefaults()
+	if err == nil {
+		err = r.cfg.validate()
 	}
-	if err := r.cfg.validate(); err != nil {
-		return err
+	if err == nil && r.opt.Out == "" {
+		err = errors.New("--out: required (the folder for checkpoints, metrics and the report)")
 	}
-	if r.opt.Out == "" {
-		return errors.New("--out: required (the folder for checkpoints, metrics and the report)")
+	if err == nil {
+		err = r.checkRanks()
 	}
-	if err := r.together(r.checkRanks()); err != nil {
+	if err := r.together(err); err != nil {
 		return err
 	}
 	if !r.lead() {
@@ -198,11 +199,14 @@ func (r *run) setup() error {
 	if w := tensor.SlowBLASWarning(); w != "" {
 		r.logf("dptrain: warning: %s", w)
 	}
-	err := r.openData()
+	err = r.openData()
 	if err == nil {
 		err = r.build()
 	}
 	if err := r.together(err); err != nil {
+		return err
+	}
+	if err := r.sameData(); err != nil {
 		return err
 	}
 	if err := r.shareKey(); err != nil {
@@ -259,10 +263,8 @@ func (r *run) openData() error {
 	if c.BatchSize > n {
 		return fmt.Errorf("batch_size %d is larger than the %d training examples", c.BatchSize, n)
 	}
-	if r.lead() { // the journal's (rank 0's); other ranks read only their block
-		if r.data.digest, err = data.Digest(r.data.train); err != nil {
-			return fmt.Errorf("train_data %s: %w", c.TrainData, err)
-		}
+	if r.data.digest, err = data.Digest(r.data.train); err != nil {
+		return fmt.Errorf("train_data %s: %w", c.TrainData, err)
 	}
 	ch, h, w := r.data.train.Shape()
 	r.cfg = r.cfg.withDefaults(runFacts{N: n, C: ch, H: h, W: w})

@@ -69,6 +69,9 @@ func (r *run) finish() (*Summary, error) {
 		e := r.evals[len(r.evals)-1].Eval
 		s.Eval, s.TestAccuracy, s.TestTop5, s.TestLoss, s.TestExamples = e, JSONFloat(e.Top1), JSONFloat(e.Top5), e.Loss, e.Examples
 	}
+	if !r.lead() {
+		return s, nil // rank 0 reports (ε, files)
+	}
 	if p.Private() {
 		eps, err := r.book.epsilon(p.Kind, p.Delta)
 		if err != nil {
@@ -89,9 +92,6 @@ func (r *run) finish() (*Summary, error) {
 		s.Guarantee = guarantee(c, s)
 	}
 	s.WallSeconds = r.wallSeconds()
-	if !r.lead() {
-		return s, nil // rank 0 writes the run's files
-	}
 	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
 		return nil, err
 	}

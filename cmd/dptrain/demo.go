@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"dptrain/dist"
 	"dptrain/internal/mnistdata"
 	"dptrain/train"
 )
@@ -71,6 +72,15 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		*out = d
+	}
+	comm, err := dist.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	n := comm.Size()
+	comm.Close()
+	if n > 1 {
+		return fmt.Errorf("demo runs in one process, not on the %d ranks of this launch: use `dptrain train --config … --out …` under mpirun (docs/scale-out.md)", n)
 	}
 	fmt.Fprintf(stderr, "dptrain demo: writing results to %s\n", *out)
 	stop, release := stopOnSignal(stderr)
