@@ -122,7 +122,7 @@ func TestRanksMatchOneProcess(t *testing.T) {
 	}
 
 	var w2 map[string]checkpoint.Tensor
-	for _, size := range []int{2, 3, 2} {
+	for _, size := range []int{2, 2} { // 3 ranks: TestRanksResumeWithOtherRankCount
 		out := t.TempDir()
 		s := mustRunRanks(t, cfg, out, size)
 		w, sf := finalWeights(t, out)
