@@ -78,6 +78,14 @@ type OpenOptions struct {
 	// NoVerify skips the SHA-256 check of prepared shards on open (sizes are
 	// still checked).
 	NoVerify bool
+	// Part, if set, is given the number of examples and returns the range
+	// [lo, hi) of them that will be read (one rank's block in data-parallel
+	// training). A prepared set then verifies and reads only the shards
+	// that hold examples of the range (the others are mapped, never
+	// touched: memory per rank falls with the number of ranks), and Image
+	// or Label of an example outside it panics with a UsageError. Other
+	// formats ignore it (they load every example).
+	Part func(n int) (lo, hi int)
 }
 
 func (o OpenOptions) workers() int {

@@ -109,6 +109,8 @@ type preparedDataset struct {
 	labels   []int32
 	pixels   int
 	workers  int
+	// lo, hi: the examples that may be read (OpenOptions.Part; else all).
+	lo, hi int
 
 	// SHA-256 of each shard as mapped: set when verified at open, else
 	// computed by the first ContentDigest.
@@ -121,13 +123,30 @@ func (d *preparedDataset) Len() int             { return d.m.Count }
 func (d *preparedDataset) NumClasses() int      { return len(d.m.Classes) }
 func (d *preparedDataset) Classes() []string    { return d.m.Classes }
 func (d *preparedDataset) Shape() (c, h, w int) { return d.m.Channels, d.m.Height, d.m.Width }
-func (d *preparedDataset) Label(i int) int      { return int(d.labels[i]) }
+func (d *preparedDataset) Label(i int) int {
+	d.checkPart(i)
+	return int(d.labels[i])
+}
+
+// shardInPart reports whether shard si holds examples of the part opened.
+func (d *preparedDataset) shardInPart(si int) bool {
+	base := si * d.m.RecordsPerShard
+	return base+d.m.Shards[si].Count > d.lo && base < d.hi
+}
+
+// checkPart panics if example i is outside the part opened.
+func (d *preparedDataset) checkPart(i int) {
+	if (i < d.lo || i >= d.hi) && i >= 0 && i < d.m.Count {
+		panic(usagef("prepared dataset: example %d is outside the part [%d, %d) opened (OpenOptions.Part)", i, d.lo, d.hi))
+	}
+}
 
 // Manifest returns the dataset's manifest (do not modify).
 func (d *preparedDataset) Manifest() *Manifest { return d.m }
 
 func (d *preparedDataset) Image(i int, dst []uint8) (err error) {
 	checkImageArgs(i, d.m.Count, len(dst), d.pixels)
+	d.checkPart(i)
 	if d.shards == nil {
 		panic(usagef("prepared dataset: Image after Close"))
 	}
@@ -182,7 +201,12 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers()}
+	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers(), hi: m.Count}
+	if opts.Part != nil {
+		if d.lo, d.hi = opts.Part(m.Count); d.lo < 0 || d.hi < d.lo || d.hi > m.Count {
+			panic(usagef("prepared dataset: part [%d, %d) of %d examples", d.lo, d.hi, m.Count))
+		}
+	}
 	for _, s := range m.Shards {
 		p := filepath.Join(dir, s.File)
 		f, err := os.Open(p)
@@ -225,13 +249,23 @@ func (d *preparedDataset) check(dir string, verify bool) error {
 	err := parallelShards(len(d.shards), d.workers, func(si int) error {
 		s, data := d.m.Shards[si], d.shards[si]
 		p := filepath.Join(dir, s.File)
+		base := si * d.m.RecordsPerShard
+		if !d.shardInPart(si) {
+			// Outside the part: never read. Its checksum in the digest is
+			// the manifest's (the rank holding it verifies it).
+			if verify {
+				if _, err := hex.Decode(sums[si][:], []byte(s.SHA256)); err != nil {
+					return formatErr(p, -1, "manifest SHA-256 %q: %v", s.SHA256, err)
+				}
+			}
+			return nil
+		}
 		if verify {
 			sums[si] = sha256.Sum256(data)
 			if got := hex.EncodeToString(sums[si][:]); got != s.SHA256 {
 				return formatErr(p, -1, "SHA-256 %s: expected %s from the manifest (file corrupt or changed)", got, s.SHA256)
 			}
 		}
-		base := si * d.m.RecordsPerShard
 		for r := range s.Count {
 			off := r * d.m.RecordSize
 			l := binary.LittleEndian.Uint32(data[off:])

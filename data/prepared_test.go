@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -240,4 +242,73 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("inconsistent manifest accepted: %+v", m)
 		}
 	})
+}
+
+// TestPreparedPart: opened for a part of its examples (one rank's block),
+// a prepared set verifies and reads only the shards holding the part — a
+// corrupt shard outside it goes unnoticed there, one inside is refused —
+// has the whole set's digest, and refuses to read outside the part.
+func TestPreparedPart(t *testing.T) {
+	f := newFolderFixture(t, 3, 3) // 3 images per shard below
+	out := filepath.Join(t.TempDir(), "p")
+	rep, err := Prepare(PrepareOptions{Src: f.writeTar(t), Out: out, ShardBytes: 3 * (4 + 27)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, n := len(rep.Manifest.Shards), rep.Manifest.Count
+	if ns < 3 || rep.Manifest.RecordsPerShard != 3 {
+		t.Fatalf("%d shards of %d records, want ≥ 3 of 3", ns, rep.Manifest.RecordsPerShard)
+	}
+	full, err := OpenPrepared(out, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	wantDigest, err := Digest(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt the last shard.
+	last := filepath.Join(out, fmt.Sprintf("shard-%05d.bin", ns-1))
+	b, _ := os.ReadFile(last)
+	b[10]++
+	if err := os.WriteFile(last, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, noVerify := range []bool{false, true} {
+		part, err := OpenPrepared(out, OpenOptions{NoVerify: noVerify, Part: func(n int) (int, int) { return 1, 5 }})
+		if err != nil {
+			t.Fatalf("part [1,5) (shards 0, 1), noVerify %v: %v", noVerify, err)
+		}
+		if d, err := Digest(part); err != nil || d != wantDigest {
+			t.Fatalf("part digest %s (%v), whole set's %s", d, err, wantDigest)
+		}
+		buf := make([]uint8, 27)
+		want := make([]uint8, 27)
+		for i := 1; i < 5; i++ {
+			if err := part.Image(i, buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := full.Image(i, want); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(buf, want) || part.Label(i) != full.Label(i) {
+				t.Fatalf("example %d differs from the whole set's", i)
+			}
+		}
+		for _, i := range []int{0, 5, n - 1} {
+			func() {
+				defer func() {
+					if _, ok := recover().(UsageError); !ok {
+						t.Fatalf("Label(%d) outside the part did not panic with a UsageError", i)
+					}
+				}()
+				part.Label(i)
+			}()
+		}
+		part.Close()
+	}
+	if _, err := OpenPrepared(out, OpenOptions{Part: func(n int) (int, int) { return 5, n }}); err == nil || !strings.Contains(err.Error(), filepath.Base(last)+": SHA-256") {
+		t.Fatalf("part holding the corrupt shard: %v, want its checksum error", err)
+	}
 }

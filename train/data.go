@@ -39,9 +39,13 @@ func limit(ds data.Dataset, n int) data.Dataset {
 }
 
 // openData opens the training and (optional) test sets of a config.
-func openData(cfg *Config) (train, test data.Dataset, err error) {
+// part, if set, is the block of the training set this process reads
+// (data.OpenOptions.Part).
+func openData(cfg *Config, part func(n int) (lo, hi int)) (train, test data.Dataset, err error) {
 	opts := data.OpenOptions{ImageSize: cfg.ImageSize, SkipBadImages: cfg.SkipBadImages, Workers: cfg.Threads}
-	train, err = data.Open(cfg.TrainData, "train", opts)
+	trainOpts := opts
+	trainOpts.Part = part
+	train, err = data.Open(cfg.TrainData, "train", trainOpts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train_data %s: %w", cfg.TrainData, err)
 	}

@@ -96,6 +96,19 @@ func (r *run) checkRanks() error {
 	return nil
 }
 
+// dataPart is the block of the training set a rank other than 0 reads (a
+// prepared set then maps the other ranks' shards without reading them);
+// nil for rank 0, which reads everything (the digest, the data
+// normalisation), and with max_train_examples (a subset is digested
+// example by example).
+func (r *run) dataPart() func(n int) (lo, hi int) {
+	if r.ranks() == 1 || r.lead() || r.cfg.MaxTrainExamples > 0 {
+		return nil
+	}
+	size, rank := r.ranks(), r.rank()
+	return func(n int) (int, int) { return dist.Partition(n, size, rank) }
+}
+
 // sameData checks that every rank opened the same training set (the same
 // examples in the same order: else one person's example could sit in two
 // ranks' blocks, doubling its sensitivity).

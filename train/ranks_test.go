@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"dptrain/checkpoint"
+	"dptrain/data"
 	"dptrain/dist"
+	"dptrain/internal/synthdata"
 )
 
 // runRanks runs cfg data-parallel on size in-process ranks (dist.Local),
@@ -245,5 +247,61 @@ func TestRanksDetectDivergedWeights(t *testing.T) {
 		if !errors.Is(err, ErrCollective) {
 			t.Fatalf("rank %d: %v is not marked collective", i, err)
 		}
+	}
+}
+
+// TestRanksPreparedData: on a prepared (memory-mapped) training set, rank 1
+// opens only its block's shards, and 2 ranks train the one-process model.
+func TestRanksPreparedData(t *testing.T) {
+	dir := t.TempDir()
+	if err := synthdata.WriteCIFAR10(filepath.Join(dir, "cifar"), 240, 40, 3); err != nil {
+		t.Fatal(err)
+	}
+	prep := filepath.Join(dir, "prep")
+	if _, err := data.Prepare(data.PrepareOptions{Src: "cifar10:" + filepath.Join(dir, "cifar"), Split: "train", Out: prep, ShardBytes: 40 * (4 + 3*32*32)}); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	yml := `model: cnn-cifar
+train_data: prepared:` + prep + `
+batch_size: 24
+physical_batch_size: 8
+steps: 8
+clip_norm: 1
+noise_multiplier: 1.2
+learning_rate: 0.05
+optimizer: momentum
+checkpoint_every: 4
+noise: seeded
+seed: 5
+`
+	if err := ParseConfig([]byte(yml), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	one := t.TempDir()
+	if _, err := Run(cfg, Options{Out: one}); err != nil {
+		t.Fatal(err)
+	}
+	w1, s1 := finalWeights(t, one)
+	out := t.TempDir()
+	s := mustRunRanks(t, cfg, out, 2)
+	w, _ := finalWeights(t, out)
+	if s.Steps != s1.Steps || float64(s.Epsilon) != float64(s1.Epsilon) {
+		t.Fatalf("2 ranks: %d steps ε=%g; one process %d steps ε=%g", s.Steps, float64(s.Epsilon), s1.Steps, float64(s1.Epsilon))
+	}
+	if d := maxWeightDiff(t, w1, w); d > 1e-5 {
+		t.Fatalf("2 ranks on prepared data: weights %.3g (relative max) from one process's", d)
+	}
+	// What rank 1 opens: the shards of its block, and nothing else readable.
+	comms := dist.Local(2)
+	defer comms[0].Close()
+	defer comms[1].Close()
+	r := &run{cfg: cfg, opt: Options{Comm: comms[1]}}
+	part := r.dataPart()
+	if part == nil {
+		t.Fatal("rank 1 of 2 opens the whole training set")
+	}
+	if lo, hi := part(240); lo != 120 || hi != 240 {
+		t.Fatalf("rank 1's block [%d, %d), want [120, 240)", lo, hi)
 	}
 }

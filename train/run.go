@@ -253,7 +253,7 @@ func (r *run) setup() error {
 func (r *run) openData() error {
 	var err error
 	c := &r.cfg
-	if r.data.train, r.data.test, err = openData(c); err != nil {
+	if r.data.train, r.data.test, err = openData(c, r.dataPart()); err != nil {
 		return err
 	}
 	n := r.data.train.Len()
