@@ -11,27 +11,11 @@ import (
 	"testing"
 )
 
-// fixedOrder32 is the documented summation order: chunk c (the elements
+// fixedOrder is the documented summation order: chunk c (the elements
 // Partition(n, size, c)) is summed as ((x_c + x_{c+1}) + …) + x_{c−1}.
-func fixedOrder32(in [][]float32) []float32 {
+func fixedOrder[T float32 | float64](in [][]T) []T {
 	size, n := len(in), len(in[0])
-	out := make([]float32, n)
-	for c := range size {
-		lo, hi := Partition(n, size, c)
-		for i := lo; i < hi; i++ {
-			s := in[c][i]
-			for k := 1; k < size; k++ {
-				s = s + in[(c+k)%size][i]
-			}
-			out[i] = s
-		}
-	}
-	return out
-}
-
-func fixedOrder64(in [][]float64) []float64 {
-	size, n := len(in), len(in[0])
-	out := make([]float64, n)
+	out := make([]T, n)
 	for c := range size {
 		lo, hi := Partition(n, size, c)
 		for i := lo; i < hi; i++ {
@@ -81,7 +65,7 @@ func TestAllReduceSum(t *testing.T) {
 				}
 				out := allReduceLocal(t, in)
 				again := allReduceLocal(t, in)
-				want := fixedOrder32(in)
+				want := fixedOrder(in)
 				for r := range size {
 					if !slices.Equal(asBytes(out[r]), asBytes(out[0])) {
 						t.Fatalf("rank %d's result differs from rank 0's", r)
@@ -126,7 +110,7 @@ func TestAllReduceSum64(t *testing.T) {
 				in[r] = input64(uint64(n), r, n)
 			}
 			out := allReduceLocal(t, in)
-			want := fixedOrder64(in)
+			want := fixedOrder(in)
 			for r := range size {
 				if !slices.Equal(asBytes(out[r]), asBytes(want)) {
 					t.Fatalf("R=%d n=%d rank %d: result is not the fixed-order sum bit for bit", size, n, r)

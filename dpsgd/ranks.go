@@ -17,23 +17,11 @@ func SumAcrossRanks(c dist.Comm, bufs [][]float32, flat *[]float32) error {
 	if c == nil || c.Size() == 1 {
 		return nil
 	}
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	*flat = growF32(*flat, n)
-	f := *flat
-	off := 0
-	for _, b := range bufs {
-		off += copy(f[off:], b)
-	}
+	f := pack(bufs, flat, true)
 	if err := c.AllReduceSum(f); err != nil {
-		return fmt.Errorf("all-reduce of %d gradient values over %d ranks: %w", n, c.Size(), err)
+		return fmt.Errorf("all-reduce of %d gradient values over %d ranks: %w", len(f), c.Size(), err)
 	}
-	off = 0
-	for _, b := range bufs {
-		off += copy(b, f[off:off+len(b)])
-	}
+	unpack(bufs, f)
 	return nil
 }
 
@@ -44,32 +32,44 @@ func BroadcastFromRank0(c dist.Comm, bufs [][]float32, flat *[]float32) error {
 	if c == nil || c.Size() == 1 {
 		return nil
 	}
+	f := pack(bufs, flat, c.Rank() == 0)
+	var b []byte
+	if len(f) > 0 {
+		b = unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+	}
+	if err := c.Broadcast(b, 0); err != nil {
+		return fmt.Errorf("broadcast of %d noisy gradient values from rank 0 to %d ranks: %w", len(f), c.Size(), err)
+	}
+	if c.Rank() != 0 {
+		unpack(bufs, f)
+	}
+	return nil
+}
+
+// pack returns *flat grown to the total length of bufs, holding their
+// concatenation if fill.
+func pack(bufs [][]float32, flat *[]float32, fill bool) []float32 {
 	n := 0
 	for _, b := range bufs {
 		n += len(b)
 	}
 	*flat = growF32(*flat, n)
 	f := *flat
-	if c.Rank() == 0 {
+	if fill {
 		off := 0
 		for _, b := range bufs {
 			off += copy(f[off:], b)
 		}
 	}
-	if n > 0 {
-		if err := c.Broadcast(unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*n), 0); err != nil {
-			return fmt.Errorf("broadcast of %d noisy gradient values from rank 0 to %d ranks: %w", n, c.Size(), err)
-		}
-	} else if err := c.Broadcast(nil, 0); err != nil {
-		return fmt.Errorf("broadcast from rank 0 to %d ranks: %w", c.Size(), err)
+	return f
+}
+
+// unpack copies the concatenation f back into bufs.
+func unpack(bufs [][]float32, f []float32) {
+	off := 0
+	for _, b := range bufs {
+		off += copy(b, f[off:off+len(b)])
 	}
-	if c.Rank() != 0 {
-		off := 0
-		for _, b := range bufs {
-			off += copy(b, f[off:off+len(b)])
-		}
-	}
-	return nil
 }
 
 // SumStats adds the statistics of every rank's share of the logical batch
