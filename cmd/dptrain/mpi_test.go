@@ -187,6 +187,44 @@ func TestMPITrain(t *testing.T) {
 	if float64(sk.Epsilon) != float64(sa.Epsilon) {
 		t.Fatalf("ε after the kill %g, uninterrupted %g", float64(sk.Epsilon), float64(sa.Epsilon))
 	}
+
+	// SIGTERM delivered to every rank (as Slurm's --signal does): all stop
+	// after the same step with a checkpoint; the rerun ends where the
+	// uninterrupted run ends.
+	g := filepath.Join(dir, "term")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel2()
+	var o2 bytes.Buffer
+	cmd = mpirun(t, ctx2, 2, "train", "--config", cfgPath, "--out", g, "--steps=20")
+	cmd.Stdout, cmd.Stderr = &o2, &o2
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("the run ended before SIGTERM (%v)", err)
+	case <-time.After(span/4 + time.Duration(r.Int64N(int64(span)/3))):
+		for _, p := range childPIDs(cmd.Process.Pid) {
+			_ = syscall.Kill(p, syscall.SIGTERM)
+		}
+		err := <-exited
+		if ctx2.Err() != nil {
+			t.Fatalf("mpirun did not end within 2 minutes of SIGTERM to the ranks\n%s", o2.String())
+		}
+		if err == nil && !strings.Contains(o2.String(), "interrupted at step") {
+			t.Logf("SIGTERM arrived after the last step:\n%s", o2.String())
+		} else if !strings.Contains(o2.String(), "interrupted at step") {
+			t.Fatalf("SIGTERM to the ranks: %v, without the interruption message\n%s", err, o2.String())
+		} else {
+			t.Logf("SIGTERM to the ranks: mpirun %v; checkpoint at step %d", err, latestCheckpoint(t, g).Step)
+		}
+	}
+	mpiTrainArgs(t, 2, cfgPath, g, "--steps=20")
+	if err := bitsEqual(cka, latestCheckpoint(t, g)); err != nil {
+		t.Fatalf("SIGTERM and resumed vs uninterrupted 2-rank run: %v", err)
+	}
 }
 
 // childPIDs lists the processes whose parent is pid (Linux /proc).
