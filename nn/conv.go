@@ -76,6 +76,10 @@ type Conv2d struct {
 	sq           []float64
 	rows         []int // batch rows of the chunks (identity, or the active rows)
 	pix          pixelMap
+
+	cw      tensor.ConvWeights                    // Ŵ for the plans
+	plans   map[tensor.ConvShape]*tensor.ConvPlan // conv_plan.go
+	noPlans bool                                  // no kernels: im2col and GEMM
 }
 
 // convScratch is one worker's scratch space. Every item a worker takes
@@ -245,6 +249,10 @@ func (c *Conv2d) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	d, t, p := c.d(), oh*ow, c.Cout
 	cs := chunkSize(b, t, 1)
 	nch := (b + cs - 1) / cs
+	if c.plansFor(b, cs) {
+		c.forwardPlanned(b, cs, t)
+		return c.y
+	}
 	rows := c.identityRows(b)
 	nw := par.Workers(nch)
 	c.ensureWorkers(nw)
@@ -303,7 +311,17 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	nch := (b + cs - 1) / cs
 	rows := c.identityRows(b)
 	chunk := func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, b)] }
+	planned := c.plansFor(b, cs)
 	switch {
+	case !train && planned:
+		if needDX {
+			par.EachN(nch, par.Workers(nch), func(_, ch int) {
+				rs := chunk(ch)
+				c.backwardDXPlanned(dy.Data, rs[0], len(rs), t)
+			})
+		}
+	case ctx.Mode == Accumulate && planned:
+		c.accumulatePlanned(nch, true, chunk, t, dy.Data, nil, 1, needDX)
 	case !train:
 		nw := par.Workers(nch)
 		c.ensureWorkers(nw)
@@ -329,7 +347,11 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 func (c *Conv2d) chunkDY(sc *convScratch, rows []int, t, h, w int, dy *tensor.Tensor, coef []float32, k int, needDX bool) ([]float32, int) {
 	dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, rows, t, coef, k)
 	if needDX {
-		c.backwardDX(sc, dyc, ldy, rows[0], len(rows), h, w)
+		if pl := c.plan(len(rows)); pl != nil {
+			c.backwardDXPlanned(dy.Data, rows[0], len(rows), t)
+		} else {
+			c.backwardDX(sc, dyc, ldy, rows[0], len(rows), h, w)
+		}
 	}
 	return dyc, ldy
 }
@@ -407,7 +429,13 @@ func (c *Conv2d) accumulate(nch int, withBias bool, chunk func(ch int) []int, t 
 			}
 		}
 	})
-	total := acc.Reduce()
+	c.addAccumulated(acc.Reduce(), wTrain, bTrain)
+}
+
+// addAccumulated adds the reduced slots (∇Ŵ then ∇b) to the gradients,
+// ∇Ŵ through the WS Jacobian.
+func (c *Conv2d) addAccumulated(total []float32, wTrain, bTrain bool) {
+	p, d := c.Cout, c.d()
 	if wTrain {
 		if c.WS {
 			c.wsBackward(c.W.Grad, total[:p*d], true)

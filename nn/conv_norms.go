@@ -33,7 +33,10 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 	if pixel {
 		c.pix.build(c, h, w, k)
 	}
-	needCols := wTrain && !pixel
+	// The stored rule forms ∇W_j with the kernels' backward-weights on the
+	// example's k rows when the layer has plans: no patch matrix needed.
+	storedPlanned := wTrain && c.rule == RuleMaterializeStored && c.planFor(k) != nil
+	needCols := wTrain && !pixel && !storedPlanned
 	kt := k * t
 	nw := par.Workers(nch)
 	c.ensureWorkers(nw)
@@ -142,6 +145,10 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	cs := chunkSize(na, t, 1)
 	nch := (na + cs - 1) / cs
 	// The bias was added above, from the kept per-example sums.
+	if c.plansFor(na, cs) {
+		c.accumulatePlanned(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t, c.dy.Data, coef, k, false)
+		return
+	}
 	c.accumulate(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t,
 		func(sc *convScratch, rs []int) ([]float32, int) {
 			return c.gatherDY(&sc.dyc, c.dy.Data, rs, t, coef, k)
@@ -156,7 +163,7 @@ func ensure64(buf []float64, n int) []float64 {
 }
 
 // storedSq forms ∇W_j = dy_j·col_jᵀ in float32 over the example's kt
-// columns (through WS when enabled), keeps it for AccumulateClipped and
+// columns (with col nil: by the layer's plan of k rows, from x and dy), through WS when enabled, keeps it for AccumulateClipped and
 // returns its squared norm. The kept float32 gradient is exactly what
 // AccumulateClipped adds (times c_j), so this norm is exact for what is
 // released; the only rounding left is the float64 sum of squares, bounded by
@@ -169,7 +176,15 @@ func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []f
 		sc.gw = tensor.EnsureSlice(sc.gw, p*d)
 		g = sc.gw
 	}
-	tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, g, d)
+	if col == nil {
+		// Planned: the example's rows [j·k, (j+1)·k) are consecutive.
+		k := c.group
+		plane := c.Cin * c.x.Shape[2] * c.x.Shape[3]
+		t := c.dy.Shape[2] * c.dy.Shape[3]
+		c.plan(k).BackwardWeights(g, c.x.Data[j*k*plane:(j+1)*k*plane], c.dy.Data[j*k*p*t:(j+1)*k*p*t])
+	} else {
+		tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, g, d)
+	}
 	if c.WS {
 		for o := 0; o < p; o++ {
 			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, false)

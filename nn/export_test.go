@@ -13,3 +13,6 @@ var (
 // ConvRanBackward reports whether c computed an input gradient, and
 // whether it ran a PerExample backward pass.
 func ConvRanBackward(c *Conv2d) (dx, perExample bool) { return c.dx != nil, c.dy != nil }
+
+// ConvHasPlans reports whether c ran on convolution kernels (tensor.ConvPlan).
+func ConvHasPlans(c *Conv2d) bool { return !c.noPlans && len(c.plans) > 0 }

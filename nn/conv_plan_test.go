@@ -1,0 +1,126 @@
+package nn_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"dptrain/nn"
+	"dptrain/tensor"
+)
+
+// convRun is what one Conv2d computes for a batch: the forward output, the
+// input gradient and ∇W, ∇b of the non-private backward, the per-example
+// squared norms and the clipped sum of the PerExample backward.
+type convRun struct {
+	y, dx, gw, gb, cw, cb []float32
+	sq                    []float64
+}
+
+func runConv(t *testing.T, kernels bool, build func() *nn.Conv2d, x, dy *tensor.Tensor, k int, coef []float32) convRun {
+	t.Helper()
+	was := tensor.UseConvKernels(kernels)
+	defer tensor.UseConvKernels(was)
+	c := build()
+	var out convRun
+	out.y = append([]float32(nil), c.Forward(x, true).Data...)
+	dx := c.Backward(dy, &nn.BackwardContext{Mode: nn.Accumulate, NeedDX: true})
+	out.dx = append([]float32(nil), dx.Data...)
+	out.gw = append([]float32(nil), c.W.Grad...)
+	if c.B != nil {
+		out.gb = append([]float32(nil), c.B.Grad...)
+	}
+	if got := nn.ConvHasPlans(c); kernels && tensor.ConvKernels != "im2col" && !got {
+		t.Fatalf("kernels on (%s) but the layer ran without plans", tensor.ConvKernels)
+	} else if !kernels && got {
+		t.Fatal("kernels off but the layer ran on plans")
+	}
+	for _, p := range c.Params() {
+		clear(p.Grad)
+	}
+	c.Forward(x, true)
+	ctx := &nn.BackwardContext{Mode: nn.PerExample, Group: k, NeedDX: true, SqNorms: make([]float64, x.Shape[0]/k)}
+	c.Backward(dy, ctx)
+	out.sq = ctx.SqNorms
+	c.AccumulateClipped(coef)
+	out.cw = append([]float32(nil), c.W.Grad...)
+	if c.B != nil {
+		out.cb = append([]float32(nil), c.B.Grad...)
+	}
+	return out
+}
+
+func relErr32(got, want []float32) float64 {
+	var e, m float64
+	for i := range want {
+		e = max(e, math.Abs(float64(got[i])-float64(want[i])))
+		m = max(m, math.Abs(float64(want[i])))
+	}
+	return e / (m + 1e-30)
+}
+
+// TestConvKernelsMatchIm2col runs Conv2d layers on the convolution kernels
+// and on im2col and GEMM, on batches cut into several chunks (with a
+// shorter last one), under every norm rule, with some clip coefficients 0:
+// the two agree to float32 rounding. (Each path is also checked against
+// the per-example references by TestPerExampleLayers and
+// TestPerExampleModels, which run on the default kernels.)
+func TestConvKernelsMatchIm2col(t *testing.T) {
+	cases := []struct {
+		name                             string
+		cin, cout, k, stride, pad, b, hw int
+		bias, ws                         bool
+		group                            int
+	}{
+		{"k3s1p1-8x8", 8, 16, 3, 1, 1, 20, 8, false, false, 1},
+		{"k3s2p1-bias-9x9", 5, 12, 3, 2, 1, 22, 9, true, false, 1},
+		{"k1s2-ws", 16, 8, 1, 2, 0, 18, 10, false, true, 2},
+		{"k3-ws-bias-group2", 4, 8, 3, 1, 1, 12, 12, true, true, 2},
+		{"k7s2p3-stem", 3, 16, 7, 2, 3, 5, 20, false, false, 1},
+	}
+	for _, tc := range cases {
+		for _, rule := range []nn.NormRule{nn.RuleAuto, nn.RuleGhost, nn.RuleMaterialize, nn.RuleMaterializeStored} {
+			t.Run(fmt.Sprintf("%s/%v", tc.name, rule), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(7, uint64(tc.b)))
+				build := func() *nn.Conv2d {
+					c := nn.NewConv2d("c", tc.cin, tc.cout, tc.k, tc.stride, tc.pad, tc.bias, tc.ws, rand.New(rand.NewPCG(1, 1)))
+					c.ForceNorm = rule
+					return c
+				}
+				oh := tensor.ConvOut(tc.hw, tc.k, tc.stride, tc.pad)
+				x := tensor.New(tc.b, tc.cin, tc.hw, tc.hw)
+				dy := tensor.New(tc.b, tc.cout, oh, oh)
+				for i := range x.Data {
+					x.Data[i] = float32(r.NormFloat64())
+				}
+				for i := range dy.Data {
+					dy.Data[i] = float32(r.NormFloat64())
+				}
+				coef := make([]float32, tc.b/tc.group)
+				for i := range coef {
+					if i%3 != 1 {
+						coef[i] = float32(r.Float64())
+					}
+				}
+				ref := runConv(t, false, build, x, dy, tc.group, coef)
+				got := runConv(t, true, build, x, dy, tc.group, coef)
+				const tol = 2e-5
+				for _, c := range []struct {
+					what      string
+					got, want []float32
+				}{{"forward", got.y, ref.y}, {"input gradient", got.dx, ref.dx}, {"∇W", got.gw, ref.gw}, {"∇b", got.gb, ref.gb},
+					{"clipped ∇W", got.cw, ref.cw}, {"clipped ∇b", got.cb, ref.cb}} {
+					if e := relErr32(c.got, c.want); !(e < tol) {
+						t.Errorf("%s: relative difference %.3g, want < %g", c.what, e, tol)
+					}
+				}
+				for i, v := range ref.sq {
+					if !(math.Abs(got.sq[i]-v) <= 1e-5*v) {
+						t.Errorf("example %d: squared norm %.9g on kernels, %.9g on im2col", i, got.sq[i], v)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,187 @@
+//go:build cgo && !noblas && !nodnnl
+
+package tensor
+
+/*
+#cgo LDFLAGS: -ldnnl -lgomp
+#include <stdlib.h>
+#include "conv_dnnl.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// ConvKernels names the convolution kernels compiled in: "onednn" (Intel
+// oneDNN's JIT kernels for this CPU, libdnnl) in this build.
+const ConvKernels = "onednn"
+
+const (
+	opForward = iota
+	opBackwardData
+	opBackwardWeights
+)
+
+const errLen = 256
+
+func init() {
+	var buf [errLen]C.char
+	if C.dp_conv_init(&buf[0], errLen) != 0 {
+		panic("tensor: oneDNN engine: " + C.GoString(&buf[0]))
+	}
+}
+
+// ConvPlan is a prepared convolution of one shape, run by oneDNN's kernels
+// on the calling goroutine alone. Its results depend only on the shape and
+// the inputs (not on other goroutines or the thread count). A plan may be
+// used by several goroutines at once.
+type ConvPlan struct {
+	s  ConvShape
+	c  *C.dp_conv
+	ws int // workspace bytes per call
+}
+
+type preparedWeights struct {
+	plan    *ConvPlan
+	op      int
+	version uint64
+	buf     []byte
+}
+
+// NewConvPlan returns a plan for shape s, or nil (and no error) when the
+// convolution kernels are turned off (UseConvKernels, DPTRAIN_CONV=im2col).
+// An error means the kernels cannot run this shape; callers then use im2col
+// and GEMM.
+func NewConvPlan(s ConvShape) (*ConvPlan, error) {
+	if !convKernelsOn() {
+		return nil, nil
+	}
+	oh, ow := s.Out()
+	if s.N < 1 || s.Cin < 1 || s.Cout < 1 || s.K < 1 || s.Stride < 1 || s.Pad < 0 || oh < 1 || ow < 1 {
+		shapePanic("NewConvPlan", "invalid shape %+v", s)
+	}
+	var buf [errLen]C.char
+	c := C.dp_conv_new(C.int(s.N), C.int(s.Cin), C.int(s.H), C.int(s.W), C.int(s.Cout), C.int(s.K), C.int(s.Stride), C.int(s.Pad), &buf[0], errLen)
+	if c == nil {
+		return nil, fmt.Errorf("oneDNN convolution %+v: %s", s, C.GoString(&buf[0]))
+	}
+	p := &ConvPlan{s: s, c: c, ws: int(C.dp_conv_ws_bytes(c))}
+	runtime.AddCleanup(p, func(c *C.dp_conv) { C.dp_conv_free(c) }, c)
+	return p, nil
+}
+
+// Shape returns the plan's shape.
+func (p *ConvPlan) Shape() ConvShape { return p.s }
+
+// Impl names oneDNN's implementations of forward, backward-data and
+// backward-weights (e.g. "jit:avx512_core").
+func (p *ConvPlan) Impl() string {
+	s := ""
+	for op := range 3 {
+		if op > 0 {
+			s += " / "
+		}
+		s += C.GoString(C.dp_conv_impl(p.c, C.int(op)))
+	}
+	defer runtime.KeepAlive(p)
+	return s
+}
+
+func (p *ConvPlan) sizes() (x, w, y int) {
+	oh, ow := p.s.Out()
+	return p.s.N * p.s.Cin * p.s.H * p.s.W, p.s.Cout * p.s.Cin * p.s.K * p.s.K, p.s.N * p.s.Cout * oh * ow
+}
+
+func checkConvLen(op string, name string, got, want int) {
+	if got < want {
+		shapePanic("ConvPlan."+op, "%s has %d elements, want %d", name, got, want)
+	}
+}
+
+// weights returns the weights of cw in the layout op uses, and whether they
+// are already in it (false: plain OIHW, reordered by the call).
+func (p *ConvPlan) weights(cw *ConvWeights, op int) (unsafe.Pointer, bool) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if len(cw.w) == 0 {
+		shapePanic("ConvPlan", "ConvWeights without Set")
+	}
+	n := int(C.dp_conv_wei_bytes(p.c, C.int(op)))
+	if n == 0 {
+		return unsafe.Pointer(&cw.w[0]), false
+	}
+	var spare *preparedWeights
+	for i := range cw.prepared {
+		e := &cw.prepared[i]
+		if e.plan == p && e.op == op || C.dp_conv_same_weights(p.c, e.plan.c, C.int(op), C.int(e.op)) != 0 {
+			if e.version != cw.version {
+				spare = e
+				break
+			}
+			return unsafe.Pointer(&e.buf[0]), true
+		}
+	}
+	if spare == nil {
+		cw.prepared = append(cw.prepared, preparedWeights{})
+		spare = &cw.prepared[len(cw.prepared)-1]
+	}
+	if len(spare.buf) < n {
+		spare.buf = make([]byte, n)
+	}
+	spare.plan, spare.op, spare.version = p, op, cw.version
+	var buf [errLen]C.char
+	if C.dp_conv_prepare(p.c, C.int(op), (*C.float)(unsafe.Pointer(&cw.w[0])), unsafe.Pointer(&spare.buf[0]), &buf[0], errLen) != 0 {
+		panic("tensor: oneDNN weight reorder: " + C.GoString(&buf[0]))
+	}
+	return unsafe.Pointer(&spare.buf[0]), true
+}
+
+func (p *ConvPlan) run(op int, a unsafe.Pointer, b unsafe.Pointer, bReady bool, out unsafe.Pointer) {
+	ws := acquireWorkspace(p.ws)
+	var buf [errLen]C.char
+	ready := C.int(0)
+	if bReady {
+		ready = 1
+	}
+	rc := C.dp_conv_run(p.c, C.int(op), (*C.float)(a), (*C.float)(b), ready, (*C.float)(out), unsafe.Pointer(&ws[0]), &buf[0], errLen)
+	releaseWorkspace(ws)
+	runtime.KeepAlive(p)
+	if rc != 0 {
+		panic("tensor: oneDNN convolution: " + C.GoString(&buf[0]))
+	}
+}
+
+// Forward sets y (N×Cout×Hout×Wout) to the convolution of x (N×Cin×H×W)
+// with the weights of w (no bias).
+func (p *ConvPlan) Forward(y, x []float32, w *ConvWeights) {
+	nx, _, ny := p.sizes()
+	checkConvLen("Forward", "x", len(x), nx)
+	checkConvLen("Forward", "y", len(y), ny)
+	wp, ready := p.weights(w, opForward)
+	p.run(opForward, unsafe.Pointer(&x[0]), wp, ready, unsafe.Pointer(&y[0]))
+	runtime.KeepAlive(w)
+}
+
+// BackwardData sets dx (N×Cin×H×W) to the gradient of the convolution with
+// respect to its input, given the output gradient dy and the weights w.
+func (p *ConvPlan) BackwardData(dx, dy []float32, w *ConvWeights) {
+	nx, _, ny := p.sizes()
+	checkConvLen("BackwardData", "dx", len(dx), nx)
+	checkConvLen("BackwardData", "dy", len(dy), ny)
+	wp, ready := p.weights(w, opBackwardData)
+	p.run(opBackwardData, unsafe.Pointer(&dy[0]), wp, ready, unsafe.Pointer(&dx[0]))
+	runtime.KeepAlive(w)
+}
+
+// BackwardWeights sets dw (Cout×Cin×K×K) to Σ_n of the weight gradients of
+// the N examples, given their inputs x and output gradients dy.
+func (p *ConvPlan) BackwardWeights(dw, x, dy []float32) {
+	nx, nw, ny := p.sizes()
+	checkConvLen("BackwardWeights", "x", len(x), nx)
+	checkConvLen("BackwardWeights", "dw", len(dw), nw)
+	checkConvLen("BackwardWeights", "dy", len(dy), ny)
+	p.run(opBackwardWeights, unsafe.Pointer(&x[0]), unsafe.Pointer(&dy[0]), false, unsafe.Pointer(&dw[0]))
+}

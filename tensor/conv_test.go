@@ -1,0 +1,181 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// naiveConv computes the forward, backward-data and backward-weights
+// results of a convolution by the definition, in float64.
+func naiveConv(s ConvShape, x, w, dy []float32) (y, dx, dw []float64) {
+	oh, ow := s.Out()
+	y = make([]float64, s.N*s.Cout*oh*ow)
+	dx = make([]float64, len(x))
+	dw = make([]float64, len(w))
+	for n := 0; n < s.N; n++ {
+		for o := 0; o < s.Cout; o++ {
+			for i := 0; i < oh; i++ {
+				for j := 0; j < ow; j++ {
+					yi := ((n*s.Cout+o)*oh+i)*ow + j
+					for c := 0; c < s.Cin; c++ {
+						for ky := 0; ky < s.K; ky++ {
+							for kx := 0; kx < s.K; kx++ {
+								iy, ix := i*s.Stride-s.Pad+ky, j*s.Stride-s.Pad+kx
+								if iy < 0 || iy >= s.H || ix < 0 || ix >= s.W {
+									continue
+								}
+								xi := ((n*s.Cin+c)*s.H+iy)*s.W + ix
+								wi := ((o*s.Cin+c)*s.K+ky)*s.K + kx
+								y[yi] += float64(x[xi]) * float64(w[wi])
+								dx[xi] += float64(dy[yi]) * float64(w[wi])
+								dw[wi] += float64(dy[yi]) * float64(x[xi])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y, dx, dw
+}
+
+// maxRelErr returns max_i |got_i − want_i| / (max_i |want_i| + tiny).
+func maxRelErr(got []float32, want []float64) float64 {
+	var e, m float64
+	for i, v := range want {
+		e = max(e, math.Abs(float64(got[i])-v))
+		m = max(m, math.Abs(v))
+	}
+	return e / (m + 1e-30)
+}
+
+var convShapes = []ConvShape{
+	{N: 1, Cin: 3, H: 17, W: 13, Cout: 8, K: 3, Stride: 1, Pad: 1},
+	{N: 2, Cin: 16, H: 8, W: 8, Cout: 32, K: 3, Stride: 2, Pad: 1},
+	{N: 3, Cin: 1, H: 28, W: 28, Cout: 16, K: 8, Stride: 2, Pad: 3},
+	{N: 2, Cin: 32, H: 9, W: 9, Cout: 16, K: 1, Stride: 1, Pad: 0},
+	{N: 4, Cin: 24, H: 10, W: 6, Cout: 40, K: 1, Stride: 2, Pad: 0},
+	{N: 1, Cin: 3, H: 30, W: 30, Cout: 64, K: 7, Stride: 2, Pad: 3},
+	{N: 5, Cin: 64, H: 4, W: 4, Cout: 64, K: 3, Stride: 1, Pad: 1},
+	{N: 2, Cin: 5, H: 6, W: 7, Cout: 3, K: 2, Stride: 1, Pad: 0},
+}
+
+// TestConvPlanMatchesDefinition checks the compiled-in kernels (when there
+// are any) against the definition of the three convolution products.
+func TestConvPlanMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, s := range convShapes {
+		p, err := NewConvPlan(s)
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		if p == nil {
+			t.Skipf("no convolution kernels (%s)", ConvKernels)
+		}
+		oh, ow := s.Out()
+		x := randSlice(r, s.N*s.Cin*s.H*s.W)
+		w := randSlice(r, s.Cout*s.Cin*s.K*s.K)
+		dy := randSlice(r, s.N*s.Cout*oh*ow)
+		wy, wdx, wdw := naiveConv(s, x, w, dy)
+		var cw ConvWeights
+		cw.Set(w)
+		y := make([]float32, len(wy))
+		dx := make([]float32, len(x))
+		dw := make([]float32, len(w))
+		for i := range y {
+			y[i] = float32(math.NaN()) // overwritten, never read
+		}
+		p.Forward(y, x, &cw)
+		p.BackwardData(dx, dy, &cw)
+		p.BackwardWeights(dw, x, dy)
+		const tol = 1e-5
+		for _, c := range []struct {
+			name string
+			got  []float32
+			want []float64
+		}{{"forward", y, wy}, {"backward-data", dx, wdx}, {"backward-weights", dw, wdw}} {
+			if e := maxRelErr(c.got, c.want); !(e < tol) {
+				t.Errorf("%+v %s (%s): relative error %.3g, want < %g", s, c.name, p.Impl(), e, tol)
+			}
+		}
+		// New weights reach the prepared copies.
+		w2 := randSlice(r, len(w))
+		cw.Set(w2)
+		wy2, wdx2, _ := naiveConv(s, x, w2, dy)
+		p.Forward(y, x, &cw)
+		p.BackwardData(dx, dy, &cw)
+		if e := maxRelErr(y, wy2); !(e < tol) {
+			t.Errorf("%+v forward after Set: relative error %.3g", s, e)
+		}
+		if e := maxRelErr(dx, wdx2); !(e < tol) {
+			t.Errorf("%+v backward-data after Set: relative error %.3g", s, e)
+		}
+	}
+}
+
+// TestConvPlanConcurrent runs one plan from several goroutines at once: each
+// result is bit-identical to the serial one.
+func TestConvPlanConcurrent(t *testing.T) {
+	s := ConvShape{N: 2, Cin: 32, H: 12, W: 12, Cout: 48, K: 3, Stride: 1, Pad: 1}
+	p, err := NewConvPlan(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == nil {
+		t.Skipf("no convolution kernels (%s)", ConvKernels)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	oh, ow := s.Out()
+	const jobs = 8
+	xs, dys := make([][]float32, jobs), make([][]float32, jobs)
+	for j := range jobs {
+		xs[j] = randSlice(r, s.N*s.Cin*s.H*s.W)
+		dys[j] = randSlice(r, s.N*s.Cout*oh*ow)
+	}
+	var cw ConvWeights
+	cw.Set(randSlice(r, s.Cout*s.Cin*s.K*s.K))
+	run := func(j int) (y, dx, dw []float32) {
+		y = make([]float32, len(dys[j]))
+		dx = make([]float32, len(xs[j]))
+		dw = make([]float32, s.Cout*s.Cin*s.K*s.K)
+		p.Forward(y, xs[j], &cw)
+		p.BackwardData(dx, dys[j], &cw)
+		p.BackwardWeights(dw, xs[j], dys[j])
+		return
+	}
+	type res struct{ y, dx, dw []float32 }
+	serial := make([]res, jobs)
+	for j := range jobs {
+		serial[j].y, serial[j].dx, serial[j].dw = run(j)
+	}
+	par := make([]res, jobs)
+	var wg sync.WaitGroup
+	for j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			par[j].y, par[j].dx, par[j].dw = run(j)
+		}()
+	}
+	wg.Wait()
+	for j := range jobs {
+		for _, c := range [][2][]float32{{serial[j].y, par[j].y}, {serial[j].dx, par[j].dx}, {serial[j].dw, par[j].dw}} {
+			for i := range c[0] {
+				if math.Float32bits(c[0][i]) != math.Float32bits(c[1][i]) {
+					t.Fatalf("job %d: concurrent result differs from serial at %d: %v vs %v", j, i, c[1][i], c[0][i])
+				}
+			}
+		}
+	}
+}
+
+func TestConvPlanOff(t *testing.T) {
+	was := UseConvKernels(false)
+	defer UseConvKernels(was)
+	p, err := NewConvPlan(convShapes[0])
+	if p != nil || err != nil {
+		t.Fatalf("with kernels off: plan %v, error %v; want nil, nil", p, err)
+	}
+}
