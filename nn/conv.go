@@ -249,8 +249,8 @@ func (c *Conv2d) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	d, t, p := c.d(), oh*ow, c.Cout
 	cs := chunkSize(b, t, 1)
 	nch := (b + cs - 1) / cs
-	if c.plansFor(b, cs) {
-		c.forwardPlanned(b, cs, t)
+	if pcs := planChunk(b, t); c.plansFor(b, pcs) {
+		c.forwardPlanned(b, pcs, t)
 		return c.y
 	}
 	rows := c.identityRows(b)
@@ -311,17 +311,19 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	nch := (b + cs - 1) / cs
 	rows := c.identityRows(b)
 	chunk := func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, b)] }
-	planned := c.plansFor(b, cs)
+	pcs := planChunk(b, t)
+	planned := c.plansFor(b, pcs)
+	if planned && needDX {
+		pch := (b + pcs - 1) / pcs
+		par.EachN(pch, par.Workers(pch), func(_, ch int) {
+			r0 := ch * pcs
+			c.backwardDXPlanned(dy.Data, r0, min(pcs, b-r0), t)
+		})
+	}
 	switch {
 	case !train && planned:
-		if needDX {
-			par.EachN(nch, par.Workers(nch), func(_, ch int) {
-				rs := chunk(ch)
-				c.backwardDXPlanned(dy.Data, rs[0], len(rs), t)
-			})
-		}
 	case ctx.Mode == Accumulate && planned:
-		c.accumulatePlanned(nch, true, chunk, t, dy.Data, nil, 1, needDX)
+		c.accumulatePlanned(rows, true, t, dy.Data, nil, 1)
 	case !train:
 		nw := par.Workers(nch)
 		c.ensureWorkers(nw)
@@ -333,7 +335,8 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 			return c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)
 		})
 	default:
-		c.backwardPerExample(dy, ctx, k, t, nch, chunk, h, w, needDX)
+		// With plans, the input gradients were computed above.
+		c.backwardPerExample(dy, ctx, k, t, nch, chunk, h, w, needDX && !planned)
 	}
 	if needDX {
 		return c.dx
@@ -347,11 +350,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 func (c *Conv2d) chunkDY(sc *convScratch, rows []int, t, h, w int, dy *tensor.Tensor, coef []float32, k int, needDX bool) ([]float32, int) {
 	dyc, ldy := c.gatherDY(&sc.dyc, dy.Data, rows, t, coef, k)
 	if needDX {
-		if pl := c.plan(len(rows)); pl != nil {
-			c.backwardDXPlanned(dy.Data, rows[0], len(rows), t)
-		} else {
-			c.backwardDX(sc, dyc, ldy, rows[0], len(rows), h, w)
-		}
+		c.backwardDX(sc, dyc, ldy, rows[0], len(rows), h, w)
 	}
 	return dyc, ldy
 }

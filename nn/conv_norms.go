@@ -146,7 +146,7 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	nch := (na + cs - 1) / cs
 	// The bias was added above, from the kept per-example sums.
 	if c.plansFor(na, cs) {
-		c.accumulatePlanned(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t, c.dy.Data, coef, k, false)
+		c.accumulatePlanned(rows, false, t, c.dy.Data, coef, k)
 		return
 	}
 	c.accumulate(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t,

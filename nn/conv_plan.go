@@ -44,6 +44,16 @@ func (c *Conv2d) planFor(n int) *tensor.ConvPlan {
 	return p
 }
 
+// planChunk returns the rows of one forward or backward-data call on plans
+// over b rows of t positions: the batch in up to tensor.MaxSlots calls (more
+// rows per call amortise the layout reorders and the call itself), at most
+// planCallCols columns each. It depends only on the problem size.
+func planChunk(b, t int) int {
+	return max(1, min((b+tensor.MaxSlots-1)/tensor.MaxSlots, planCallCols/t))
+}
+
+const planCallCols = 16384
+
 // plansFor makes the plans of a batch of b rows cut into chunks of cs rows
 // and reports whether the layer has them.
 func (c *Conv2d) plansFor(b, cs int) bool {
@@ -121,59 +131,133 @@ func rowsNCHW(buf *[]float32, src []float32, rows []int, plane int, scale []floa
 	return out
 }
 
-// accumulatePlanned is accumulate on plans: for each chunk (rows chunk(ch),
-// output gradients scaled by coef[r/k] when coef is not nil), the chunk's
-// ∇Ŵ from the kernels' backward-weights and its bias sums, added in the
-// same fixed slots and order as accumulate; with needDX, the chunk's input
-// gradients too (rows must then be consecutive).
-func (c *Conv2d) accumulatePlanned(nch int, withBias bool, chunk func(ch int) []int, t int, dy []float32, coef []float32, k int, needDX bool) {
+// Weight-gradient tasks of accumulatePlanned. Each slot's partial ∇Ŵ
+// (Cout·Cin·K·K floats) costs a write and a read in the reduction, so a slot
+// gets at least planSlotCols columns (rows × positions) of work; when that
+// leaves fewer slots than tensor.MaxSlots, the output channels are cut into
+// blocks of at least planBlockChannels, each block's rows of ∇Ŵ computed by
+// its own task (disjoint rows: nothing to reduce). Both counts depend only
+// on the problem size.
+const (
+	planSlotCols      = 2048
+	planBlockChannels = 64
+)
+
+// weightTasks returns the slots and channel blocks of a weight gradient over
+// nr rows of t positions with p output channels.
+func weightTasks(nr, t, p int) (slots, blocks int) {
+	slots = tensor.Slots(max(1, min(nr, nr*t/planSlotCols)))
+	blocks = max(1, min(tensor.MaxSlots/slots, p/planBlockChannels))
+	return slots, blocks
+}
+
+// planRows returns the plan of n rows and the output channels [o0, o1), for
+// output gradients with ct channels per row (ct = Cout: a view of dy; ct =
+// o1 − o0: a compact copy).
+func (c *Conv2d) planRows(n, o0, o1, ct int) *tensor.ConvPlan {
+	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: o1 - o0, K: c.K, Stride: c.Stride, Pad: c.Pad}
+	if ct > s.Cout {
+		s.CoutTotal = ct
+	}
+	return c.plans[s]
+}
+
+func (c *Conv2d) makePlanRows(n, o0, o1, ct int) bool {
+	if c.planRows(n, o0, o1, ct) != nil {
+		return true
+	}
+	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: o1 - o0, K: c.K, Stride: c.Stride, Pad: c.Pad}
+	if ct > s.Cout {
+		s.CoutTotal = ct
+	}
+	p, err := tensor.NewConvPlan(s)
+	if p == nil || err != nil {
+		return false
+	}
+	c.plans[s] = p
+	return true
+}
+
+// accumulatePlanned is accumulate on plans, over the batch rows rows
+// (output gradients scaled by coef[r/k] when coef is not nil): the rows are
+// cut into the fixed slots of tensor.SlotRange and the output channels into
+// blocks (weightTasks); each (slot, block) task is one backward-weights call
+// over its rows, which writes its block's rows of the slot's ∇Ŵ, with the
+// block's bias sums beside it; the slots are added in slot order. Which
+// goroutine runs a task does not matter.
+func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float32, coef []float32, k int) {
 	p, d := c.Cout, c.d()
 	plane := c.Cin * c.x.Shape[2] * c.x.Shape[3]
 	wTrain := !c.W.Frozen
 	bTrain := withBias && c.B != nil && !c.B.Frozen
-	ns := tensor.Slots(nch)
-	nw := par.Workers(ns)
+	nr := len(rows)
+	ns, nb := weightTasks(nr, t, p)
+	// A slot's output gradients are a view of dy when its rows are
+	// consecutive and unscaled, else a compact copy of the block.
+	view := func(rs []int) bool { return coef == nil && rs[len(rs)-1]-rs[0] == len(rs)-1 }
+	for s := 0; s < ns && wTrain; s++ {
+		lo, hi := tensor.SlotRange(nr, ns, s)
+		for b := 0; b < nb; b++ {
+			o0, o1 := tensor.SlotRange(p, nb, b)
+			ct := o1 - o0
+			if view(rows[lo:hi]) {
+				ct = p
+			}
+			if !c.makePlanRows(hi-lo, o0, o1, ct) {
+				panic("nn: Conv2d: the convolution kernels refused a block of its weight gradient")
+			}
+		}
+	}
+	nw := par.Workers(ns * nb)
 	c.ensureWorkers(nw)
 	acc := tensor.AcquireSlots(ns, p*d+p)
 	defer acc.Release()
-	par.EachN(ns, nw, func(wk, s int) {
+	par.EachN(ns*nb, nw, func(wk, task int) {
 		sc := &c.scratch[wk]
+		s, b := task/nb, task%nb
 		a := acc.Slot(s)
-		aw, ab := a[:p*d], a[p*d:]
-		lo, hi := tensor.SlotRange(nch, ns, s)
-		for ch := lo; ch < hi; ch++ {
-			rows := chunk(ch)
-			n := len(rows)
-			if needDX {
-				c.backwardDXPlanned(dy, rows[0], n, t)
-			}
-			dyc := rowsNCHW(&sc.dyc, dy, rows, p*t, coef, k)
-			if wTrain {
-				xc := rowsNCHW(&sc.col, c.x.Data, rows, plane, nil, 1)
-				if ch == lo {
-					c.plan(n).BackwardWeights(aw, xc, dyc)
-				} else {
-					sc.gw = tensor.EnsureSlice(sc.gw, p*d)
-					c.plan(n).BackwardWeights(sc.gw, xc, dyc)
-					for i, v := range sc.gw[:p*d] {
-						aw[i] += v
-					}
+		lo, hi := tensor.SlotRange(nr, ns, s)
+		o0, o1 := tensor.SlotRange(p, nb, b)
+		rs := rows[lo:hi]
+		n, pb := len(rs), o1-o0
+		var dyc []float32
+		ct := p
+		if view(rs) {
+			dyc = dy[(rs[0]*p+o0)*t : ((rs[n-1]*p)+o1)*t]
+		} else {
+			ct = pb
+			sc.dyc = tensor.EnsureSlice(sc.dyc, n*pb*t)
+			dyc = sc.dyc[:n*pb*t]
+			for a, r := range rs {
+				src := dy[(r*p+o0)*t : (r*p+o1)*t]
+				dst := dyc[a*pb*t : (a+1)*pb*t]
+				f := float32(1)
+				if coef != nil {
+					f = coef[r/k]
+				}
+				if f == 1 {
+					copy(dst, src)
+					continue
+				}
+				for i, v := range src {
+					dst[i] = v * f
 				}
 			}
-			if bTrain {
-				for o := 0; o < p; o++ {
-					var sum float32
-					for r := 0; r < n; r++ {
-						for _, v := range dyc[(r*p+o)*t : (r*p+o+1)*t] {
-							sum += v
-						}
-					}
-					if ch == lo {
-						ab[o] = sum
-					} else {
-						ab[o] += sum
+		}
+		if wTrain {
+			c.planRows(n, o0, o1, ct).BackwardWeights(a[o0*d:o1*d], rowsNCHW(&sc.col, c.x.Data, rs, plane, nil, 1), dyc)
+		}
+		if bTrain {
+			ab := a[p*d:]
+			for o := o0; o < o1; o++ {
+				var sum float32
+				for r := 0; r < n; r++ {
+					off := (r*ct + o - o0) * t
+					for _, v := range dyc[off : off+t] {
+						sum += v
 					}
 				}
+				ab[o] = sum
 			}
 		}
 	})

@@ -78,6 +78,12 @@ func TestConvKernelsMatchIm2col(t *testing.T) {
 		{"k1s2-ws", 16, 8, 1, 2, 0, 18, 10, false, true, 2},
 		{"k3-ws-bias-group2", 4, 8, 3, 1, 1, 12, 12, true, true, 2},
 		{"k7s2p3-stem", 3, 16, 7, 2, 3, 5, 20, false, false, 1},
+		// several slots and channel blocks of the weight gradient (weightTasks)
+		{"k3-130ch-slots-blocks-bias", 6, 130, 3, 1, 1, 40, 16, true, false, 1},
+		{"k1-ws-128ch-blocks-group2", 8, 128, 1, 1, 0, 8, 6, false, true, 2},
+	}
+	if s, b := nn.WeightTasks(40, 16*16, 130); s < 2 || b < 2 {
+		t.Fatalf("weightTasks(40, 256, 130) = %d slots, %d blocks: the cases below no longer cover several of each", s, b)
 	}
 	for _, tc := range cases {
 		for _, rule := range []nn.NormRule{nn.RuleAuto, nn.RuleGhost, nn.RuleMaterialize, nn.RuleMaterializeStored} {

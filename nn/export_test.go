@@ -16,3 +16,7 @@ func ConvRanBackward(c *Conv2d) (dx, perExample bool) { return c.dx != nil, c.dy
 
 // ConvHasPlans reports whether c ran on convolution kernels (tensor.ConvPlan).
 func ConvHasPlans(c *Conv2d) bool { return !c.noPlans && len(c.plans) > 0 }
+
+// WeightTasks is weightTasks (the slots and channel blocks of a planned
+// weight gradient).
+var WeightTasks = weightTasks

@@ -8,9 +8,18 @@ import (
 // ConvShape is the shape of one 2-d convolution call: N examples of Cin×H×W
 // (NCHW) convolved with Cout×Cin×K×K weights (OIHW) at the given stride and
 // zero padding, giving N×Cout×Hout×Wout.
+//
+// CoutTotal, when above Cout, makes the plan compute Cout consecutive
+// channels of an output with CoutTotal channels: its output (or output
+// gradient) slices start at the first of those channels of example 0 and
+// keep the full tensor's example stride, so that the weight gradient of a
+// block of output channels can be computed apart from the others.
 type ConvShape struct {
 	N, Cin, H, W, Cout, K, Stride, Pad int
+	CoutTotal                          int // 0: Cout
 }
+
+func (s ConvShape) coutTotal() int { return max(s.Cout, s.CoutTotal) }
 
 // Out returns the output height and width.
 func (s ConvShape) Out() (int, int) {

@@ -73,7 +73,11 @@ const char *dp_conv_impl(dp_conv *c, int op) {
 	return s;
 }
 
-dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int k, int stride, int pad, char *err, int errlen) {
+// dp_conv_new makes the primitives of one shape. The output (and output
+// gradient) tensor has co_total ≥ co channels, of which the plan computes
+// co consecutive ones: its user layout is NCHW with channel stride oh·ow and
+// example stride co_total·oh·ow.
+dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, int stride, int pad, char *err, int errlen) {
 	one_thread();
 	dp_conv *c = calloc(1, sizeof *c);
 	if (!c) { snprintf(err, errlen, "out of memory"); return NULL; }
@@ -84,7 +88,8 @@ dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int k, int stride, int
 	dnnl_primitive_attr_t attr = NULL;
 	CHK(dnnl_memory_desc_init_by_tag(&c->user_src, 4, sd, dnnl_f32, dnnl_nchw));
 	CHK(dnnl_memory_desc_init_by_tag(&c->user_wei, 4, wd, dnnl_f32, dnnl_oihw));
-	CHK(dnnl_memory_desc_init_by_tag(&c->user_dst, 4, dd, dnnl_f32, dnnl_nchw));
+	dnnl_dims_t dstr = {(dnnl_dim_t)co_total * oh * ow, (dnnl_dim_t)oh * ow, ow, 1};
+	CHK(dnnl_memory_desc_init_by_strides(&c->user_dst, 4, dd, dnnl_f32, dstr));
 	CHK(dnnl_memory_desc_init_by_tag(&sa, 4, sd, dnnl_f32, dnnl_format_tag_any));
 	CHK(dnnl_memory_desc_init_by_tag(&wa, 4, wd, dnnl_f32, dnnl_format_tag_any));
 	CHK(dnnl_memory_desc_init_by_tag(&da, 4, dd, dnnl_f32, dnnl_format_tag_any));

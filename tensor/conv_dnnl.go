@@ -60,11 +60,11 @@ func NewConvPlan(s ConvShape) (*ConvPlan, error) {
 		return nil, nil
 	}
 	oh, ow := s.Out()
-	if s.N < 1 || s.Cin < 1 || s.Cout < 1 || s.K < 1 || s.Stride < 1 || s.Pad < 0 || oh < 1 || ow < 1 {
+	if s.N < 1 || s.Cin < 1 || s.Cout < 1 || s.CoutTotal < 0 || s.K < 1 || s.Stride < 1 || s.Pad < 0 || oh < 1 || ow < 1 {
 		shapePanic("NewConvPlan", "invalid shape %+v", s)
 	}
 	var buf [errLen]C.char
-	c := C.dp_conv_new(C.int(s.N), C.int(s.Cin), C.int(s.H), C.int(s.W), C.int(s.Cout), C.int(s.K), C.int(s.Stride), C.int(s.Pad), &buf[0], errLen)
+	c := C.dp_conv_new(C.int(s.N), C.int(s.Cin), C.int(s.H), C.int(s.W), C.int(s.Cout), C.int(s.coutTotal()), C.int(s.K), C.int(s.Stride), C.int(s.Pad), &buf[0], errLen)
 	if c == nil {
 		return nil, fmt.Errorf("oneDNN convolution %+v: %s", s, C.GoString(&buf[0]))
 	}
@@ -92,7 +92,8 @@ func (p *ConvPlan) Impl() string {
 
 func (p *ConvPlan) sizes() (x, w, y int) {
 	oh, ow := p.s.Out()
-	return p.s.N * p.s.Cin * p.s.H * p.s.W, p.s.Cout * p.s.Cin * p.s.K * p.s.K, p.s.N * p.s.Cout * oh * ow
+	t := oh * ow
+	return p.s.N * p.s.Cin * p.s.H * p.s.W, p.s.Cout * p.s.Cin * p.s.K * p.s.K, (p.s.N-1)*p.s.coutTotal()*t + p.s.Cout*t
 }
 
 func checkConvLen(op string, name string, got, want int) {
