@@ -24,7 +24,8 @@ demo: build
 	./bin/dptrain demo
 
 # The default test run (< 10 minutes on 2 cores): the whole suite with
-# OpenBLAS, then the tensor and nn packages again on the pure-Go kernels,
+# OpenBLAS and oneDNN, then the tensor and nn packages again on the pure-Go
+# kernels (im2col and GEMM convolutions),
 # then the MPI build's tests (2 and 3 ranks under mpirun).
 test: deps
 	@scripts/deps.sh openmpi-bin libopenmpi-dev

@@ -322,8 +322,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	}
 	switch {
 	case !train && planned:
-	case ctx.Mode == Accumulate && planned:
-		c.accumulatePlanned(rows, true, t, dy.Data, nil, 1)
+	case ctx.Mode == Accumulate && planned && c.accumulatePlanned(rows, true, t, dy.Data, nil, 1):
 	case !train:
 		nw := par.Workers(nch)
 		c.ensureWorkers(nw)
@@ -332,7 +331,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		})
 	case ctx.Mode == Accumulate:
 		c.accumulate(nch, true, chunk, t, func(sc *convScratch, rows []int) ([]float32, int) {
-			return c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)
+			return c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX && !planned)
 		})
 	default:
 		// With plans, the input gradients were computed above.

@@ -145,8 +145,7 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	cs := chunkSize(na, t, 1)
 	nch := (na + cs - 1) / cs
 	// The bias was added above, from the kept per-example sums.
-	if c.plansFor(na, cs) {
-		c.accumulatePlanned(rows, false, t, c.dy.Data, coef, k)
+	if c.hasPlans() && c.accumulatePlanned(rows, false, t, c.dy.Data, coef, k) {
 		return
 	}
 	c.accumulate(nch, false, func(ch int) []int { return rows[ch*cs : min((ch+1)*cs, na)] }, t,
@@ -163,7 +162,8 @@ func ensure64(buf []float64, n int) []float64 {
 }
 
 // storedSq forms ∇W_j = dy_j·col_jᵀ in float32 over the example's kt
-// columns (with col nil: by the layer's plan of k rows, from x and dy), through WS when enabled, keeps it for AccumulateClipped and
+// columns (with col nil: by the layer's plan of k rows, from x and dy),
+// through WS when enabled, keeps it for AccumulateClipped and
 // returns its squared norm. The kept float32 gradient is exactly what
 // AccumulateClipped adds (times c_j), so this norm is exact for what is
 // released; the only rounding left is the float64 sum of squares, bounded by

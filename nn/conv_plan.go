@@ -6,18 +6,25 @@ import (
 )
 
 // Convolution kernels (tensor.ConvPlan: oneDNN when compiled in). When a
-// layer has plans, its forward, backward-data and batch weight-gradient
-// products (the non-private ∇W and the clipped sum Σ_j c_j·∇W_j of the
-// ghost and materialise rules) run on them, chunk by chunk, instead of on
-// im2col and GEMM; the per-example norm rules keep im2col and GEMM (they
-// need the patch matrices). The chunks are the same as without plans, so
-// the fixed summation order, and with it the results' independence of the
-// thread count, are kept; the bits differ from the im2col path's by
+// layer has plans, its forward and backward-data products, its batch
+// weight gradient (non-private ∇W, and the clipped sum Σ_j c_j·∇W_j of the
+// ghost and materialise rules) and the stored rule's per-example gradients
+// run on them instead of on im2col and GEMM; the ghost and materialise
+// norms keep im2col and GEMM (they need the patch matrices). Calls are cut
+// by the problem size alone (planChunk, weightTasks), each runs on one
+// thread, and weight-gradient slots are added in slot order, so results do
+// not depend on the thread count; they differ from the im2col path's by
 // rounding only (TestConvKernelsMatchIm2col).
 
-// maxPlans bounds the plans a layer keeps (one per chunk shape; batch sizes
-// vary under Poisson sampling, so the last chunk's size does).
-const maxPlans = 32
+// maxPlans bounds the plans a layer keeps (one per call shape: batch sizes
+// vary under Poisson sampling, and with them the last chunk's and the
+// weight-gradient slots' row counts). Past it the layer's plans are dropped
+// and made again as needed; oneDNN's own primitive cache keeps the compiled
+// kernels, so a remade plan costs a descriptor, not a JIT compilation.
+const maxPlans = 96
+
+// hasPlans reports whether the layer runs on plans (its last forward did).
+func (c *Conv2d) hasPlans() bool { return !c.noPlans && len(c.plans) > 0 }
 
 // planFor returns the plan of n rows of the current input, or nil when the
 // layer runs without plans. Not safe for concurrent use: plansFor makes
@@ -185,7 +192,10 @@ func (c *Conv2d) makePlanRows(n, o0, o1, ct int) bool {
 // over its rows, which writes its block's rows of the slot's ∇Ŵ, with the
 // block's bias sums beside it; the slots are added in slot order. Which
 // goroutine runs a task does not matter.
-func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float32, coef []float32, k int) {
+//
+// It reports false, having done nothing, when the kernels refuse one of the
+// shapes (the layer then runs on im2col and GEMM from now on).
+func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float32, coef []float32, k int) bool {
 	p, d := c.Cout, c.d()
 	plane := c.Cin * c.x.Shape[2] * c.x.Shape[3]
 	wTrain := !c.W.Frozen
@@ -204,7 +214,8 @@ func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float3
 				ct = p
 			}
 			if !c.makePlanRows(hi-lo, o0, o1, ct) {
-				panic("nn: Conv2d: the convolution kernels refused a block of its weight gradient")
+				c.noPlans = true // the caller falls back to im2col and GEMM
+				return false
 			}
 		}
 	}
@@ -262,4 +273,5 @@ func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float3
 		}
 	})
 	c.addAccumulated(acc.Reduce(), wTrain, bTrain)
+	return true
 }

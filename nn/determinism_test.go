@@ -130,6 +130,9 @@ func TestConvDeterministicAcrossThreads(t *testing.T) {
 		{"A3a-ws", 64, 1, 8, true, true, 16, 32, 3, 1, 1},
 		{"20-chunks-K2", 160, 2, 8, false, true, 8, 16, 3, 1, 1},
 		{"stride2-ws", 48, 1, 9, true, false, 6, 8, 3, 2, 1},
+		// planned weight gradients in several slots and channel blocks
+		// (weightTasks(40, 256, 130): 5 slots × 2 blocks)
+		{"slots-blocks-130ch", 40, 1, 16, false, true, 6, 130, 3, 1, 1},
 	} {
 		for _, method := range stepMethods {
 			t.Run(fmt.Sprintf("%s/%s", tc.name, method), func(t *testing.T) {

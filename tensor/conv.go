@@ -84,10 +84,11 @@ func acquireWorkspace(n int) []byte {
 		convWorkspaces.free = convWorkspaces.free[:k-1]
 	}
 	convWorkspaces.mu.Unlock()
+	n = max(n, 1)
 	if cap(b) < n {
 		b = make([]byte, n)
 	}
-	return b[:max(n, 1)]
+	return b[:n]
 }
 
 func releaseWorkspace(b []byte) {

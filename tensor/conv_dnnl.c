@@ -20,6 +20,14 @@
 #include <stdio.h>
 #include "conv_dnnl.h"
 
+// One thread per call rests on oneDNN's OpenMP runtime honouring
+// omp_set_num_threads on the calling thread (Debian's libdnnl2 is built so);
+// a TBB or thread-pool build would run every call on all cores and make
+// backward-weights depend on their number.
+#if DNNL_CPU_RUNTIME != DNNL_RUNTIME_OMP
+#error "dptrain needs oneDNN built with the OpenMP CPU runtime (or build with -tags nodnnl)"
+#endif
+
 enum { OP_FWD, OP_BWD_DATA, OP_BWD_WEIGHTS, NOPS };
 
 struct dp_conv {
@@ -95,6 +103,11 @@ dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, i
 	CHK(dnnl_memory_desc_init_by_tag(&da, 4, dd, dnnl_f32, dnnl_format_tag_any));
 	CHK(dnnl_primitive_attr_create(&attr));
 	CHK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+	// float32 arithmetic whatever ONEDNN_DEFAULT_FPMATH_MODE says: the
+	// weight-standardised ghost norm bounds the rounding error of the
+	// forward output (nn/conv_ws.go) assuming float32, and bf16/tf32 would
+	// also change the bits between machines.
+	CHK(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_strict));
 	dnnl_convolution_desc_t fd, bd, wdsc;
 	CHK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &sa, &wa, NULL, &da, str, pl, pl));
 	CHK(dnnl_primitive_desc_create(&c->pd[OP_FWD], &fd, attr, engine, NULL));

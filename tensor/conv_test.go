@@ -179,3 +179,92 @@ func TestConvPlanOff(t *testing.T) {
 		t.Fatalf("with kernels off: plan %v, error %v; want nil, nil", p, err)
 	}
 }
+
+// TestConvPlanSharedWeightsAndChannelBlocks: two plans (N = 3 and N = 1)
+// share one ConvWeights across two Sets, used in either order; and a plan of
+// output channels [16, 40) of 56 (CoutTotal) writes and reads only its
+// channels, against the definition.
+func TestConvPlanSharedWeightsAndChannelBlocks(t *testing.T) {
+	full := ConvShape{N: 3, Cin: 16, H: 7, W: 9, Cout: 56, K: 3, Stride: 1, Pad: 1}
+	p3, err := NewConvPlan(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p3 == nil {
+		t.Skipf("no convolution kernels (%s)", ConvKernels)
+	}
+	one := full
+	one.N = 1
+	p1, err := NewConvPlan(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	oh, ow := full.Out()
+	tt := oh * ow
+	x := randSlice(r, full.N*full.Cin*full.H*full.W)
+	dy := randSlice(r, full.N*full.Cout*tt)
+	var cw ConvWeights
+	for round, order := range [][2]*ConvPlan{{p3, p1}, {p1, p3}} {
+		w := randSlice(r, full.Cout*full.Cin*full.K*full.K)
+		cw.Set(w)
+		wy, wdx, wdw := naiveConv(full, x, w, dy)
+		for _, p := range order {
+			n := p.Shape().N
+			y := make([]float32, n*full.Cout*tt)
+			dx := make([]float32, n*full.Cin*full.H*full.W)
+			p.Forward(y, x[:len(dx)], &cw)
+			p.BackwardData(dx, dy[:len(y)], &cw)
+			if e := maxRelErr(y, wy[:len(y)]); !(e < 1e-5) {
+				t.Errorf("round %d, N=%d forward: relative error %.3g", round, n, e)
+			}
+			if e := maxRelErr(dx, wdx[:len(dx)]); !(e < 1e-5) {
+				t.Errorf("round %d, N=%d backward-data: relative error %.3g", round, n, e)
+			}
+		}
+		// Output channels [16, 40) of 56, viewed in place.
+		blk := full
+		blk.Cout, blk.CoutTotal = 24, 56
+		pb, err := NewConvPlan(blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := full.Cin * full.K * full.K
+		dw := make([]float32, 24*d)
+		pb.BackwardWeights(dw, x, dy[16*tt:])
+		if e := maxRelErr(dw, wdw[16*d:40*d]); !(e < 1e-5) {
+			t.Errorf("round %d, channel block backward-weights: relative error %.3g", round, e)
+		}
+		y := make([]float32, len(dy))
+		for i := range y {
+			y[i] = -7
+		}
+		var cb ConvWeights
+		cb.Set(w[16*d : 40*d])
+		pb.Forward(y[16*tt:], x, &cb)
+		for n := 0; n < full.N; n++ {
+			for o := 0; o < full.Cout; o++ {
+				for q := 0; q < tt; q++ {
+					i := (n*full.Cout+o)*tt + q
+					if o < 16 || o >= 40 {
+						if y[i] != -7 {
+							t.Fatalf("channel block forward wrote channel %d of example %d", o, n)
+						}
+					} else if math.Abs(float64(y[i])-wy[i]) > 1e-4*(1+math.Abs(wy[i])) {
+						t.Fatalf("channel block forward: y[%d,%d,%d] = %v, want %v", n, o, q, y[i], wy[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestAcquireWorkspaceEmpty(t *testing.T) {
+	for range 3 {
+		b := acquireWorkspace(0)
+		if len(b) < 1 {
+			t.Fatalf("acquireWorkspace(0) has %d bytes, want ≥ 1 (its first byte is passed to C)", len(b))
+		}
+		releaseWorkspace(b)
+	}
+}

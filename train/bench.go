@@ -47,6 +47,7 @@ type BenchResult struct {
 	Threads                  int               `json:"threads"`
 	Ranks                    int               `json:"ranks"`
 	GEMM                     string            `json:"gemm"`
+	Conv                     string            `json:"conv"` // convolution kernels: "onednn" or "im2col"
 	PrivateExamplesPerSec    float64           `json:"private_examples_per_sec"`
 	NonprivateExamplesPerSec float64           `json:"nonprivate_examples_per_sec"`
 	Overhead                 float64           `json:"overhead"`
@@ -99,7 +100,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	if o.BatchSize < comm.Size() {
 		return nil, collectiveErrorf("--batch-size %d: want at least one example per rank (%d ranks)", o.BatchSize, comm.Size())
 	}
-	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend}
+	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend, Conv: convKernels()}
 	r := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(o.BatchSize, o.Channels, o.ImageSize, o.ImageSize)
 	for i := range x.Data {
@@ -212,4 +213,14 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// convKernels names the convolution kernels a run uses: tensor.ConvKernels,
+// or "im2col" when they are turned off (DPTRAIN_CONV=im2col).
+func convKernels() string {
+	p, err := tensor.NewConvPlan(tensor.ConvShape{N: 1, Cin: 1, H: 3, W: 3, Cout: 1, K: 3, Stride: 1, Pad: 1})
+	if p == nil || err != nil {
+		return "im2col"
+	}
+	return tensor.ConvKernels
 }

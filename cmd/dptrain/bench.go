@@ -77,7 +77,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if res.Ranks > 1 {
 		fmt.Fprintf(stdout, " × %d ranks", res.Ranks)
 	}
-	fmt.Fprintf(stdout, ", GEMM %s\n", res.GEMM)
+	fmt.Fprintf(stdout, ", GEMM %s, convolutions %s\n", res.GEMM, res.Conv)
 	fmt.Fprintf(stdout, "non-private: %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.NonprivateExamplesPerSec, res.NonprivateStepSecondsMed, res.NonprivatePeakRSSMiB)
 	fmt.Fprintf(stdout, "private:     %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.PrivateExamplesPerSec, res.PrivateStepSecondsMedian, res.PeakRSSMiB)
 	fmt.Fprintf(stdout, "overhead %.2fx time, %.2fx memory\n", res.Overhead, res.MemoryRatio)
