@@ -289,8 +289,12 @@ seed: 5
 	if s.Steps != s1.Steps || float64(s.Epsilon) != float64(s1.Epsilon) {
 		t.Fatalf("2 ranks: %d steps ε=%g; one process %d steps ε=%g", s.Steps, float64(s.Epsilon), s1.Steps, float64(s1.Epsilon))
 	}
-	if d := maxWeightDiff(t, w1, w); d > 1e-5 {
-		t.Fatalf("2 ranks on prepared data: weights %.3g (relative max) from one process's", d)
+	// Summation order only, amplified by 8 momentum steps: the bound of
+	// TestRanksMatchOneProcess's multi-step runs (1e-5 here failed on an
+	// Intel machine at 1.7e-5 with OpenBLAS's SkylakeX kernels, 7.5e-5 with
+	// oneDNN's; the one-step comparison there stays at 1e-6).
+	if d := maxWeightDiff(t, w1, w); d > 1e-3 {
+		t.Fatalf("2 ranks on prepared data: weights %.3g (relative max) from one process's: more than summation order", d)
 	}
 	// What rank 1 opens: the shards of its block, and nothing else readable.
 	comms := dist.Local(2)
