@@ -57,6 +57,7 @@ func BenchmarkKernels(b *testing.B) {
 			return &Residual{PostReLU: true, Main: []Layer{&ReLU{}}}
 		}, []int{128, 64, 32, 32}},
 		{"maxpool-2s2-b256-32x32x32", func() Layer { return NewMaxPool(2, 2, 0) }, []int{256, 32, 32, 32}},
+		{"maxpool-3s2p1-b16-64x112x112", func() Layer { return NewMaxPool(3, 2, 1) }, []int{16, 64, 112, 112}},
 	} {
 		for _, bwd := range []bool{false, true} {
 			dir := "fwd"
