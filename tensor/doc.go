@@ -2,7 +2,9 @@
 // runs on: matrix multiply (OpenBLAS through cgo by default, a pure-Go
 // fallback under the build tag "noblas" or with CGO_ENABLED=0), float64
 // products for the per-example norm rules (DgemmSerial, DsyrkSerial),
-// im2col/col2im for convolutions, and parallel loops.
+// convolutions on oneDNN's JIT kernels (ConvPlan; cgo, libdnnl; none under
+// "nodnnl", "noblas" or CGO_ENABLED=0, where callers use im2col/col2im and
+// GEMM), and parallel loops.
 //
 // Layout: activations are NCHW (batch, channel, height, width), row-major.
 // NCHW makes one example a contiguous slab (per-example work in DP-SGD slices
@@ -22,6 +24,9 @@
 //     goroutine or many. SgemmSerial, DgemmSerial and DsyrkSerial are single
 //     calls. Results do not depend on the operands' addresses (OpenBLAS packs
 //     them; checked by TestSgemmSerialIndependentOfAddresses).
+//   - A ConvPlan call runs on its calling goroutine's thread alone (oneDNN's
+//     OpenMP thread count set to 1 before each call, float32 arithmetic
+//     pinned): its result depends on its shape and inputs only.
 //   - par.For's chunks do depend on Threads(): it is for elementwise
 //     work only, where nothing is summed across a chunk.
 //   - par.Each hands items to goroutines dynamically: an item's result

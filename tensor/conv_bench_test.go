@@ -1,0 +1,97 @@
+package tensor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkConvKernels times one convolution call on one goroutine, by
+// the compiled-in kernels (ConvPlan: oneDNN) and by im2col and GEMM (per
+// example: im2col, then SGEMM; backward-data: SGEMM, then col2im), for the
+// three products of a training step on ResNet-18 layer shapes. The metric
+// is GFLOP/s of the convolution (2·N·Hout·Wout·Cin·K²·Cout per call).
+func BenchmarkConvKernels(b *testing.B) {
+	shapes := []ConvShape{
+		{N: 1, Cin: 3, H: 224, W: 224, Cout: 64, K: 7, Stride: 2, Pad: 3},
+		{N: 1, Cin: 64, H: 56, W: 56, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 4, Cin: 64, H: 32, W: 32, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 4, Cin: 128, H: 28, W: 28, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 128, H: 16, W: 16, Cout: 256, K: 1, Stride: 2, Pad: 0},
+		{N: 8, Cin: 256, H: 8, W: 8, Cout: 256, K: 3, Stride: 1, Pad: 1},
+		{N: 16, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, s := range shapes {
+		oh, ow := s.Out()
+		t := oh * ow
+		d := s.Cin * s.K * s.K
+		x := randSlice(r, s.N*s.Cin*s.H*s.W)
+		w := randSlice(r, s.Cout*d)
+		dy := randSlice(r, s.N*s.Cout*t)
+		y := make([]float32, len(dy))
+		dx := make([]float32, len(x))
+		dw := make([]float32, len(w))
+		col := make([]float32, d*t)
+		flops := 2 * float64(s.N*t*d*s.Cout)
+		name := fmt.Sprintf("N%d-%dx%dx%d-k%ds%d-to%d", s.N, s.Cin, s.H, s.W, s.K, s.Stride, s.Cout)
+		p, err := NewConvPlan(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var cw ConvWeights
+		cw.Set(w)
+		ops := []struct {
+			op         string
+			plan, gemm func()
+		}{
+			{"forward",
+				func() { p.Forward(y, x, &cw) },
+				func() {
+					for n := 0; n < s.N; n++ {
+						Im2col(col, x[n*s.Cin*s.H*s.W:(n+1)*s.Cin*s.H*s.W], s.Cin, s.H, s.W, s.K, s.K, s.Stride, s.Pad)
+						SgemmSerial(false, false, s.Cout, t, d, 1, w, d, col, t, 0, y[n*s.Cout*t:(n+1)*s.Cout*t], t)
+					}
+				}},
+			{"backward-data",
+				func() { p.BackwardData(dx, dy, &cw) },
+				func() {
+					for n := 0; n < s.N; n++ {
+						SgemmSerial(true, false, d, t, s.Cout, 1, w, d, dy[n*s.Cout*t:(n+1)*s.Cout*t], t, 0, col, t)
+						Col2im(dx[n*s.Cin*s.H*s.W:(n+1)*s.Cin*s.H*s.W], col, s.Cin, s.H, s.W, s.K, s.K, s.Stride, s.Pad)
+					}
+				}},
+			{"backward-weights",
+				func() { p.BackwardWeights(dw, x, dy) },
+				func() {
+					for n := 0; n < s.N; n++ {
+						Im2col(col, x[n*s.Cin*s.H*s.W:(n+1)*s.Cin*s.H*s.W], s.Cin, s.H, s.W, s.K, s.K, s.Stride, s.Pad)
+						beta := float32(1)
+						if n == 0 {
+							beta = 0
+						}
+						SgemmSerial(false, true, s.Cout, d, t, 1, dy[n*s.Cout*t:(n+1)*s.Cout*t], t, col, t, beta, dw, d)
+					}
+				}},
+		}
+		for _, o := range ops {
+			for _, k := range []string{ConvKernels, "im2col"} {
+				run := o.gemm
+				if k != "im2col" {
+					if p == nil {
+						continue
+					}
+					run = o.plan
+				}
+				b.Run(fmt.Sprintf("%s/%s/%s", name, o.op, k), func(b *testing.B) {
+					run()
+					b.ResetTimer()
+					for range b.N {
+						run()
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
