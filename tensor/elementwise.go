@@ -6,10 +6,11 @@ import "math"
 // tensors with ParallelFor and call these on each piece. Inputs are never
 // modified; dst may alias an input only where the doc says so.
 //
-// Reductions add float32 terms in four independent float32 chains over
-// blocks of sumBlock elements and add the blocks' totals in float64: four
+// Reductions add float32 terms in 16 independent float32 chains over
+// blocks of sumBlock elements and add the blocks' totals in float64: the
 // chains keep the adder busy (a single chain waits out the latency of every
-// add), and the float32 partial sums see at most sumBlock/4 terms each.
+// add) and fill a vector register in the C versions, and the float32
+// partial sums see at most sumBlock/16 terms each.
 
 const sumBlock = 256
 
@@ -23,49 +24,81 @@ func checkLen(op string, n int, others ...int) {
 
 // Sum returns Σ x[i].
 func Sum(x []float32) float64 {
+	if haveCKernels && len(x) >= cKernelMin {
+		return sumC(x)
+	}
+	return sumGo(x)
+}
+
+func sumGo(x []float32) float64 {
 	var s float64
 	for len(x) > 0 {
 		b := x[:min(len(x), sumBlock)]
 		x = x[len(b):]
-		var a0, a1, a2, a3 float32
-		for len(b) >= 4 {
-			a0 += b[0]
-			a1 += b[1]
-			a2 += b[2]
-			a3 += b[3]
-			b = b[4:]
+		var a [chains]float32
+		for len(b) >= chains {
+			c := b[:chains]
+			for j := range chains {
+				a[j] += c[j]
+			}
+			b = b[chains:]
 		}
 		for _, v := range b {
-			a0 += v
+			a[0] += v
 		}
-		s += float64(a0+a1) + float64(a2+a3)
+		s += float64(chainTotal(&a))
 	}
 	return s
 }
 
+// chains is the number of independent float32 partial sums of the
+// reductions: chain j takes elements j, j+chains, … of a block, the block's
+// tail goes to chain 0, and chainTotal adds the chains in a fixed tree. The
+// C versions (elementwise_c.c) keep the chains in one vector register.
+const chains = 16
+
+// chainTotal adds the chains pairwise, halving their number each round
+// (a[j] += a[j+w] for w = 8, 4, 2, 1), and returns the total.
+func chainTotal(a *[chains]float32) float32 {
+	for w := chains / 2; w >= 1; w /= 2 {
+		for j := 0; j < w; j++ {
+			a[j] += a[j+w]
+		}
+	}
+	return a[0]
+}
+
 // CenteredMoments returns Σ (x[i]−m) and Σ (x[i]−m)². With m close to the
 // mean, Σ(x−m)²/n − (Σ(x−m)/n)² is the variance without the cancellation of
-// Σx²/n − mean².
+// the one-pass formula.
 func CenteredMoments(x []float32, m float32) (s1, s2 float64) {
+	if haveCKernels && len(x) >= cKernelMin {
+		return centeredMomentsC(x, m)
+	}
+	return centeredMomentsGo(x, m)
+}
+
+func centeredMomentsGo(x []float32, m float32) (s1, s2 float64) {
 	for len(x) > 0 {
 		b := x[:min(len(x), sumBlock)]
 		x = x[len(b):]
-		var a0, a1, q0, q1 float32
-		for len(b) >= 2 {
-			d0, d1 := b[0]-m, b[1]-m
-			a0 += d0
-			a1 += d1
-			q0 += d0 * d0
-			q1 += d1 * d1
-			b = b[2:]
+		var a, q [chains]float32
+		for len(b) >= chains {
+			c := b[:chains]
+			for j := range chains {
+				d := c[j] - m
+				a[j] += d
+				q[j] += d * d
+			}
+			b = b[chains:]
 		}
 		for _, v := range b {
 			d := v - m
-			a0 += d
-			q0 += d * d
+			a[0] += d
+			q[0] += d * d
 		}
-		s1 += float64(a0 + a1)
-		s2 += float64(q0 + q1)
+		s1 += float64(chainTotal(&a))
+		s2 += float64(chainTotal(&q))
 	}
 	return s1, s2
 }
@@ -73,24 +106,32 @@ func CenteredMoments(x []float32, m float32) (s1, s2 float64) {
 // CenteredDots returns Σ dy[i] and Σ dy[i]·(x[i]−m).
 func CenteredDots(dy, x []float32, m float32) (sdy, sdyx float64) {
 	checkLen("CenteredDots", len(dy), len(x))
+	if haveCKernels && len(dy) >= cKernelMin {
+		return centeredDotsC(dy, x, m)
+	}
+	return centeredDotsGo(dy, x, m)
+}
+
+func centeredDotsGo(dy, x []float32, m float32) (sdy, sdyx float64) {
 	for len(dy) > 0 {
 		n := min(len(dy), sumBlock)
 		g, v := dy[:n], x[:n]
 		dy, x = dy[n:], x[n:]
-		var a0, a1, p0, p1 float32
-		for len(g) >= 2 && len(v) >= 2 {
-			a0 += g[0]
-			a1 += g[1]
-			p0 += g[0] * (v[0] - m)
-			p1 += g[1] * (v[1] - m)
-			g, v = g[2:], v[2:]
+		var a, p [chains]float32
+		for len(g) >= chains && len(v) >= chains {
+			gc, vc := g[:chains], v[:chains]
+			for j := range chains {
+				a[j] += gc[j]
+				p[j] += gc[j] * (vc[j] - m)
+			}
+			g, v = g[chains:], v[chains:]
 		}
-		if len(g) > 0 && len(v) > 0 {
-			a0 += g[0]
-			p0 += g[0] * (v[0] - m)
+		for i := range g {
+			a[0] += g[i]
+			p[0] += g[i] * (v[i] - m)
 		}
-		sdy += float64(a0 + a1)
-		sdyx += float64(p0 + p1)
+		sdy += float64(chainTotal(&a))
+		sdyx += float64(chainTotal(&p))
 	}
 	return sdy, sdyx
 }
@@ -98,6 +139,10 @@ func CenteredDots(dy, x []float32, m float32) (sdy, sdyx float64) {
 // Affine sets dst[i] = (x[i]−m)·a + b. dst may alias x.
 func Affine(dst, x []float32, m, a, b float32) {
 	checkLen("Affine", len(dst), len(x))
+	if haveCKernels && len(dst) >= cKernelMin {
+		affineC(dst, x[:len(dst)], m, a, b)
+		return
+	}
 	x = x[:len(dst)]
 	for i, v := range x {
 		dst[i] = (v-m)*a + b
@@ -107,6 +152,10 @@ func Affine(dst, x []float32, m, a, b float32) {
 // Combine sets dst[i] = a·dy[i] + b·(x[i]−m) + c. dst may alias dy or x.
 func Combine(dst, dy, x []float32, m, a, b, c float32) {
 	checkLen("Combine", len(dst), len(dy), len(x))
+	if haveCKernels && len(dst) >= cKernelMin {
+		combineC(dst, dy, x, m, a, b, c)
+		return
+	}
 	dy, x = dy[:len(dst)], x[:len(dst)]
 	for i, g := range dy {
 		dst[i] = a*g + b*(x[i]-m) + c
@@ -116,6 +165,10 @@ func Combine(dst, dy, x []float32, m, a, b, c float32) {
 // ReLU sets dst[i] = max(x[i], 0). dst may alias x.
 func ReLU(dst, x []float32) {
 	checkLen("ReLU", len(dst), len(x))
+	if haveCKernels && len(dst) >= cKernelMin {
+		reluC(dst, x)
+		return
+	}
 	x = x[:len(dst)]
 	for i, v := range x {
 		dst[i] = max(v, 0)
@@ -134,6 +187,10 @@ func positive(y float32) uint32 {
 // gradient of ReLU given its output y. dst may alias dy.
 func ReLUMask(dst, dy, y []float32) {
 	checkLen("ReLUMask", len(dst), len(dy), len(y))
+	if haveCKernels && len(dst) >= cKernelMin {
+		reluMaskC(dst, dy, y)
+		return
+	}
 	dy, y = dy[:len(dst)], y[:len(dst)]
 	for i, g := range dy {
 		dst[i] = math.Float32frombits(math.Float32bits(g) & positive(y[i]))
@@ -143,6 +200,10 @@ func ReLUMask(dst, dy, y []float32) {
 // Add sets dst[i] = a[i] + b[i]. dst may alias a or b.
 func Add(dst, a, b []float32) {
 	checkLen("Add", len(dst), len(a), len(b))
+	if haveCKernels && len(dst) >= cKernelMin {
+		addC(dst, a, b)
+		return
+	}
 	a, b = a[:len(dst)], b[:len(dst)]
 	for i, v := range a {
 		dst[i] = v + b[i]
@@ -152,6 +213,10 @@ func Add(dst, a, b []float32) {
 // AddReLU sets dst[i] = max(a[i] + b[i], 0). dst may alias a or b.
 func AddReLU(dst, a, b []float32) {
 	checkLen("AddReLU", len(dst), len(a), len(b))
+	if haveCKernels && len(dst) >= cKernelMin {
+		addReLUC(dst, a, b)
+		return
+	}
 	a, b = a[:len(dst)], b[:len(dst)]
 	for i, v := range a {
 		dst[i] = max(v+b[i], 0)

@@ -1,0 +1,136 @@
+//go:build cgo && !noblas && amd64
+
+// Vectorised versions of the elementwise kernels of elementwise.go, for
+// long slices (elementwise_c.go). Each computes, element by element, the
+// same IEEE operations in the same order as the Go kernel (no contraction
+// into fused multiply-adds), so both give the same bits.
+// The compiler vectorises the loops for the CPU found at run time
+// (target_clones by instruction set: AVX-512F, AVX2, or the baseline).
+
+// No fused multiply-adds: Go's amd64 compiler does not fuse, and the bits
+// must agree (cgo does not pass -ffp-contract=off, so the pragma says it).
+#pragma GCC optimize("fp-contract=off")
+// The baseline clone passes no vectors between functions (load is inlined).
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#include <stdint.h>
+#include <string.h>
+#include "elementwise_c.h"
+
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+static inline uint32_t bits(float v) { uint32_t b; memcpy(&b, &v, 4); return b; }
+static inline float fromBits(uint32_t b) { float v; memcpy(&v, &b, 4); return v; }
+
+// Go's max(v, 0) on amd64, bit for bit: a NaN keeps its payload with the
+// sign bit cleared, −0 becomes +0.
+static inline float relu(float v) { return v != v ? fromBits(bits(v) & 0x7fffffffu) : (v > 0 ? v : 0.0f); }
+
+// positive: all ones when y ∈ (0, +Inf], else 0 (elementwise.go).
+static inline uint32_t positive(float y) { return (uint32_t)((int64_t)((uint64_t)(bits(y) - 1u) - 0x7f800000u) >> 63); }
+
+CLONES void dp_relu(float *dst, const float *x, long n) {
+	for (long i = 0; i < n; i++) dst[i] = relu(x[i]);
+}
+
+CLONES void dp_relu_mask(float *dst, const float *dy, const float *y, long n) {
+	for (long i = 0; i < n; i++) dst[i] = fromBits(bits(dy[i]) & positive(y[i]));
+}
+
+CLONES void dp_add(float *dst, const float *a, const float *b, long n) {
+	for (long i = 0; i < n; i++) dst[i] = a[i] + b[i];
+}
+
+CLONES void dp_add_relu(float *dst, const float *a, const float *b, long n) {
+	for (long i = 0; i < n; i++) dst[i] = relu(a[i] + b[i]);
+}
+
+CLONES void dp_affine(float *dst, const float *x, float m, float a, float b, long n) {
+	for (long i = 0; i < n; i++) dst[i] = (x[i] - m) * a + b;
+}
+
+CLONES void dp_combine(float *dst, const float *dy, const float *x, float m, float a, float b, float c, long n) {
+	for (long i = 0; i < n; i++) dst[i] = a * dy[i] + b * (x[i] - m) + c;
+}
+
+// Reductions, in the order of elementwise.go: blocks of SUM_BLOCK elements;
+// in each, CHAINS float32 partial sums (chain j takes elements j, j+CHAINS,
+// …; the tail goes to chain 0), added by chain_total's fixed tree; the
+// blocks' totals added in float64. The chains are the lanes of one GCC
+// vector: lane-wise arithmetic, the Go loop's operations on any vector
+// width the target has.
+enum { SUM_BLOCK = 256, CHAINS = 16 };
+typedef float chainvec __attribute__((vector_size(CHAINS * sizeof(float))));
+
+static inline chainvec load(const float *p) {
+	chainvec v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline float chain_total(float *a) {
+	for (int w = CHAINS / 2; w >= 1; w /= 2)
+		for (int j = 0; j < w; j++) a[j] += a[j + w];
+	return a[0];
+}
+
+CLONES double dp_sum(const float *x, long n) {
+	double s = 0;
+	for (long o = 0; o < n; o += SUM_BLOCK) {
+		long e = o + SUM_BLOCK < n ? o + SUM_BLOCK : n, i = o;
+		chainvec va = {0};
+		for (; i + CHAINS <= e; i += CHAINS) va += load(x + i);
+		float a[CHAINS];
+		memcpy(a, &va, sizeof a);
+		for (; i < e; i++) a[0] += x[i];
+		s += (double)chain_total(a);
+	}
+	return s;
+}
+
+CLONES dp_pair dp_centered_moments(const float *x, float m, long n) {
+	double r1 = 0, r2 = 0;
+	for (long o = 0; o < n; o += SUM_BLOCK) {
+		long e = o + SUM_BLOCK < n ? o + SUM_BLOCK : n, i = o;
+		chainvec va = {0}, vq = {0};
+		for (; i + CHAINS <= e; i += CHAINS) {
+			chainvec d = load(x + i) - m;
+			va += d;
+			vq += d * d;
+		}
+		float a[CHAINS], q[CHAINS];
+		memcpy(a, &va, sizeof a);
+		memcpy(q, &vq, sizeof q);
+		for (; i < e; i++) {
+			float t = x[i] - m;
+			a[0] += t;
+			q[0] += t * t;
+		}
+		r1 += (double)chain_total(a);
+		r2 += (double)chain_total(q);
+	}
+	return (dp_pair){r1, r2};
+}
+
+CLONES dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n) {
+	double r1 = 0, r2 = 0;
+	for (long o = 0; o < n; o += SUM_BLOCK) {
+		long e = o + SUM_BLOCK < n ? o + SUM_BLOCK : n, i = o;
+		chainvec va = {0}, vp = {0};
+		for (; i + CHAINS <= e; i += CHAINS) {
+			chainvec g = load(dy + i);
+			va += g;
+			vp += g * (load(x + i) - m);
+		}
+		float a[CHAINS], p[CHAINS];
+		memcpy(a, &va, sizeof a);
+		memcpy(p, &vp, sizeof p);
+		for (; i < e; i++) {
+			a[0] += dy[i];
+			p[0] += dy[i] * (x[i] - m);
+		}
+		r1 += (double)chain_total(a);
+		r2 += (double)chain_total(p);
+	}
+	return (dp_pair){r1, r2};
+}

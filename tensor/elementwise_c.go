@@ -1,0 +1,44 @@
+//go:build cgo && !noblas && amd64
+
+package tensor
+
+/*
+#cgo CFLAGS: -O3
+#include "elementwise_c.h"
+*/
+import "C"
+
+import "unsafe"
+
+// cKernelMin is the length from which the elementwise kernels call their
+// vectorised C versions (elementwise_c.c): below it the cgo call costs more
+// than it saves. Both versions give the same bits, so the switch is not
+// visible in results (TestElementwiseCMatchesGo).
+const cKernelMin = 256
+
+const haveCKernels = true
+
+func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(&s[0])) }
+
+func reluC(dst, x []float32)         { C.dp_relu(fp(dst), fp(x), C.long(len(dst))) }
+func reluMaskC(dst, dy, y []float32) { C.dp_relu_mask(fp(dst), fp(dy), fp(y), C.long(len(dst))) }
+func addC(dst, a, b []float32)       { C.dp_add(fp(dst), fp(a), fp(b), C.long(len(dst))) }
+func addReLUC(dst, a, b []float32)   { C.dp_add_relu(fp(dst), fp(a), fp(b), C.long(len(dst))) }
+func affineC(dst, x []float32, m, a, b float32) {
+	C.dp_affine(fp(dst), fp(x), C.float(m), C.float(a), C.float(b), C.long(len(dst)))
+}
+func combineC(dst, dy, x []float32, m, a, b, c float32) {
+	C.dp_combine(fp(dst), fp(dy), fp(x), C.float(m), C.float(a), C.float(b), C.float(c), C.long(len(dst)))
+}
+
+func sumC(x []float32) float64 { return float64(C.dp_sum(fp(x), C.long(len(x)))) }
+
+func centeredMomentsC(x []float32, m float32) (s1, s2 float64) {
+	r := C.dp_centered_moments(fp(x), C.float(m), C.long(len(x)))
+	return float64(r.a), float64(r.b)
+}
+
+func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) {
+	r := C.dp_centered_dots(fp(dy), fp(x), C.float(m), C.long(len(dy)))
+	return float64(r.a), float64(r.b)
+}

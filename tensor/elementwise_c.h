@@ -1,0 +1,11 @@
+// Vectorised elementwise kernels (elementwise_c.c, elementwise_c.go).
+void dp_relu(float *dst, const float *x, long n);
+void dp_relu_mask(float *dst, const float *dy, const float *y, long n);
+void dp_add(float *dst, const float *a, const float *b, long n);
+void dp_add_relu(float *dst, const float *a, const float *b, long n);
+void dp_affine(float *dst, const float *x, float m, float a, float b, long n);
+void dp_combine(float *dst, const float *dy, const float *x, float m, float a, float b, float c, long n);
+double dp_sum(const float *x, long n);
+typedef struct { double a, b; } dp_pair; // two sums, returned by value (no Go pointer escapes)
+dp_pair dp_centered_moments(const float *x, float m, long n);
+dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n);

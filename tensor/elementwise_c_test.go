@@ -1,0 +1,106 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// specialSlice returns n floats mixing normal values with NaNs of both
+// signs, infinities, signed zeros and subnormals.
+func specialSlice(r *rand.Rand, n int) []float32 {
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0xffc00001), 1e-45, -1e-45, 1e-39, math.MaxFloat32, -math.MaxFloat32}
+	s := make([]float32, n)
+	for i := range s {
+		if r.IntN(4) == 0 {
+			s[i] = special[r.IntN(len(special))]
+		} else {
+			s[i] = float32(r.NormFloat64() * math.Exp(4*r.NormFloat64()))
+		}
+	}
+	return s
+}
+
+// inPieces runs f on pieces shorter than cKernelMin (the Go loops) and
+// returns the result.
+func inPieces(n int, f func(lo, hi int)) {
+	const piece = 100
+	for lo := 0; lo < n; lo += piece {
+		f(lo, min(n, lo+piece))
+	}
+}
+
+// requireSameBits fails unless got and want have the same bits, every NaN
+// counting as every other: which NaN operand an x86 instruction passes on
+// depends on the operand order the compiler chose, so NaN payloads may
+// differ between the C and Go loops (nothing reads them: a non-finite
+// example is clipped to nothing).
+func requireSameBits(t *testing.T, name string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if got[i] != got[i] && want[i] != want[i] {
+			continue
+		}
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d is %v (%#x) on the long path, %v (%#x) on the short one", name, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}
+
+// TestElementwiseCMatchesGo: each kernel gives the same bits on slices long
+// enough for its vectorised C version as on short pieces (the Go loop), on
+// data with NaNs, infinities, signed zeros and subnormals, and in place
+// where the doc allows aliasing.
+func TestElementwiseCMatchesGo(t *testing.T) {
+	if !haveCKernels {
+		t.Skip("no C kernels in this build")
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	const n = 4099
+	a, b, c := specialSlice(r, n), specialSlice(r, n), specialSlice(r, n)
+	long, short := make([]float32, n), make([]float32, n)
+	run := func(name string, f func(dst []float32, lo, hi int)) {
+		t.Helper()
+		f(long, 0, n)
+		inPieces(n, func(lo, hi int) { f(short[lo:hi], lo, hi) })
+		requireSameBits(t, name, long, short)
+	}
+	run("ReLU", func(d []float32, lo, hi int) { ReLU(d, a[lo:hi]) })
+	run("ReLUMask", func(d []float32, lo, hi int) { ReLUMask(d, a[lo:hi], b[lo:hi]) })
+	run("Add", func(d []float32, lo, hi int) { Add(d, a[lo:hi], b[lo:hi]) })
+	run("AddReLU", func(d []float32, lo, hi int) { AddReLU(d, a[lo:hi], b[lo:hi]) })
+	for _, p := range [][4]float32{{0, 1, 0, 0}, {0.37, -2.5, 1e-3, 7}, {-1e20, 3e-20, 1e30, -0.5}} {
+		run("Affine", func(d []float32, lo, hi int) { Affine(d, a[lo:hi], p[0], p[1], p[2]) })
+		run("Combine", func(d []float32, lo, hi int) { Combine(d, a[lo:hi], c[lo:hi], p[0], p[1], p[2], p[3]) })
+	}
+	// Reductions: the same float64 results from the C and Go loops.
+	for _, m := range []float32{0, 0.5, -3e3} {
+		for _, k := range []int{1, 15, 16, 17, 255, 256, 257, 1000, n} {
+			x, y := a[:k], c[:k]
+			s1, s2 := CenteredMoments(x, m)
+			g1, g2 := centeredMomentsGo(x, m)
+			d1, d2 := CenteredDots(x, y, m)
+			h1, h2 := centeredDotsGo(x, y, m)
+			for _, q := range []struct {
+				what      string
+				got, want float64
+			}{{"Sum", Sum(x), sumGo(x)}, {"CenteredMoments s1", s1, g1}, {"CenteredMoments s2", s2, g2}, {"CenteredDots Σdy", d1, h1}, {"CenteredDots Σdy·(x−m)", d2, h2}} {
+				if math.Float64bits(q.got) != math.Float64bits(q.want) && !(q.got != q.got && q.want != q.want) {
+					t.Fatalf("%s over %d elements, m = %g: %v, Go loop %v", q.what, k, m, q.got, q.want)
+				}
+			}
+		}
+	}
+	// In place: dst aliasing an input.
+	inPlace := func(name string, f func(dst, x []float32, lo int)) {
+		t.Helper()
+		x1, x2 := append([]float32(nil), a...), append([]float32(nil), a...)
+		f(x1, x1, 0)
+		inPieces(n, func(lo, hi int) { f(x2[lo:hi], x2[lo:hi], lo) })
+		requireSameBits(t, name+" in place", x1, x2)
+	}
+	inPlace("ReLU", func(d, x []float32, _ int) { ReLU(d, x) })
+	inPlace("Add", func(d, x []float32, lo int) { Add(d, x, b[lo:lo+len(x)]) })
+	inPlace("Affine", func(d, x []float32, _ int) { Affine(d, x, 0.25, 3, -1) })
+}

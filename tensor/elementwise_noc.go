@@ -1,0 +1,20 @@
+//go:build !cgo || noblas || !amd64
+
+package tensor
+
+// No C kernels in this build: the Go loops of elementwise.go run always.
+const (
+	cKernelMin   = 0
+	haveCKernels = false
+)
+
+func reluC(dst, x []float32)                            { panic("tensor: no C kernels") }
+func reluMaskC(dst, dy, y []float32)                    { panic("tensor: no C kernels") }
+func addC(dst, a, b []float32)                          { panic("tensor: no C kernels") }
+func addReLUC(dst, a, b []float32)                      { panic("tensor: no C kernels") }
+func affineC(dst, x []float32, m, a, b float32)         { panic("tensor: no C kernels") }
+func combineC(dst, dy, x []float32, m, a, b, c float32) { panic("tensor: no C kernels") }
+
+func sumC(x []float32) float64                                     { panic("tensor: no C kernels") }
+func centeredMomentsC(x []float32, m float32) (s1, s2 float64)     { panic("tensor: no C kernels") }
+func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) { panic("tensor: no C kernels") }
