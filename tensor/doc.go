@@ -27,6 +27,10 @@
 //   - A ConvPlan call runs on its calling goroutine's thread alone (oneDNN's
 //     OpenMP thread count set to 1 before each call, float32 arithmetic
 //     pinned): its result depends on its shape and inputs only.
+//   - The elementwise kernels and reductions run vectorised C versions on
+//     long slices (cgo, amd64) that do the Go loops' operations in the
+//     same order, so the switch by length changes no bits (NaN payloads
+//     aside: which NaN operand propagates depends on instruction order).
 //   - par.For's chunks do depend on Threads(): it is for elementwise
 //     work only, where nothing is summed across a chunk.
 //   - par.Each hands items to goroutines dynamically: an item's result
