@@ -66,6 +66,14 @@ static dnnl_status_t reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *a,
 	return s;
 }
 
+// link makes the reorder from a to b (NULL when they agree) and, when there
+// is one, adds the size of the copy in layout md to *ws.
+static dnnl_status_t link(dnnl_primitive_t *r, const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *md, size_t *ws) {
+	dnnl_status_t s = reorder(r, a, b);
+	if (s == dnnl_success && *r) *ws += align64(dnnl_memory_desc_get_size(md));
+	return s;
+}
+
 int dp_conv_init(char *err, int errlen) {
 	one_thread();
 	if (engine) return 0;
@@ -125,30 +133,23 @@ dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, i
 		c->scratch[op] = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(c->pd[op], dnnl_query_scratchpad_md, 0));
 		CHK(dnnl_primitive_create(&c->prim[op], c->pd[op]));
 		size_t ws = align64(c->scratch[op]);
+		// Each operand in a layout other than the user's needs a reorder
+		// and room for its copy in the workspace.
 		switch (op) {
 		case OP_FWD:
-			CHK(reorder(&c->src_in[op], &c->user_src, &c->src[op]));
-			CHK(reorder(&c->wei_in[op], &c->user_wei, &c->wei[op]));
-			CHK(reorder(&c->dst_in[op], &c->dst[op], &c->user_dst)); // out
-			if (c->src_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->src[op]));
-			if (c->wei_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->wei[op]));
-			if (c->dst_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->dst[op]));
+			CHK(link(&c->src_in[op], &c->user_src, &c->src[op], &c->src[op], &ws));
+			CHK(link(&c->wei_in[op], &c->user_wei, &c->wei[op], &c->wei[op], &ws));
+			CHK(link(&c->dst_in[op], &c->dst[op], &c->user_dst, &c->dst[op], &ws)); // out
 			break;
 		case OP_BWD_DATA:
-			CHK(reorder(&c->dst_in[op], &c->user_dst, &c->dst[op]));
-			CHK(reorder(&c->wei_in[op], &c->user_wei, &c->wei[op]));
-			CHK(reorder(&c->src_out[op], &c->src[op], &c->user_src));
-			if (c->dst_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->dst[op]));
-			if (c->wei_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->wei[op]));
-			if (c->src_out[op]) ws += align64(dnnl_memory_desc_get_size(&c->src[op]));
+			CHK(link(&c->dst_in[op], &c->user_dst, &c->dst[op], &c->dst[op], &ws));
+			CHK(link(&c->wei_in[op], &c->user_wei, &c->wei[op], &c->wei[op], &ws));
+			CHK(link(&c->src_out[op], &c->src[op], &c->user_src, &c->src[op], &ws));
 			break;
 		case OP_BWD_WEIGHTS:
-			CHK(reorder(&c->src_in[op], &c->user_src, &c->src[op]));
-			CHK(reorder(&c->dst_in[op], &c->user_dst, &c->dst[op]));
-			CHK(reorder(&c->wei_out[op], &c->wei[op], &c->user_wei));
-			if (c->src_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->src[op]));
-			if (c->dst_in[op]) ws += align64(dnnl_memory_desc_get_size(&c->dst[op]));
-			if (c->wei_out[op]) ws += align64(dnnl_memory_desc_get_size(&c->wei[op]));
+			CHK(link(&c->src_in[op], &c->user_src, &c->src[op], &c->src[op], &ws));
+			CHK(link(&c->dst_in[op], &c->user_dst, &c->dst[op], &c->dst[op], &ws));
+			CHK(link(&c->wei_out[op], &c->wei[op], &c->user_wei, &c->wei[op], &ws));
 			break;
 		}
 		if (ws > c->ws_bytes) c->ws_bytes = ws;
