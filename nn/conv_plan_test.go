@@ -130,3 +130,67 @@ func TestConvKernelsMatchIm2col(t *testing.T) {
 		}
 	}
 }
+
+// TestConvKernelsVaryingBatch runs one layer on batches of every size from
+// 1 to 110 (as Poisson sampling gives): new call shapes every step, the
+// layer's plans dropped and remade past maxPlans, and every result still
+// that of im2col and GEMM.
+func TestConvKernelsVaryingBatch(t *testing.T) {
+	// (ghost, stored and materialise rules in turn; Accumulate and PerExample steps)
+	if tensor.ConvKernels == "im2col" {
+		t.Skip("no convolution kernels in this build")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	newLayer := func() *nn.Conv2d { return nn.NewConv2d("c", 4, 80, 3, 1, 1, true, false, rand.New(rand.NewPCG(1, 1))) }
+	planned := newLayer()
+	was := tensor.UseConvKernels(false)
+	ref := newLayer()
+	tensor.UseConvKernels(was)
+	dropped := false
+	for b := 1; b <= 110; b++ {
+		before := nn.ConvPlanCount(planned)
+		x := tensor.New(b, 4, 6, 6)
+		dy := tensor.New(b, 80, 6, 6)
+		for i := range x.Data {
+			x.Data[i] = float32(r.NormFloat64())
+		}
+		for i := range dy.Data {
+			dy.Data[i] = float32(r.NormFloat64())
+		}
+		coef := make([]float32, b)
+		for i := range coef {
+			coef[i] = float32(r.Float64())
+		}
+		rule := []nn.NormRule{nn.RuleGhost, nn.RuleMaterializeStored, nn.RuleMaterialize}[b%3]
+		var outs [2][]float32
+		for i, c := range []*nn.Conv2d{planned, ref} {
+			c.ForceNorm = rule
+			for _, p := range c.Params() {
+				clear(p.Grad)
+			}
+			y := c.Forward(x, true)
+			dx := c.Backward(dy, &nn.BackwardContext{Mode: nn.Accumulate, NeedDX: true})
+			out := append(append(append(append([]float32(nil), y.Data...), dx.Data...), c.W.Grad...), c.B.Grad...)
+			for _, p := range c.Params() {
+				clear(p.Grad)
+			}
+			c.Forward(x, true)
+			ctx := &nn.BackwardContext{Mode: nn.PerExample, NeedDX: true, SqNorms: make([]float64, b)}
+			dx = c.Backward(dy, ctx)
+			c.AccumulateClipped(coef)
+			outs[i] = append(append(append(out, dx.Data...), c.W.Grad...), c.B.Grad...)
+		}
+		if !nn.ConvHasPlans(planned) {
+			t.Fatalf("batch %d: the layer lost its plans", b)
+		}
+		if nn.ConvPlanCount(planned) < before {
+			dropped = true
+		}
+		if e := relErr32(outs[0], outs[1]); !(e < 2e-5) {
+			t.Fatalf("batch %d: planned and im2col results differ by %.3g (relative)", b, e)
+		}
+	}
+	if !dropped {
+		t.Fatalf("the plans were never dropped (%d kept): the test no longer covers remaking them", nn.ConvPlanCount(planned))
+	}
+}

@@ -20,3 +20,6 @@ func ConvHasPlans(c *Conv2d) bool { return !c.noPlans && len(c.plans) > 0 }
 // WeightTasks is weightTasks (the slots and channel blocks of a planned
 // weight gradient).
 var WeightTasks = weightTasks
+
+// ConvPlanCount returns how many plans c keeps.
+func ConvPlanCount(c *Conv2d) int { return len(c.plans) }
