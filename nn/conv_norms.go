@@ -65,10 +65,7 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 				// The kept float32 sums are exactly what AccumulateClipped
 				// adds (times c_j): exact for what is released, up to the
 				// float64 sum of squares.
-				for _, v := range bg {
-					sq += float64(v) * float64(v)
-				}
-				sq = SumSquaresBound(sq, p)
+				sq = SumSquaresBound(tensor.SumSquares(bg), p)
 			}
 			if wTrain {
 				var cl []float32
@@ -118,10 +115,7 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 				if cj == 0 {
 					continue
 				}
-				src := c.stored[j*p*d : (j+1)*p*d]
-				for q := lo; q < hi; q++ {
-					g[q] += cj * src[q]
-				}
+				tensor.Axpy(g[lo:hi], cj, c.stored[j*p*d+lo:j*p*d+hi])
 			}
 		})
 		return
@@ -190,11 +184,7 @@ func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []f
 			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, false)
 		}
 	}
-	var s float64
-	for _, v := range dst {
-		s += float64(v) * float64(v)
-	}
-	return SumSquaresBound(s, p*d)
+	return SumSquaresBound(tensor.SumSquares(dst), p*d)
 }
 
 // ghostSq returns an upper bound of ‖∇W_j‖² by the ghost rule: Gram

@@ -73,22 +73,7 @@ func (c *Conv2d) wsBackward(dst, g []float32, add bool) {
 
 func (c *Conv2d) wsBackwardRow(out, gr []float32, o int, add bool) {
 	d := c.d()
-	wr := c.wEff[o*d : (o+1)*d]
-	var sg, sgw float64
-	for j, v := range gr {
-		sg += float64(v)
-		sgw += float64(v) * float64(wr[j])
-	}
-	mean, proj := sg/float64(d), sgw/float64(d)
-	inv := float64(c.wsInvStd[o])
-	for j, v := range gr {
-		r := float32((float64(v) - mean - float64(wr[j])*proj) * inv)
-		if add {
-			out[j] += r
-		} else {
-			out[j] = r
-		}
-	}
+	tensor.WSRow(out, gr, c.wEff[o*d:(o+1)*d], float64(c.wsInvStd[o]), add)
 }
 
 // wsGhostSlack is the largest relative width (upper bound − estimate) of the

@@ -278,3 +278,94 @@ func TanhBackward(dst, dy, y []float32) {
 		dst[i] = g * (1 - t*t)
 	}
 }
+
+// SumSquares returns Σ x[i]² with each square taken in float64 (exact) and
+// the terms added in float64, in 16 chains added by a fixed tree (any
+// order of the additions is within the same γ⁶⁴ bound, which is what the
+// per-example norm bounds assume).
+func SumSquares(x []float32) float64 {
+	if haveCKernels && len(x) >= cKernelMin {
+		return sumSquaresC(x)
+	}
+	return sumSquaresGo(x)
+}
+
+func sumSquaresGo(x []float32) float64 {
+	var a [chains]float64
+	for len(x) >= chains {
+		c := x[:chains]
+		for j := range chains {
+			v := float64(c[j])
+			a[j] += v * v
+		}
+		x = x[chains:]
+	}
+	for _, v := range x {
+		a[0] += float64(v) * float64(v)
+	}
+	for w := chains / 2; w >= 1; w /= 2 {
+		for j := 0; j < w; j++ {
+			a[j] += a[j+w]
+		}
+	}
+	return a[0]
+}
+
+// Axpy sets dst[i] += a·x[i].
+func Axpy(dst []float32, a float32, x []float32) {
+	checkLen("Axpy", len(dst), len(x))
+	if haveCKernels && len(dst) >= cKernelMin {
+		axpyC(dst, a, x)
+		return
+	}
+	for i, v := range x {
+		dst[i] += a * v
+	}
+}
+
+// WSRow sets dst (add: adds to dst) to the weight-standardisation Jacobian
+// applied to the gradient row g of the standardised weights w:
+// (g − mean(g) − w·(g·w)/n)·inv, n = len(g), computed in float64 with the
+// sums Σg and Σg·w in 16 chains added by a fixed tree; dst is rounded to
+// float32 once per element.
+func WSRow(dst, g, w []float32, inv float64, add bool) {
+	checkLen("WSRow", len(dst), len(g), len(w))
+	if haveCKernels && len(dst) >= cKernelMin {
+		wsRowC(dst, g, w, inv, add)
+		return
+	}
+	wsRowGo(dst, g, w, inv, add)
+}
+
+func wsRowGo(dst, g, w []float32, inv float64, add bool) {
+	var a, b [chains]float64
+	n := len(g)
+	i := 0
+	for ; i+chains <= n; i += chains {
+		gc, wc := g[i:i+chains], w[i:i+chains]
+		for j := range chains {
+			v := float64(gc[j])
+			a[j] += v
+			b[j] += v * float64(wc[j])
+		}
+	}
+	for ; i < n; i++ {
+		a[0] += float64(g[i])
+		b[0] += float64(g[i]) * float64(w[i])
+	}
+	for s := chains / 2; s >= 1; s /= 2 {
+		for j := 0; j < s; j++ {
+			a[j] += a[j+s]
+			b[j] += b[j+s]
+		}
+	}
+	mean, proj := a[0]/float64(n), b[0]/float64(n)
+	for k, v := range g {
+		r := float32((float64(v) - mean - float64(w[k])*proj) * inv)
+		if add {
+			dst[k] += r
+		} else {
+			dst[k] = r
+		}
+	}
+}

@@ -134,3 +134,56 @@ CLONES dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n
 	}
 	return (dp_pair){r1, r2};
 }
+
+// dp_sum_squares returns Σ x[i]² in float64 (each square exact), in 16
+// float64 chains added by a fixed tree, as sumSquaresGo.
+CLONES double dp_sum_squares(const float *x, long n) {
+	typedef double dvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	dvec acc = {0};
+	long i = 0;
+	for (; i + CHAINS <= n; i += CHAINS) {
+		chainvec v = load(x + i);
+		dvec d = __builtin_convertvector(v, dvec);
+		acc += d * d;
+	}
+	double a[CHAINS];
+	memcpy(a, &acc, sizeof a);
+	for (; i < n; i++) a[0] += (double)x[i] * (double)x[i];
+	for (int w = CHAINS / 2; w >= 1; w /= 2)
+		for (int j = 0; j < w; j++) a[j] += a[j + w];
+	return a[0];
+}
+
+// dp_axpy sets dst[i] += a·x[i] (a multiply, then an add: as Go).
+CLONES void dp_axpy(float *dst, float a, const float *x, long n) {
+	for (long i = 0; i < n; i++) dst[i] += a * x[i];
+}
+
+// dp_ws_row sets (add: adds to) dst the weight-standardisation Jacobian
+// applied to one row: (g − mean(g) − w·(g·w)/n)·inv, in float64, the sums
+// Σg and Σg·w in 16 float64 chains added by a fixed tree (as wsRowGo).
+CLONES void dp_ws_row(float *dst, const float *g, const float *w, long n, double inv, int add) {
+	typedef double dvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	dvec sg = {0}, sgw = {0};
+	long i = 0;
+	for (; i + CHAINS <= n; i += CHAINS) {
+		dvec gv = __builtin_convertvector(load(g + i), dvec);
+		dvec wv = __builtin_convertvector(load(w + i), dvec);
+		sg += gv;
+		sgw += gv * wv;
+	}
+	double a[CHAINS], b[CHAINS];
+	memcpy(a, &sg, sizeof a);
+	memcpy(b, &sgw, sizeof b);
+	for (; i < n; i++) {
+		a[0] += (double)g[i];
+		b[0] += (double)g[i] * (double)w[i];
+	}
+	for (int s = CHAINS / 2; s >= 1; s /= 2)
+		for (int j = 0; j < s; j++) a[j] += a[j + s], b[j] += b[j + s];
+	double mean = a[0] / (double)n, proj = b[0] / (double)n;
+	if (add)
+		for (long k = 0; k < n; k++) dst[k] += (float)(((double)g[k] - mean - (double)w[k] * proj) * inv);
+	else
+		for (long k = 0; k < n; k++) dst[k] = (float)(((double)g[k] - mean - (double)w[k] * proj) * inv);
+}

@@ -42,3 +42,17 @@ func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) {
 	r := C.dp_centered_dots(fp(dy), fp(x), C.float(m), C.long(len(dy)))
 	return float64(r.a), float64(r.b)
 }
+
+func sumSquaresC(x []float32) float64 { return float64(C.dp_sum_squares(fp(x), C.long(len(x)))) }
+
+func axpyC(dst []float32, a float32, x []float32) {
+	C.dp_axpy(fp(dst), C.float(a), fp(x), C.long(len(dst)))
+}
+
+func wsRowC(dst, g, w []float32, inv float64, add bool) {
+	a := C.int(0)
+	if add {
+		a = 1
+	}
+	C.dp_ws_row(fp(dst), fp(g), fp(w), C.long(len(dst)), C.double(inv), a)
+}

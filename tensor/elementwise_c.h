@@ -9,3 +9,6 @@ double dp_sum(const float *x, long n);
 typedef struct { double a, b; } dp_pair; // two sums, returned by value (no Go pointer escapes)
 dp_pair dp_centered_moments(const float *x, float m, long n);
 dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n);
+double dp_sum_squares(const float *x, long n);
+void dp_axpy(float *dst, float a, const float *x, long n);
+void dp_ws_row(float *dst, const float *g, const float *w, long n, double inv, int add);

@@ -1,7 +1,9 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -92,6 +94,22 @@ func TestElementwiseCMatchesGo(t *testing.T) {
 			}
 		}
 	}
+	for _, k := range []int{1, 15, 16, 17, 300, n} {
+		if got, want := SumSquares(a[:k]), sumSquaresGo(a[:k]); math.Float64bits(got) != math.Float64bits(want) && !(got != got && want != want) {
+			t.Fatalf("SumSquares over %d elements: %v, Go loop %v", k, got, want)
+		}
+	}
+	// WSRow on finite rows (one NaN makes a whole row NaN).
+	fg, fw, fd := randSlice(r, n), randSlice(r, n), randSlice(r, n)
+	for _, add := range []bool{false, true} {
+		for _, k := range []int{1, 17, 300, n} {
+			d1, d2 := append([]float32(nil), fd[:k]...), append([]float32(nil), fd[:k]...)
+			WSRow(d1, fg[:k], fw[:k], 0.731, add)
+			wsRowGo(d2, fg[:k], fw[:k], 0.731, add)
+			requireSameBits(t, fmt.Sprintf("WSRow(add=%v) over %d", add, k), d1, d2)
+		}
+	}
+	run("Axpy", func(d []float32, lo, hi int) { copy(d, c[lo:hi]); Axpy(d, 0.37, a[lo:hi]) })
 	// In place: dst aliasing an input.
 	inPlace := func(name string, f func(dst, x []float32, lo int)) {
 		t.Helper()
@@ -103,4 +121,30 @@ func TestElementwiseCMatchesGo(t *testing.T) {
 	inPlace("ReLU", func(d, x []float32, _ int) { ReLU(d, x) })
 	inPlace("Add", func(d, x []float32, lo int) { Add(d, x, b[lo:lo+len(x)]) })
 	inPlace("Affine", func(d, x []float32, _ int) { Affine(d, x, 0.25, 3, -1) })
+}
+
+// TestSumSquaresWithinGamma: the float64 sum of squares, in whatever order
+// of chains, is within γ⁶⁴_n of the exact sum (math/big), the bound the
+// per-example norm bounds (nn.SumSquaresBound) take for any order.
+func TestSumSquaresWithinGamma(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for _, n := range []int{1, 16, 100, 4096, 100000} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * math.Exp(3*r.NormFloat64()))
+		}
+		exact := new(big.Float).SetPrec(2000)
+		for _, v := range x {
+			f := new(big.Float).SetPrec(2000).SetFloat64(float64(v))
+			exact.Add(exact, f.Mul(f, f))
+		}
+		e, _ := exact.Float64()
+		u := math.Ldexp(1, -53)
+		gamma := float64(n) * u / (1 - float64(n)*u)
+		for _, got := range []float64{SumSquares(x), sumSquaresGo(x)} {
+			if math.Abs(got-e) > gamma*e {
+				t.Fatalf("n = %d: sum of squares %v, exact %v: error above γ⁶⁴_n", n, got, e)
+			}
+		}
+	}
 }

@@ -18,3 +18,8 @@ func combineC(dst, dy, x []float32, m, a, b, c float32) { panic("tensor: no C ke
 func sumC(x []float32) float64                                     { panic("tensor: no C kernels") }
 func centeredMomentsC(x []float32, m float32) (s1, s2 float64)     { panic("tensor: no C kernels") }
 func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) { panic("tensor: no C kernels") }
+
+func sumSquaresC(x []float32) float64             { panic("tensor: no C kernels") }
+func axpyC(dst []float32, a float32, x []float32) { panic("tensor: no C kernels") }
+
+func wsRowC(dst, g, w []float32, inv float64, add bool) { panic("tensor: no C kernels") }
