@@ -234,7 +234,7 @@ func (c *Conv2d) ghostSq(sc *convScratch, j int, col []float32, ld int, dyc []fl
 // e_o = γ⁶⁴_{kt}·Σ_s|dy_os|‖a_s‖ in norm, by Minkowski's inequality).
 //
 // Without WS, ‖g_o‖ ≤ ‖g̃_o‖ + e_o. With WS the gradient is
-// (1/s_o)·P·g_o (wsCorrection's P), applied in float64 as wsBackward does:
+// (1/s_o)·P·g_o (wsCorrection's P), applied here in float64 (its own arithmetic, whatever wsBackward does):
 // ‖P g_o‖ ≤ ‖P g̃_o‖ + ‖P‖₂·e_o with ‖P‖₂ ≤ 1 + ‖ŵ_o‖²/n (triangle
 // inequality: I − 11ᵀ/n is a projection), and the computed h̃ = fl(P g̃_o/s_o)
 // is within (1/s_o)·(γ⁶⁴_{n+2}‖g̃_o‖(1 + ‖ŵ_o‖²/n) + 5u₆₄(‖g̃_o‖ + √n|m̃| +

@@ -81,6 +81,8 @@ func TestConvKernelsMatchIm2col(t *testing.T) {
 		// several slots and channel blocks of the weight gradient (weightTasks)
 		{"k3-130ch-slots-blocks-bias", 6, 130, 3, 1, 1, 40, 16, true, false, 1},
 		{"k1-ws-128ch-blocks-group2", 8, 128, 1, 1, 0, 8, 6, false, true, 2},
+		// WS with rows of d = 288 ≥ the C kernels' threshold (tensor.WSRow's vectorised path)
+		{"k3-ws-d288-stored", 32, 24, 3, 1, 1, 6, 8, true, true, 1},
 	}
 	if s, b := nn.WeightTasks(40, 16*16, 130); s < 2 || b < 2 {
 		t.Fatalf("weightTasks(40, 256, 130) = %d slots, %d blocks: the cases below no longer cover several of each", s, b)

@@ -335,3 +335,29 @@ func TestLinearNormNeverBelowExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSumSquaresBoundOfKernel: SumSquaresBound of tensor.SumSquares (the
+// stored rule's float64 sum in 16 chains, vectorised) is never below the
+// exact sum of squares (math/big), on inputs whose float64 sum rounds.
+func TestSumSquaresBoundOfKernel(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 37))
+	for _, n := range []int{1, 17, 256, 1000, 4099, 65536} {
+		for trial := 0; trial < 20; trial++ {
+			x := make([]float32, n)
+			for i := range x {
+				// mixed magnitudes and many significant bits: the float64
+				// additions round
+				x[i] = float32(r.NormFloat64() * math.Exp(6*r.NormFloat64()))
+			}
+			exact := new(big.Float).SetPrec(4000)
+			for _, v := range x {
+				f := new(big.Float).SetPrec(4000).SetFloat64(float64(v))
+				exact.Add(exact, f.Mul(f, f))
+			}
+			got := new(big.Float).SetPrec(4000).SetFloat64(SumSquaresBound(tensor.SumSquares(x), n))
+			if got.Cmp(exact) < 0 {
+				t.Fatalf("n = %d: bound %v below the exact sum %v", n, got, exact)
+			}
+		}
+	}
+}

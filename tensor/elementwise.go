@@ -2,6 +2,11 @@ package tensor
 
 import "math"
 
+// Single-threaded elementwise kernels and reductions. Every product that
+// is added to something is converted explicitly (float32(a*b) + c): the Go
+// spec lets a compiler fuse a*b + c into one rounding (GOAMD64=v3 does),
+// and the C versions (elementwise_c.c) must give the same bits.
+//
 // Single-threaded elementwise kernels and reductions. Layers split their
 // tensors with ParallelFor and call these on each piece. Inputs are never
 // modified; dst may alias an input only where the doc says so.
@@ -88,14 +93,14 @@ func centeredMomentsGo(x []float32, m float32) (s1, s2 float64) {
 			for j := range chains {
 				d := c[j] - m
 				a[j] += d
-				q[j] += d * d
+				q[j] += float32(d * d)
 			}
 			b = b[chains:]
 		}
 		for _, v := range b {
 			d := v - m
 			a[0] += d
-			q[0] += d * d
+			q[0] += float32(d * d)
 		}
 		s1 += float64(chainTotal(&a))
 		s2 += float64(chainTotal(&q))
@@ -122,13 +127,13 @@ func centeredDotsGo(dy, x []float32, m float32) (sdy, sdyx float64) {
 			gc, vc := g[:chains], v[:chains]
 			for j := range chains {
 				a[j] += gc[j]
-				p[j] += gc[j] * (vc[j] - m)
+				p[j] += float32(gc[j] * (vc[j] - m))
 			}
 			g, v = g[chains:], v[chains:]
 		}
 		for i := range g {
 			a[0] += g[i]
-			p[0] += g[i] * (v[i] - m)
+			p[0] += float32(g[i] * (v[i] - m))
 		}
 		sdy += float64(chainTotal(&a))
 		sdyx += float64(chainTotal(&p))
@@ -145,7 +150,7 @@ func Affine(dst, x []float32, m, a, b float32) {
 	}
 	x = x[:len(dst)]
 	for i, v := range x {
-		dst[i] = (v-m)*a + b
+		dst[i] = float32((v-m)*a) + b
 	}
 }
 
@@ -158,7 +163,7 @@ func Combine(dst, dy, x []float32, m, a, b, c float32) {
 	}
 	dy, x = dy[:len(dst)], x[:len(dst)]
 	for i, g := range dy {
-		dst[i] = a*g + b*(x[i]-m) + c
+		dst[i] = float32(a*g) + float32(b*(x[i]-m)) + c
 	}
 }
 
@@ -296,12 +301,12 @@ func sumSquaresGo(x []float32) float64 {
 		c := x[:chains]
 		for j := range chains {
 			v := float64(c[j])
-			a[j] += v * v
+			a[j] += float64(v * v)
 		}
 		x = x[chains:]
 	}
 	for _, v := range x {
-		a[0] += float64(v) * float64(v)
+		a[0] += float64(float64(v) * float64(v))
 	}
 	for w := chains / 2; w >= 1; w /= 2 {
 		for j := 0; j < w; j++ {
@@ -319,7 +324,7 @@ func Axpy(dst []float32, a float32, x []float32) {
 		return
 	}
 	for i, v := range x {
-		dst[i] += a * v
+		dst[i] += float32(a * v)
 	}
 }
 
@@ -346,12 +351,12 @@ func wsRowGo(dst, g, w []float32, inv float64, add bool) {
 		for j := range chains {
 			v := float64(gc[j])
 			a[j] += v
-			b[j] += v * float64(wc[j])
+			b[j] += float64(v * float64(wc[j]))
 		}
 	}
 	for ; i < n; i++ {
 		a[0] += float64(g[i])
-		b[0] += float64(g[i]) * float64(w[i])
+		b[0] += float64(float64(g[i]) * float64(w[i]))
 	}
 	for s := chains / 2; s >= 1; s /= 2 {
 		for j := 0; j < s; j++ {
@@ -361,7 +366,7 @@ func wsRowGo(dst, g, w []float32, inv float64, add bool) {
 	}
 	mean, proj := a[0]/float64(n), b[0]/float64(n)
 	for k, v := range g {
-		r := float32((float64(v) - mean - float64(w[k])*proj) * inv)
+		r := float32((float64(v) - mean - float64(float64(w[k])*proj)) * inv)
 		if add {
 			dst[k] += r
 		} else {

@@ -1,4 +1,4 @@
-//go:build cgo && !noblas && amd64
+//go:build cgo && !noblas && linux && amd64
 
 // Vectorised versions of the elementwise kernels of elementwise.go, for
 // long slices (elementwise_c.go). Each computes, element by element, the
@@ -7,9 +7,13 @@
 // The compiler vectorises the loops for the CPU found at run time
 // (target_clones by instruction set: AVX-512F, AVX2, or the baseline).
 
-// No fused multiply-adds: Go's amd64 compiler does not fuse, and the bits
-// must agree (cgo does not pass -ffp-contract=off, so the pragma says it).
+// No fused multiply-adds: the Go loops round every product (explicit
+// conversions), and the bits must agree. cgo does not pass
+// -ffp-contract=off, so the pragmas say it, for gcc and for clang.
 #pragma GCC optimize("fp-contract=off")
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
 // The baseline clone passes no vectors between functions (load is inlined).
 #pragma GCC diagnostic ignored "-Wpsabi"
 

@@ -1,4 +1,4 @@
-//go:build cgo && !noblas && amd64
+//go:build cgo && !noblas && linux && amd64
 
 package tensor
 
