@@ -26,28 +26,47 @@ const maxPlans = 96
 // hasPlans reports whether the layer runs on plans (its last forward did).
 func (c *Conv2d) hasPlans() bool { return !c.noPlans && len(c.plans) > 0 }
 
-// planFor returns the plan of n rows of the current input, or nil when the
-// layer runs without plans. Not safe for concurrent use: plansFor makes
-// every plan a parallel section needs before it starts.
-func (c *Conv2d) planFor(n int) *tensor.ConvPlan {
-	if c.noPlans {
-		return nil
+// planShape is the call shape of n rows of the current input computing
+// cout output channels of an output with ct channels per row (ct ≤ cout:
+// the plan's own output, compact).
+func (c *Conv2d) planShape(n, cout, ct int) tensor.ConvShape {
+	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: cout, K: c.K, Stride: c.Stride, Pad: c.Pad}
+	if ct > cout {
+		s.CoutTotal = ct
 	}
-	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: c.Cout, K: c.K, Stride: c.Stride, Pad: c.Pad}
+	return s
+}
+
+// makePlan returns the layer's plan of shape s, made and kept when new, or
+// nil when there are no kernels (pure-Go build, DPTRAIN_CONV=im2col) or
+// they cannot run s. Not safe for concurrent use: every plan a parallel
+// section needs is made before it starts.
+func (c *Conv2d) makePlan(s tensor.ConvShape) *tensor.ConvPlan {
 	if p, ok := c.plans[s]; ok {
 		return p
 	}
 	p, err := tensor.NewConvPlan(s)
 	if p == nil || err != nil {
-		// No kernels (pure-Go build, DPTRAIN_CONV=im2col) or a shape they
-		// cannot run: this layer uses im2col and GEMM from now on.
-		c.noPlans = true
 		return nil
 	}
 	if c.plans == nil {
 		c.plans = make(map[tensor.ConvShape]*tensor.ConvPlan)
 	}
 	c.plans[s] = p
+	return p
+}
+
+// planFor returns the plan of n rows (all output channels), or nil when
+// the layer runs without plans; a refused shape makes the layer use im2col
+// and GEMM from now on.
+func (c *Conv2d) planFor(n int) *tensor.ConvPlan {
+	if c.noPlans {
+		return nil
+	}
+	p := c.makePlan(c.planShape(n, c.Cout, 0))
+	if p == nil {
+		c.noPlans = true
+	}
 	return p
 }
 
@@ -78,9 +97,7 @@ func (c *Conv2d) plansFor(b, cs int) bool {
 
 // plan returns the plan of n rows made by plansFor (read-only: safe in
 // parallel sections).
-func (c *Conv2d) plan(n int) *tensor.ConvPlan {
-	return c.plans[tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: c.Cout, K: c.K, Stride: c.Stride, Pad: c.Pad}]
-}
+func (c *Conv2d) plan(n int) *tensor.ConvPlan { return c.plans[c.planShape(n, c.Cout, 0)] }
 
 // forwardPlanned is Forward on plans: chunk by chunk, y = conv(x, Ŵ) + b.
 func (c *Conv2d) forwardPlanned(b, cs, t int) {
@@ -160,29 +177,9 @@ func weightTasks(nr, t, p int) (slots, blocks int) {
 
 // planRows returns the plan of n rows and the output channels [o0, o1), for
 // output gradients with ct channels per row (ct = Cout: a view of dy; ct =
-// o1 − o0: a compact copy).
+// o1 − o0: a compact copy), made before the parallel section.
 func (c *Conv2d) planRows(n, o0, o1, ct int) *tensor.ConvPlan {
-	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: o1 - o0, K: c.K, Stride: c.Stride, Pad: c.Pad}
-	if ct > s.Cout {
-		s.CoutTotal = ct
-	}
-	return c.plans[s]
-}
-
-func (c *Conv2d) makePlanRows(n, o0, o1, ct int) bool {
-	if c.planRows(n, o0, o1, ct) != nil {
-		return true
-	}
-	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: o1 - o0, K: c.K, Stride: c.Stride, Pad: c.Pad}
-	if ct > s.Cout {
-		s.CoutTotal = ct
-	}
-	p, err := tensor.NewConvPlan(s)
-	if p == nil || err != nil {
-		return false
-	}
-	c.plans[s] = p
-	return true
+	return c.plans[c.planShape(n, o1-o0, ct)]
 }
 
 // accumulatePlanned is accumulate on plans, over the batch rows rows
@@ -213,7 +210,7 @@ func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float3
 			if view(rows[lo:hi]) {
 				ct = p
 			}
-			if !c.makePlanRows(hi-lo, o0, o1, ct) {
+			if c.makePlan(c.planShape(hi-lo, o1-o0, ct)) == nil {
 				c.noPlans = true // the caller falls back to im2col and GEMM
 				return false
 			}

@@ -2,14 +2,13 @@ package tensor
 
 import "math"
 
-// Single-threaded elementwise kernels and reductions. Every product that
-// is added to something is converted explicitly (float32(a*b) + c): the Go
-// spec lets a compiler fuse a*b + c into one rounding (GOAMD64=v3 does),
-// and the C versions (elementwise_c.c) must give the same bits.
-//
 // Single-threaded elementwise kernels and reductions. Layers split their
 // tensors with ParallelFor and call these on each piece. Inputs are never
-// modified; dst may alias an input only where the doc says so.
+// modified; dst may alias an input only where the doc says so. Long slices
+// go to vectorised C versions (elementwise_c.c) that give the same bits;
+// so every product that is added to something is converted explicitly
+// (float32(a*b) + c): the Go spec lets a compiler fuse a*b + c into one
+// rounding (GOAMD64=v3 does).
 //
 // Reductions add float32 terms in 16 independent float32 chains over
 // blocks of sumBlock elements and add the blocks' totals in float64: the

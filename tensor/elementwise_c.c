@@ -139,6 +139,13 @@ CLONES dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n
 	return (dp_pair){r1, r2};
 }
 
+// chain_total64 is chain_total for float64 chains.
+static inline double chain_total64(double *a) {
+	for (int w = CHAINS / 2; w >= 1; w /= 2)
+		for (int j = 0; j < w; j++) a[j] += a[j + w];
+	return a[0];
+}
+
 // dp_sum_squares returns Σ x[i]² in float64 (each square exact), in 16
 // float64 chains added by a fixed tree, as sumSquaresGo.
 CLONES double dp_sum_squares(const float *x, long n) {
@@ -153,9 +160,7 @@ CLONES double dp_sum_squares(const float *x, long n) {
 	double a[CHAINS];
 	memcpy(a, &acc, sizeof a);
 	for (; i < n; i++) a[0] += (double)x[i] * (double)x[i];
-	for (int w = CHAINS / 2; w >= 1; w /= 2)
-		for (int j = 0; j < w; j++) a[j] += a[j + w];
-	return a[0];
+	return chain_total64(a);
 }
 
 // dp_axpy sets dst[i] += a·x[i] (a multiply, then an add: as Go).
@@ -183,9 +188,7 @@ CLONES void dp_ws_row(float *dst, const float *g, const float *w, long n, double
 		a[0] += (double)g[i];
 		b[0] += (double)g[i] * (double)w[i];
 	}
-	for (int s = CHAINS / 2; s >= 1; s /= 2)
-		for (int j = 0; j < s; j++) a[j] += a[j + s], b[j] += b[j + s];
-	double mean = a[0] / (double)n, proj = b[0] / (double)n;
+	double mean = chain_total64(a) / (double)n, proj = chain_total64(b) / (double)n;
 	if (add)
 		for (long k = 0; k < n; k++) dst[k] += (float)(((double)g[k] - mean - (double)w[k] * proj) * inv);
 	else
