@@ -6,13 +6,24 @@ import (
 )
 
 // ReLU is y = max(0, x).
-type ReLU struct{ y, dx *tensor.Tensor }
+type ReLU struct {
+	y, dx, own *tensor.Tensor
+	// inPlace (set by forwardSeq for the next Forward) writes y over x:
+	// x is the output of the layer before in the same sequence, which
+	// nothing reads once this layer has (outputFree).
+	inPlace bool
+}
 
 func (*ReLU) Describe() string { return "relu" }
 func (*ReLU) Params() []*Param { return nil }
 
 func (r *ReLU) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	r.y = tensor.Ensure(r.y, x.Shape...)
+	if r.inPlace {
+		r.y = x
+	} else {
+		r.own = tensor.Ensure(r.own, x.Shape...)
+		r.y = r.own
+	}
 	xs, ys := x.Data, r.y.Data
 	par.For(len(xs), 1<<15, func(lo, hi int) {
 		tensor.ReLU(ys[lo:hi], xs[lo:hi])
@@ -24,12 +35,12 @@ func (r *ReLU) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	if !ctx.NeedDX {
 		return nil
 	}
-	r.dx = tensor.Ensure(r.dx, dy.Shape...)
-	ys, g, d := r.y.Data, dy.Data, r.dx.Data
+	dx := ctx.Grad(&r.dx, dy.Shape...)
+	ys, g, d := r.y.Data, dy.Data, dx.Data
 	par.For(len(g), 1<<15, func(lo, hi int) {
 		tensor.ReLUMask(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
-	return r.dx
+	return dx
 }
 
 // Tanh is y = tanh(x), computed in float32 to within 2.5e-7 relative
@@ -52,12 +63,12 @@ func (t *Tanh) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 	if !ctx.NeedDX {
 		return nil
 	}
-	t.dx = tensor.Ensure(t.dx, dy.Shape...)
-	ys, g, d := t.y.Data, dy.Data, t.dx.Data
+	dx := ctx.Grad(&t.dx, dy.Shape...)
+	ys, g, d := t.y.Data, dy.Data, dx.Data
 	par.For(len(g), 1<<15, func(lo, hi int) {
 		tensor.TanhBackward(d[lo:hi], g[lo:hi], ys[lo:hi])
 	})
-	return t.dx
+	return dx
 }
 
 // Flatten reshapes [B, …] to [B, prod(…)] without copying.

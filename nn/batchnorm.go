@@ -137,8 +137,9 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 	if train {
 		b.ensure(n, b.C)
 	}
+	var dx *tensor.Tensor
 	if ctx.NeedDX {
-		b.dx = tensor.Ensure(b.dx, dy.Shape...)
+		dx = ctx.Grad(&b.dx, dy.Shape...)
 	}
 	par.For(n*b.C, 4, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -151,7 +152,7 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 				b.gg[i], b.gb[i] = float32(sg*r), float32(sb)
 			}
 			if ctx.NeedDX {
-				tensor.Affine(b.dx.Data[i*hw:(i+1)*hw], dys, 0, a, 0)
+				tensor.Affine(dx.Data[i*hw:(i+1)*hw], dys, 0, a, 0)
 			}
 		}
 	})
@@ -165,7 +166,7 @@ func (b *BatchNorm2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 		b.norms(b, b.Gamma, b.Beta, b.C, n, ctx)
 	}
 	if ctx.NeedDX {
-		return b.dx
+		return dx
 	}
 	return nil
 }

@@ -65,8 +65,9 @@ type Conv2d struct {
 	ForceNorm NormRule
 
 	x, y, dx, dy *tensor.Tensor
-	wEff         []float32 // Ŵ (alias of W.Value without WS)
-	wsInvStd     []float32 // 1/s_o
+	ownDX        *tensor.Tensor // dx's buffer without an arena (BackwardContext.Grad)
+	wEff         []float32      // Ŵ (alias of W.Value without WS)
+	wsInvStd     []float32      // 1/s_o
 	wsRow        []wsRowStats
 	scratch      []convScratch // one per worker
 	rule         NormRule      // of the last PerExample backward
@@ -298,7 +299,7 @@ func (c *Conv2d) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	train := c.Trainable()
 	needDX := ctx.NeedDX
 	if needDX {
-		c.dx = tensor.Ensure(c.dx, c.x.Shape...)
+		c.dx = ctx.Grad(&c.ownDX, c.x.Shape...)
 	}
 	k := 1
 	if train && ctx.Mode == PerExample {

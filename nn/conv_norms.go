@@ -23,6 +23,11 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 	c.dy, c.group = dy, k
 	c.rule = c.chooseRule(m, k, t, ctx.MaterializeBudget)
 	wTrain := !c.W.Frozen
+	if wTrain && c.rule != RuleMaterializeStored {
+		// AccumulateClipped forms Σ c_j ∇W_j from x and dy; the stored
+		// rule adds the gradients it kept, and the bias adds bgrad.
+		ctx.Keep(dy)
+	}
 	bTrain := c.B != nil && !c.B.Frozen
 	c.sq = growF64(c.sq, m)
 	c.bgrad = tensor.EnsureSlice(c.bgrad, m*p)

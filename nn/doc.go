@@ -61,8 +61,15 @@
 //   - Forward(x, train) returns the output in a tensor the layer owns (valid
 //     until its next Forward) and never modifies x. It keeps what Backward
 //     needs; x itself stays valid until the layer below runs Forward again.
-//   - Backward(dy, ctx) returns ∂L/∂x in a buffer the layer owns when
-//     ctx.NeedDX, and nil otherwise; it never modifies dy.
+//     (The package's own ReLU and Residual write over the output of the
+//     layer before them when that layer's Backward does not read its
+//     output: outputFree in sequential.go.)
+//   - Backward(dy, ctx) returns ∂L/∂x when ctx.NeedDX, and nil otherwise, in
+//     a buffer from ctx.Grad (during a Model's backward pass, lent by the
+//     model's arena and released by the caller once read: the gradient
+//     lives from the layer that writes it to the one that reads it); it
+//     never modifies dy. A layer that reads dy after Backward returns (in
+//     AccumulateClipped) calls ctx.Keep(dy).
 //   - A layer whose output for one example depends on another example must
 //     implement ExampleMixer, so that Validate rejects it.
 //

@@ -131,10 +131,11 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 	if train {
 		g.ensure(b, g.C)
 	}
+	var dx *tensor.Tensor
 	if ctx.NeedDX {
-		g.dx = tensor.Ensure(g.dx, g.x.Shape...)
+		dx = ctx.Grad(&g.dx, g.x.Shape...)
 	}
-	g.backwardGroups(dy, train, ctx.NeedDX)
+	g.backwardGroups(dx, dy, train)
 	switch {
 	case !train:
 	case ctx.Mode == Accumulate:
@@ -145,15 +146,16 @@ func (g *GroupNorm) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Te
 		g.norms(g, g.Gamma, g.Beta, g.C, b, ctx)
 	}
 	if ctx.NeedDX {
-		return g.dx
+		return dx
 	}
 	return nil
 }
 
 // backwardGroups runs the backward pass of every (example, group) in
-// parallel: the per-row ∇γ and ∇β into gg and gb (when train) and, when
-// needDX, the input gradient into dx.
-func (g *GroupNorm) backwardGroups(dy *tensor.Tensor, train, needDX bool) {
+// parallel: the per-row ∇γ and ∇β into gg and gb (when train) and, when dx
+// is not nil, the input gradient into dx.
+func (g *GroupNorm) backwardGroups(dx, dy *tensor.Tensor, train bool) {
+	needDX := dx != nil
 	x := g.x
 	b, hw := x.Shape[0], x.Shape[2]*x.Shape[3]
 	cg := g.C / g.Groups
@@ -187,14 +189,14 @@ func (g *GroupNorm) backwardGroups(dy *tensor.Tensor, train, needDX bool) {
 			}
 			m1 /= float64(n)
 			m2 /= float64(n)
-			dx := g.dx.Data[off : off+n]
+			dxs := dx.Data[off : off+n]
 			// dx = (γ·rs)·dy − (rs²·m2)·(x−μ) − rs·m1, x−μ = (x−μ₃₂) − lo
 			bx := -float32(float64(rs) * float64(rs) * m2)
 			c := -float32(float64(rs)*m1) - bx*lo
 			for cc := 0; cc < cg; cc++ {
 				ga, _ := g.gamma(gr*cg + cc)
 				j := cc * hw
-				tensor.Combine(dx[j:j+hw], dys[j:j+hw], xs[j:j+hw], mu, ga*rs, bx, c)
+				tensor.Combine(dxs[j:j+hw], dys[j:j+hw], xs[j:j+hw], mu, ga*rs, bx, c)
 			}
 		}
 	})

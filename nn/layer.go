@@ -45,7 +45,8 @@ const (
 
 // Layer is one forward/backward pair. Forward returns a tensor owned by the
 // layer (valid until its next Forward); Backward returns ∂L/∂x in a buffer
-// owned by the layer, or nil when needDX is false.
+// from ctx.Grad (the caller's to release with ctx.Done once read), or nil
+// when ctx.NeedDX is false.
 type Layer interface {
 	Forward(x *tensor.Tensor, train bool) *tensor.Tensor
 	Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor
@@ -76,6 +77,8 @@ type BackwardContext struct {
 	// MaterializeBudget caps the floats a layer may use to store per-example
 	// gradients (B·|θ_layer|); ≤0 means the default.
 	MaterializeBudget int
+
+	arena *gradArena // the Model's, during its backward passes (arena.go)
 }
 
 // GroupSize returns the number of consecutive batch rows that form one

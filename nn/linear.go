@@ -94,9 +94,8 @@ func (l *Linear) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 	}
 	var dx *tensor.Tensor
 	if ctx.NeedDX {
-		l.dx = tensor.Ensure(l.dx, n, l.In)
-		tensor.Sgemm(false, false, n, l.In, l.Out, 1, dy.Data, l.Out, l.W.Value, l.In, 0, l.dx.Data, l.In)
-		dx = l.dx
+		dx = ctx.Grad(&l.dx, n, l.In)
+		tensor.Sgemm(false, false, n, l.In, l.Out, 1, dy.Data, l.Out, l.W.Value, l.In, 0, dx.Data, l.In)
 	}
 	if !l.Trainable() {
 		return dx
@@ -106,6 +105,7 @@ func (l *Linear) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tenso
 		return dx
 	}
 	l.dy = dy
+	ctx.Keep(dy) // AccumulateClipped reads it
 	k := ctx.GroupSize()
 	if n%k != 0 {
 		shapePanic("Linear.Backward", "batch %d not a multiple of group %d", n, k)

@@ -23,6 +23,19 @@ type Model struct {
 
 	params []*Param
 	ctx    BackwardContext
+	arena  gradArena // activation gradients of the backward passes
+	// ownBuffers (tests) runs backward passes without the arena, on each
+	// layer's own buffers, as direct Layer calls do.
+	ownBuffers bool
+}
+
+// passArena returns the arena for a backward pass, reset, or nil.
+func (m *Model) passArena() *gradArena {
+	if m.ownBuffers {
+		return nil
+	}
+	m.arena.reset()
+	return &m.arena
 }
 
 // coverGen numbers CheckCoverage calls (process-wide, so that marks left
@@ -82,7 +95,7 @@ func (m *Model) ZeroGrad() {
 // Param.Grad (non-private training). It stops below the lowest trainable
 // layer.
 func (m *Model) Backward(dy *tensor.Tensor) {
-	m.ctx = BackwardContext{Mode: Accumulate}
+	m.ctx = BackwardContext{Mode: Accumulate, arena: m.passArena()}
 	backwardSeq(m.Layers, dy, &m.ctx)
 }
 
@@ -114,6 +127,7 @@ func (m *Model) BackwardPerExample(dy *tensor.Tensor, opt PerExampleOptions) *Pe
 		shapePanic("Model.BackwardPerExample", "batch %d not a multiple of group %d", b, k)
 	}
 	ctx := &m.ctx
+	ctx.arena = m.passArena()
 	ctx.Mode, ctx.Group, ctx.NeedDX, ctx.MaterializeBudget = PerExample, k, false, opt.MaterializeBudget
 	ctx.SqNorms = growF64(ctx.SqNorms, b/k)
 	ctx.Layers = ctx.Layers[:0]

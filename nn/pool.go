@@ -112,19 +112,19 @@ func (p *MaxPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 	if !ctx.NeedDX {
 		return nil
 	}
-	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	dx := ctx.Grad(&p.dx, p.inShape...)
 	hw := p.inShape[2] * p.inShape[3]
 	ohw := dy.Shape[2] * dy.Shape[3]
 	par.For(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			dx := p.dx.Data[pl*hw : (pl+1)*hw]
-			clear(dx)
+			d := dx.Data[pl*hw : (pl+1)*hw]
+			clear(d)
 			for o, g := range dy.Data[pl*ohw : (pl+1)*ohw] {
-				dx[p.arg[pl*ohw+o]] += g
+				d[p.arg[pl*ohw+o]] += g
 			}
 		}
 	})
-	return p.dx
+	return dx
 }
 
 // AvgPool is 2-d average pooling with a square window; padded positions
@@ -179,14 +179,14 @@ func (p *AvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 	if !ctx.NeedDX {
 		return nil
 	}
-	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	dx := ctx.Grad(&p.dx, p.inShape...)
 	h, w := p.inShape[2], p.inShape[3]
 	oh, ow := dy.Shape[2], dy.Shape[3]
 	inv := 1 / float32(p.K*p.K)
 	par.For(p.inShape[0]*p.inShape[1], 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			dx := p.dx.Data[pl*h*w : (pl+1)*h*w]
-			clear(dx)
+			d := dx.Data[pl*h*w : (pl+1)*h*w]
+			clear(d)
 			g := dy.Data[pl*oh*ow : (pl+1)*oh*ow]
 			for oy := 0; oy < oh; oy++ {
 				for ox := 0; ox < ow; ox++ {
@@ -199,7 +199,7 @@ func (p *AvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 						for kj := 0; kj < p.K; kj++ {
 							ix := ox*p.Stride + kj - p.Pad
 							if ix >= 0 && ix < w {
-								dx[iy*w+ix] += v
+								d[iy*w+ix] += v
 							}
 						}
 					}
@@ -207,7 +207,7 @@ func (p *AvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 			}
 		}
 	})
-	return p.dx
+	return dx
 }
 
 // GlobalAvgPool averages each channel plane: [B,C,H,W] → [B,C].
@@ -241,17 +241,17 @@ func (p *GlobalAvgPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tenso
 	if !ctx.NeedDX {
 		return nil
 	}
-	p.dx = tensor.Ensure(p.dx, p.inShape...)
+	dx := ctx.Grad(&p.dx, p.inShape...)
 	hw := p.inShape[2] * p.inShape[3]
 	inv := 1 / float32(hw)
 	for pl, g := range dy.Data {
 		v := g * inv
-		d := p.dx.Data[pl*hw : (pl+1)*hw]
+		d := dx.Data[pl*hw : (pl+1)*hw]
 		for i := range d {
 			d[i] = v
 		}
 	}
-	return p.dx
+	return dx
 }
 
 // poolShape checks a pooling input [B,C,H,W] and returns its sizes and the

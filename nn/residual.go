@@ -24,6 +24,7 @@ type Residual struct {
 	PostReLU            bool
 
 	x, a, out, dsum, dx *tensor.Tensor
+	own                 *tensor.Tensor // out's buffer when it is not Main's output
 }
 
 func (r *Residual) Describe() string {
@@ -73,7 +74,12 @@ func (r *Residual) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	if len(m.Data) != len(s.Data) {
 		shapePanic("Residual.Forward", "main output %v and shortcut %v differ", m.Shape, s.Shape)
 	}
-	r.out = tensor.Ensure(r.out, m.Shape...)
+	if len(r.Main) > 0 && outputFree(r.Main[len(r.Main)-1]) && !sameData(m, s) {
+		r.out = m // the sum over the main branch's output, which nothing else reads
+	} else {
+		r.own = tensor.Ensure(r.own, m.Shape...)
+		r.out = r.own
+	}
 	o, md, sd, relu := r.out.Data, m.Data, s.Data, r.PostReLU
 	par.For(len(o), 1<<15, func(lo, hi int) {
 		if relu {
@@ -89,12 +95,20 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 	need := ctx.NeedDX
 	g := dy
 	if r.PostReLU {
-		r.dsum = tensor.Ensure(r.dsum, dy.Shape...)
-		o, d, s := r.out.Data, dy.Data, r.dsum.Data
+		dsum := ctx.Grad(&r.dsum, dy.Shape...)
+		o, d, s := r.out.Data, dy.Data, dsum.Data
 		par.For(len(d), 1<<15, func(lo, hi int) {
 			tensor.ReLUMask(s[lo:hi], d[lo:hi], o[lo:hi])
 		})
-		g = r.dsum
+		g = dsum
+	}
+	// release frees an intermediate gradient once read, unless it is dy
+	// (the caller's), g (read by both branches: released last) or the
+	// result.
+	release := func(t, result *tensor.Tensor) {
+		if t != nil && !sameData(t, dy) && !sameData(t, g) && !sameData(t, result) {
+			ctx.Done(t)
+		}
 	}
 	preTrain := slices.ContainsFunc(r.Pre, trainable)
 	// Gradient w.r.t. a is needed if Pre has trainable layers or the caller needs dx.
@@ -116,7 +130,7 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 	}
 	ctx.NeedDX = need
 	if r.ShortcutOnPre && dShort != nil {
-		da = addInto(&r.dx, da, dShort)
+		da = r.sum(ctx, da, dShort, dy, g)
 		dShort = nil
 	}
 	var dx *tensor.Tensor
@@ -126,18 +140,27 @@ func (r *Residual) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Ten
 		ctx.NeedDX = need
 		dx = backwardSeq(r.Pre, da, ctx)
 		ctx.NeedDX = need
+		release(da, dx)
+	}
+	if need && dShort != nil {
+		dx = r.sum(ctx, dx, dShort, dy, g)
+	}
+	if g != dy && !sameData(g, dx) {
+		ctx.Done(g)
 	}
 	if !need {
+		release(dx, nil)
 		return nil
-	}
-	if dShort != nil {
-		dx = addInto(&r.dx, dx, dShort)
 	}
 	return dx
 }
 
-// addInto returns a+b in *buf (allocated once), without modifying a or b.
-func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
+// sum returns a+b (either when the other is nil) without modifying any of
+// in (tensors the caller still reads or does not own): in place into a or
+// b when it is a lent gradient nobody else reads, else into a buffer from
+// ctx.Grad (the block's own without an arena). The operand not returned is
+// released.
+func (r *Residual) sum(ctx *BackwardContext, a, b *tensor.Tensor, in ...*tensor.Tensor) *tensor.Tensor {
 	if a == nil {
 		return b
 	}
@@ -147,13 +170,23 @@ func addInto(buf **tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
 	if len(a.Data) != len(b.Data) {
 		shapePanic("Residual.Backward", "gradients %v and %v differ", a.Shape, b.Shape)
 	}
-	// accumulate in place only into our own buffer (when it is a or b).
-	if *buf != a && *buf != b {
-		*buf = tensor.Ensure(*buf, a.Shape...)
+	var out *tensor.Tensor
+	switch {
+	case ctx.overwritable(a, in...):
+		out = a
+	case ctx.overwritable(b, in...):
+		out = b
+	default:
+		out = ctx.Grad(&r.dx, a.Shape...) // a or b may be r.dx itself: the sum is elementwise
 	}
-	d, ad, bd := (*buf).Data, a.Data, b.Data
+	d, ad, bd := out.Data, a.Data, b.Data
 	par.For(len(d), 1<<15, func(lo, hi int) {
 		tensor.Add(d[lo:hi], ad[lo:hi], bd[lo:hi])
 	})
-	return *buf
+	for _, t := range []*tensor.Tensor{a, b} {
+		if !sameData(t, out) && !slices.ContainsFunc(in, func(u *tensor.Tensor) bool { return sameData(t, u) }) {
+			ctx.Done(t)
+		}
+	}
+	return out
 }

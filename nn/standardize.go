@@ -104,16 +104,16 @@ func (s *Standardize) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.
 		return nil
 	}
 	b, hw := dy.Shape[0], dy.Shape[2]*dy.Shape[3]
-	s.dx = tensor.Ensure(s.dx, dy.Shape...)
+	dx := ctx.Grad(&s.dx, dy.Shape...)
 	sc := s.scale
 	for i := 0; i < b; i++ {
 		for c := 0; c < s.C; c++ {
 			off := (i*s.C + c) * hw
 			k := sc[c]
 			for j, v := range dy.Data[off : off+hw] {
-				s.dx.Data[off+j] = v * k
+				dx.Data[off+j] = v * k
 			}
 		}
 	}
-	return s.dx
+	return dx
 }
