@@ -45,13 +45,21 @@ func (r *ReLU) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor 
 
 // Tanh is y = tanh(x), computed in float32 to within 2.5e-7 relative
 // error (tensor.Tanh).
-type Tanh struct{ y, dx *tensor.Tensor }
+type Tanh struct {
+	y, dx, own *tensor.Tensor
+	inPlace    bool // as ReLU's
+}
 
 func (*Tanh) Describe() string { return "tanh" }
 func (*Tanh) Params() []*Param { return nil }
 
 func (t *Tanh) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	t.y = tensor.Ensure(t.y, x.Shape...)
+	if t.inPlace {
+		t.y = x
+	} else {
+		t.own = tensor.Ensure(t.own, x.Shape...)
+		t.y = t.own
+	}
 	xs, ys := x.Data, t.y.Data
 	par.For(len(xs), 1<<12, func(lo, hi int) {
 		tensor.Tanh(ys[lo:hi], xs[lo:hi])

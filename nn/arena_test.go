@@ -77,13 +77,17 @@ func TestArenaMatchesOwnBuffers(t *testing.T) {
 	}
 }
 
-// inPlaceLayers counts the ReLUs and residual blocks whose last forward
+// inPlaceLayers counts the ReLUs, Tanhs and residual blocks whose last forward
 // pass wrote over another layer's output.
 func inPlaceLayers(ls []Layer) int {
 	n := 0
 	for _, l := range ls {
 		switch l := l.(type) {
 		case *ReLU:
+			if l.inPlace {
+				n++
+			}
+		case *Tanh:
 			if l.inPlace {
 				n++
 			}

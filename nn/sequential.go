@@ -42,8 +42,11 @@ func (s *Sequential) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.T
 
 func forwardSeq(ls []Layer, x *tensor.Tensor, train bool) *tensor.Tensor {
 	for i, l := range ls {
-		if r, ok := l.(*ReLU); ok {
-			r.inPlace = i > 0 && outputFree(ls[i-1])
+		switch a := l.(type) {
+		case *ReLU:
+			a.inPlace = i > 0 && outputFree(ls[i-1])
+		case *Tanh:
+			a.inPlace = i > 0 && outputFree(ls[i-1])
 		}
 		x = l.Forward(x, train)
 	}
