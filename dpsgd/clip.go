@@ -3,6 +3,8 @@ package dpsgd
 import (
 	"fmt"
 	"math"
+
+	"dptrain/internal/fault"
 )
 
 // ClipEpsilon is the stabiliser in the clip factor min(1, C/(‖g‖+ε)).
@@ -40,6 +42,9 @@ func ClipFactors(dst []float32, sq []float64, clipNorm float64) int {
 		f := float32(c)
 		if float64(f) > c {
 			f = math.Nextafter32(f, 0)
+		}
+		if fault.Injected.NoClip {
+			f = 1 // a broken mechanism, for the audit's tests only
 		}
 		dst[i] = f
 	}

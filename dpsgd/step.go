@@ -5,6 +5,7 @@ import (
 
 	"dptrain/accounting"
 	"dptrain/dist"
+	"dptrain/internal/fault"
 	"dptrain/nn"
 	"dptrain/tensor"
 )
@@ -151,8 +152,12 @@ func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 		if p.Noise == nil {
 			usagef("PrivateStep.Finish", "noise multiplier %g but no NoiseSource", p.Config.NoiseMultiplier)
 		}
+		drawn := std
+		if f := fault.Injected.NoiseScale; f != 0 {
+			drawn *= f // a broken mechanism, for the audit's tests only
+		}
 		for _, g := range p.grads {
-			p.Noise.AddGaussian(g, std)
+			p.Noise.AddGaussian(g, drawn)
 		}
 	}
 	if ranks && std > 0 {
@@ -167,7 +172,11 @@ func (p *PrivateStep) Finish() (StepStats, accounting.Event, error) {
 		}
 	}
 	p.stats.NoiseStd = std
-	return p.stats, accounting.Step(p.Config.SamplingRate, p.Config.NoiseMultiplier), nil
+	sigma := p.Config.NoiseMultiplier
+	if f := fault.Injected.LedgerSigmaScale; f != 0 {
+		sigma *= f // a broken ledger, for the audit's tests only
+	}
+	return p.stats, accounting.Step(p.Config.SamplingRate, sigma), nil
 }
 
 func growF32(b []float32, n int) []float32 {

@@ -23,7 +23,9 @@
 # 3 at 224×224), MAXLOAD and MAXWAIT (default 2.5 and 600: before each
 # measurement wait up to MAXWAIT seconds for the 1-minute load average to drop
 # below MAXLOAD; each row records the load), TORCH_PY (default
-# /usr/bin/python3, Debian's interpreter with python3-torch).
+# /usr/bin/python3, Debian's interpreter with python3-torch), ROWS (a bash
+# regular expression: only the rows "model size batch stem" it matches,
+# e.g. ROWS='224').
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
 	--no-models) models=0 ;;
 	--raw) raw="$2"; shift ;;
 	--report) raw="$2" report=1; shift ;;
-	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "bench_compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -242,6 +244,7 @@ if [ $measure = 1 ] && [ $models = 1 ]; then
 			"resnet18 224 32 imagenet" "resnet18 224 16 imagenet")
 	fi
 	for c in "${configs[@]}"; do
+		if [ -n "${ROWS:-}" ] && ! [[ "$c" =~ $ROWS ]]; then continue; fi
 		read -r model size batch stem <<<"$c"
 		steps=${STEPS:-$([ "$size" -ge 128 ] && echo 3 || echo 5)}
 		[ $quick = 1 ] && steps=3

@@ -136,6 +136,10 @@ type Config struct {
 	// it costs no privacy, and its results are post-processing.
 	EvalEvery int `yaml:"eval_every" json:"eval_every"`
 	LogEvery  int `yaml:"log_every" json:"log_every"` // non-terminal log lines (default: ~50 lines per run)
+
+	// Audit, when set, makes the run a one-run privacy audit with canaries
+	// (AuditConfig; dptrain audit sets it).
+	Audit *AuditConfig `yaml:"audit" json:"audit,omitempty"`
 }
 
 // MaxAugMultiplicity bounds aug_multiplicity (K): every augmentation is a
@@ -308,6 +312,7 @@ func (c *Config) validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c.validateRequired(bad)
 	c.validateSizes(bad)
+	c.validateAudit(bad)
 	if c.IsPrivate() {
 		c.validatePrivacy(bad)
 	} else {

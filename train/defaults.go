@@ -36,6 +36,11 @@ type runFacts struct {
 // is 0. c itself is not modified (Config is a value; its one pointer
 // fields, private and ema_warmup, are only read).
 func (c Config) withDefaults(f runFacts) Config {
+	if c.Audit != nil {
+		a := *c.Audit // never the caller's
+		a.withDefaults()
+		c.Audit = &a
+	}
 	if c.AugMultiplicity == 0 {
 		c.AugMultiplicity = 1
 	}

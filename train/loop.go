@@ -126,7 +126,14 @@ func (r *run) loop() error {
 	if err != nil {
 		return err
 	}
-	stream := loader.Stream(r.rankSampler(), r.step)
+	sampler := r.rankSampler()
+	if r.audit != nil {
+		if r.step > 0 {
+			return fmt.Errorf("audit: %s holds a run at step %d: an audited run cannot resume (its canary scores are not checkpointed); start it again in an empty --out", r.opt.Out, r.step)
+		}
+		sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData}
+	}
+	stream := loader.Stream(sampler, r.step)
 	defer stream.Close()
 	s := r.newStepper()
 	if stop, err := r.anyStop(); err != nil {
@@ -173,9 +180,15 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 			break
 		}
 	}
+	if r.audit != nil {
+		r.audit.insert(r.step, r.model.train.grads)
+	}
 	st, ev, err := s.Finish()
 	if err != nil {
 		return st, 0, fmt.Errorf("step %d: %w", r.step+1, err)
+	}
+	if r.audit != nil {
+		r.audit.score(r.model.train.grads)
 	}
 	if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {
 		return st, 0, r.everyRank(fmt.Errorf("step %d: training loss is %v: stopping; the last good checkpoint in %s is kept (try a lower learning_rate)", r.step, st.MeanLoss(), r.out.ckptDir))

@@ -31,6 +31,9 @@ func writeReport(path string, s *Summary) error {
 	}
 	g := s.Guarantee
 	fmt.Fprintf(&b, "%s\n\n", g.Statement)
+	if s.Audit != nil {
+		fmt.Fprintf(&b, "**Audit.** %s See audit.json and audit.png.\n\n", auditSentence(s.Audit))
+	}
 	if len(g.Conditions) == 0 {
 		b.WriteString("It holds with no condition on the configuration (secure noise, δ < 1/N, no initial weights from other data). Like every differential-privacy guarantee it covers only the outputs listed as covered below, and treats the data set's size and class list as public.\n\n")
 	} else {

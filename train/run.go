@@ -81,6 +81,7 @@ type run struct {
 	priorWall   float64 // wall time of earlier invocations (resume)
 	evals       []evalPoint
 	features    *features // the cached frozen prefix (feature_cache); nil otherwise
+	audit       *auditRun // the canaries of an audited run (nil: none)
 }
 
 // runData is the opened training and test sets with their transform.
@@ -241,6 +242,9 @@ func (r *run) setup() error {
 			return err
 		}
 		r.sampler = ps
+		if r.audit != nil {
+			r.audit.sampler = ps
+		}
 	}
 	r.out.progress = newProgress(r.opt.Log, r.opt.Terminal, r.total)
 	r.describe()
@@ -260,6 +264,15 @@ func (r *run) openData() error {
 	if n == 0 {
 		return fmt.Errorf("train_data %s: no examples", c.TrainData)
 	}
+	if c.Audit != nil {
+		if r.ranks() > 1 {
+			return fmt.Errorf("audit: runs in one process (this run has %d ranks)", r.ranks())
+		}
+		a := *c.Audit
+		a.withDefaults()
+		r.audit = newAuditRun(a, n, c.Seed)
+		n = r.trainN() // the member canaries are training examples
+	}
 	if c.BatchSize > n {
 		return fmt.Errorf("batch_size %d is larger than the %d training examples", c.BatchSize, n)
 	}
@@ -277,10 +290,20 @@ func (r *run) openData() error {
 	return nil
 }
 
+// trainN is N, the training set's size: the data's examples and, in an
+// audited run, the member canaries.
+func (r *run) trainN() int {
+	n := r.data.train.Len()
+	if r.audit != nil {
+		n += len(r.audit.members)
+	}
+	return n
+}
+
 // build builds the model, the plan, the optimizer and the randomness.
 func (r *run) build() error {
 	c := &r.cfg
-	n := r.data.train.Len()
+	n := r.trainN()
 	ch, h, w := r.data.train.Shape()
 	oc, oh, ow := r.data.tr.OutShape(ch, h, w)
 	var err error
@@ -292,6 +315,13 @@ func (r *run) build() error {
 	}
 	r.total = r.plan.Total
 	r.cfg = c.withDefaults(runFacts{N: n, C: ch, H: h, W: w, Steps: r.plan.Total})
+	if r.audit != nil {
+		if err := r.audit.placeCanaries(r.model.train, c.Seed); err != nil {
+			return err
+		}
+		r.audit.clip, r.audit.expected = c.ClipNorm, float64(c.BatchSize)
+		r.audit.q, r.audit.sigma = r.plan.Q, r.plan.Sigma
+	}
 	r.dataKey = data.KeyFromSeed(c.Seed)
 	if r.plan.Private() {
 		if c.Noise == string(dpsgd.ModeSecure) {

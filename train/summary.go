@@ -50,7 +50,10 @@ type Summary struct {
 	Trainable     int         `json:"trainable_parameters"`
 	Config        Config      `json:"config"`
 	Eval          *EvalResult `json:"eval,omitempty"`
-	Out           string      `json:"out"`
+	// Audit is the audit's result (audit.json, without the scores) when
+	// the run was audited.
+	Audit *AuditResult `json:"audit,omitempty"`
+	Out   string       `json:"out"`
 }
 
 // finish evaluates the final model and writes summary.json, the plots and
@@ -90,6 +93,16 @@ func (r *run) finish() (*Summary, error) {
 			s.PriorEvent, s.PriorReleases = r.book.prior.String(), r.book.priorCount
 		}
 		s.Guarantee = guarantee(c, s)
+		if r.audit != nil {
+			ar, err := r.audit.finish(r.opt.Out, eps, p.Delta, r.logf)
+			if err != nil {
+				return nil, err
+			}
+			brief := *ar
+			brief.MemberScores, brief.NonMemberScores = nil, nil
+			s.Audit = &brief
+			r.logf("%s", auditSentence(ar))
+		}
 	}
 	s.WallSeconds = r.wallSeconds()
 	if err := writeJSON(filepath.Join(r.opt.Out, "summary.json"), s); err != nil {
@@ -100,6 +113,9 @@ func (r *run) finish() (*Summary, error) {
 	}
 	if err := writeReport(filepath.Join(r.opt.Out, "report.md"), s); err != nil {
 		return nil, err
+	}
+	if a := s.Audit; a != nil && a.Exceeded && a.failIfExceeded {
+		return s, fmt.Errorf("%s: ε_lower %.4g (one-run) and %.4g (f-DP) against ε = %.4g claimed: %w", filepath.Join(r.opt.Out, "audit.json"), a.EpsilonOneRun, a.EpsilonFDP, a.ClaimedEps, ErrAuditExceeded)
 	}
 	return s, nil
 }
