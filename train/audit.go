@@ -31,8 +31,9 @@ import (
 // is not a production model: it trained on the canaries too.
 type AuditConfig struct {
 	// Kind is the canaries' kind: white (the default: gradient canaries,
-	// scored on every step's released noisy sum). Black-box input canaries
-	// are not built yet.
+	// scored on every step's released noisy sum) or black (training
+	// examples set aside and mislabelled, scored by the final model's loss
+	// on them).
 	Kind string `yaml:"kind" json:"kind"`
 	// Canaries is m (default 1000).
 	Canaries int `yaml:"canaries" json:"canaries"`
@@ -73,9 +74,14 @@ func (c *Config) validateAudit(bad badFunc) {
 	switch a.Kind {
 	case "", "white":
 	case "black":
-		bad("audit.kind: black (input canaries scored by the final model's loss) is not built yet; use white (gradient canaries)")
+		if c.FeatureCache != "" {
+			bad("audit.kind: black with feature_cache: the input canaries are images, and the cache holds the training set's features; audit without the cache")
+		}
 	default:
-		bad("audit.kind: %q, want white", a.Kind)
+		bad("audit.kind: %q, want white (gradient canaries) or black (mislabelled input canaries)", a.Kind)
+	}
+	if c.FeatureNorm == "data" {
+		bad("audit with feature_norm: data: the private data-normalisation release is not audited; use feature_norm: group")
 	}
 	if a.Canaries < 0 || a.Canaries == 1 {
 		bad("audit.canaries: %d, want at least 2 (default %d)", a.Canaries, defaultCanaries)
@@ -116,6 +122,8 @@ type auditRun struct {
 	clip     float64
 	expected float64 // B
 	q, sigma float64 // the plan's (the ledger's)
+
+	black *blackCanaries // black-box: the input canaries (else gradient canaries)
 }
 
 type auditCoord struct{ param, elem int }
@@ -282,22 +290,33 @@ func (a *auditRun) finish(out string, claimed, delta float64, logf func(string, 
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	ar := &AuditResult{Kind: a.cfg.Kind, ClaimedEps: claimed, FaultInjected: fault.Active(), Result: res, MemberScores: in, NonMemberScores: outScores,
-		Note: "white-box gradient canaries (a Dirac gradient of norm 4C before clipping on one coordinate of a trained weight each); each canary's score is the log-likelihood ratio, summed over steps, of 'member' (sampled with probability q, contributing C) against 'not a member' for the released noisy gradient sum at its coordinate less the real examples' part, with the q and σ the ledger claims. The audited model trained with the member canaries: it is not a production model."}
+		Note: a.note()}
 	ar.Exceeded = res.EpsilonOneRun > claimed || res.EpsilonFDP > claimed
 	ar.failIfExceeded = a.cfg.FailIfExceeded
 	if err := writeJSON(filepath.Join(out, "audit.json"), ar); err != nil {
 		return nil, err
 	}
-	if err := writeAuditPlot(filepath.Join(out, "audit.png"), in, outScores); err != nil {
+	if err := writeAuditPlot(filepath.Join(out, "audit.png"), in, outScores, a.black != nil); err != nil {
 		logf("warning: audit plot: %v", err)
 	}
 	return ar, nil
 }
 
+func (a *auditRun) note() string {
+	if a.black != nil {
+		return "black-box input canaries: training examples set aside, each with a wrong label drawn uniformly from the other classes; the members trained with it, the others never; each canary's score is minus the final model's loss on it under its wrong label. The audited model trained with the member canaries: it is not a production model."
+	}
+	return "white-box gradient canaries (a Dirac gradient of norm 4C before clipping on one coordinate of a trained weight each); each canary's score is the log-likelihood ratio, summed over steps, of 'member' (sampled with probability q, contributing C) against 'not a member' for the released noisy gradient sum at its coordinate less the real examples' part, with the q and σ the ledger claims. The audited model trained with the member canaries: it is not a production model."
+}
+
 // auditSentence is the report's sentence on the audit.
 func auditSentence(a *AuditResult) string {
-	s := fmt.Sprintf("A one-run privacy audit with %d white-box gradient canaries (%d of them trained on) found ε ≥ %.3g (Steinke et al. 2023) and ε ≥ %.3g (its f-DP refinement, which assumes a Gaussian privacy curve) at %.0f%% confidence, against the ε = %.3g the ledger claims (δ = %.3g): ",
-		a.Canaries, a.InCanaries, a.EpsilonOneRun, a.EpsilonFDP, 100*a.Confidence, a.ClaimedEps, a.Delta)
+	kind := "white-box gradient canaries"
+	if a.Kind == "black" {
+		kind = "black-box input canaries (mislabelled training images, scored by the final model's loss)"
+	}
+	s := fmt.Sprintf("A one-run privacy audit with %d %s (%d of them trained on) found ε ≥ %.3g (Steinke et al. 2023) and ε ≥ %.3g (its f-DP refinement, which assumes a Gaussian privacy curve) at %.0f%% confidence, against the ε = %.3g the ledger claims (δ = %.3g): ",
+		a.Canaries, kind, a.InCanaries, a.EpsilonOneRun, a.EpsilonFDP, 100*a.Confidence, a.ClaimedEps, a.Delta)
 	if a.Exceeded {
 		s += "**the audit exceeds the claim: the mechanism that ran is not the one accounted.**"
 	} else {
@@ -311,7 +330,7 @@ func auditSentence(a *AuditResult) string {
 
 // writeAuditPlot draws audit.png: histograms of the member and
 // non-member canaries' scores on common bins.
-func writeAuditPlot(path string, in, out []float64) error {
+func writeAuditPlot(path string, in, out []float64, black bool) error {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range append(append([]float64(nil), in...), out...) {
 		if !math.IsInf(s, 0) && !math.IsNaN(s) {
@@ -326,6 +345,9 @@ func writeAuditPlot(path string, in, out []float64) error {
 	p := plot.New()
 	p.Title.Text = "audit: canary scores"
 	p.X.Label.Text = "score (log-likelihood ratio of the released sums at the canary's coordinate)"
+	if black {
+		p.X.Label.Text = "score (minus the final model's loss on the mislabelled canary)"
+	}
 	p.Y.Label.Text = "canaries"
 	for i, set := range []struct {
 		name string

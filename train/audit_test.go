@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"dptrain/data"
 	"dptrain/internal/fault"
 )
 
@@ -46,7 +47,11 @@ func runAudit(t *testing.T, c Config) (*Summary, *AuditResult, error) {
 		t.Errorf("audit.png: %v", err)
 	}
 	rep, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	if !strings.Contains(string(rep), "one-run privacy audit with 1000 white-box gradient canaries") || !strings.Contains(string(rep), "not the production model") {
+	kind := "white-box gradient canaries"
+	if c.Audit.Kind == "black" {
+		kind = "black-box input canaries"
+	}
+	if !strings.Contains(string(rep), "one-run privacy audit with 1000 "+kind) || !strings.Contains(string(rep), "not the production model") {
 		t.Errorf("report.md does not state the audit:\n%s", rep)
 	}
 	return s, &a, err
@@ -113,5 +118,85 @@ func TestAuditCatchesBrokenMechanisms(t *testing.T) {
 				t.Fatalf("the broken mechanism passed its audit (exceeded %v, err %v)", a.Exceeded, err)
 			}
 		})
+	}
+}
+
+// TestAuditBlackBox: mislabelled input canaries set aside from the data
+// (N counts the real examples left and the members), scored by the final
+// model's loss: the correct mechanism stays within its claim. (Black-box
+// canaries are a weak attack on a small model trained for few steps: the
+// broken mechanisms are the white-box test's.)
+func TestAuditBlackBox(t *testing.T) {
+	c := auditConfig(t, 0.8, 60)
+	c.MaxTrainExamples = 3000
+	c.Audit.Kind = "black"
+	s, a, err := runAudit(t, c)
+	t.Logf("claimed ε = %.3f, ε_lower = %.3f (one-run), %.3f (f-DP); %d/%d guesses correct", a.ClaimedEps, a.EpsilonOneRun, a.EpsilonFDP, a.Correct, a.Guesses)
+	if err != nil || a.Exceeded {
+		t.Fatalf("the correct mechanism failed its black-box audit: %v", err)
+	}
+	if s.TrainExamples != 3000-1000+a.InCanaries {
+		t.Fatalf("N = %d, want 2000 real examples + %d member canaries", s.TrainExamples, a.InCanaries)
+	}
+	if a.Kind != "black" || a.InCanaries+a.OutCanaries != 1000 {
+		t.Fatalf("audit.json: kind %q, %d+%d canaries", a.Kind, a.InCanaries, a.OutCanaries)
+	}
+}
+
+// TestBlackCanariesSetAside: the canaries and the real examples partition
+// the data, every canary's label is wrong, and the training set serves the
+// members' images under their wrong labels after the real examples.
+func TestBlackCanariesSetAside(t *testing.T) {
+	ds, err := data.Open(mnistSpec(t), "train", data.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	ds = limit(ds, 500)
+	b, err := newBlackCanaries(ds, 200, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[int]int)
+	for _, i := range b.real {
+		seen[i]++
+	}
+	for k, i := range b.canary {
+		seen[i]++
+		if b.label[k] == ds.Label(i) || b.label[k] < 0 || b.label[k] >= ds.NumClasses() {
+			t.Fatalf("canary %d (example %d, label %d) has label %d", k, i, ds.Label(i), b.label[k])
+		}
+	}
+	if len(seen) != 500 || len(b.real) != 300 {
+		t.Fatalf("%d distinct examples, %d real: not a partition of 500", len(seen), len(b.real))
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("example %d used %d times", i, n)
+		}
+	}
+	members := []int{3, 17, 150}
+	tr := b.trainSet(members)
+	if tr.Len() != 303 {
+		t.Fatalf("training set of %d examples, want 300 + 3", tr.Len())
+	}
+	c, h, w := ds.Shape()
+	got, want := make([]uint8, c*h*w), make([]uint8, c*h*w)
+	for j, k := range members {
+		if err := tr.Image(300+j, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Image(b.canary[k], want); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) || tr.Label(300+j) != b.label[k] {
+			t.Fatalf("member %d: not canary %d's image under its wrong label", j, k)
+		}
+	}
+	if tr.Label(5) != ds.Label(b.real[5]) {
+		t.Fatal("a real example's label changed")
+	}
+	if _, err := newBlackCanaries(ds, 251, 7); err == nil || !strings.Contains(err.Error(), "audit.canaries") {
+		t.Fatalf("251 canaries of 500 examples: %v, want an audit.canaries error", err)
 	}
 }

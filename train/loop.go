@@ -121,7 +121,11 @@ func (r *run) loop() error {
 	if r.features != nil {
 		loader, err = data.NewRowLoader(r.features.trainRows, opt)
 	} else {
-		loader, err = data.NewLoader(r.data.train, r.data.tr, opt)
+		ds := r.data.train
+		if r.audit != nil && r.audit.black != nil {
+			ds = r.audit.black.trainSet(r.audit.members) // real examples, then the members
+		}
+		loader, err = data.NewLoader(ds, r.data.tr, opt)
 	}
 	if err != nil {
 		return err
@@ -131,7 +135,9 @@ func (r *run) loop() error {
 		if r.step > 0 {
 			return fmt.Errorf("audit: %s holds a run at step %d: an audited run cannot resume (its canary scores are not checkpointed); start it again in an empty --out", r.opt.Out, r.step)
 		}
-		sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData}
+		if r.audit.black == nil {
+			sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData} // gradient canaries have no image
+		}
 	}
 	stream := loader.Stream(sampler, r.step)
 	defer stream.Close()
@@ -180,14 +186,14 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 			break
 		}
 	}
-	if r.audit != nil {
+	if r.audit != nil && r.audit.black == nil {
 		r.audit.insert(r.step, r.model.train.grads)
 	}
 	st, ev, err := s.Finish()
 	if err != nil {
 		return st, 0, fmt.Errorf("step %d: %w", r.step+1, err)
 	}
-	if r.audit != nil {
+	if r.audit != nil && r.audit.black == nil {
 		r.audit.score(r.model.train.grads)
 	}
 	if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {

@@ -271,6 +271,12 @@ func (r *run) openData() error {
 		a := *c.Audit
 		a.withDefaults()
 		r.audit = newAuditRun(a, n, c.Seed)
+		if a.Kind == "black" {
+			if r.audit.black, err = newBlackCanaries(r.data.train, a.Canaries, c.Seed); err != nil {
+				return err
+			}
+			r.audit.nData = len(r.audit.black.real)
+		}
 		n = r.trainN() // the member canaries are training examples
 	}
 	if c.BatchSize > n {
@@ -293,11 +299,10 @@ func (r *run) openData() error {
 // trainN is N, the training set's size: the data's examples and, in an
 // audited run, the member canaries.
 func (r *run) trainN() int {
-	n := r.data.train.Len()
 	if r.audit != nil {
-		n += len(r.audit.members)
+		return r.audit.nData + len(r.audit.members)
 	}
-	return n
+	return r.data.train.Len()
 }
 
 // build builds the model, the plan, the optimizer and the randomness.
@@ -315,7 +320,7 @@ func (r *run) build() error {
 	}
 	r.total = r.plan.Total
 	r.cfg = c.withDefaults(runFacts{N: n, C: ch, H: h, W: w, Steps: r.plan.Total})
-	if r.audit != nil {
+	if r.audit != nil && r.audit.black == nil {
 		if err := r.audit.placeCanaries(r.model.train, c.Seed); err != nil {
 			return err
 		}

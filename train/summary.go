@@ -94,6 +94,16 @@ func (r *run) finish() (*Summary, error) {
 		}
 		s.Guarantee = guarantee(c, s)
 		if r.audit != nil {
+			if b := r.audit.black; b != nil {
+				err := r.withEvalWeights(func() error {
+					var err error
+					r.audit.scores, err = b.scores(r.model.model, r.data.tr, c.PhysicalBatchSize, nil)
+					return err
+				})
+				if err != nil {
+					return nil, err
+				}
+			}
 			ar, err := r.audit.finish(r.opt.Out, eps, p.Delta, r.logf)
 			if err != nil {
 				return nil, err
