@@ -19,6 +19,7 @@ func (*ReLU) Params() []*Param { return nil }
 
 func (r *ReLU) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	if r.inPlace {
+		r.inPlace = false // one Forward: forwardSeq sets it for each
 		r.y = x
 	} else {
 		r.own = tensor.Ensure(r.own, x.Shape...)
@@ -55,6 +56,7 @@ func (*Tanh) Params() []*Param { return nil }
 
 func (t *Tanh) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 	if t.inPlace {
+		t.inPlace = false // one Forward: forwardSeq sets it for each
 		t.y = x
 	} else {
 		t.own = tensor.Ensure(t.own, x.Shape...)

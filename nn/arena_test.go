@@ -24,6 +24,29 @@ var arenaModels = []struct {
 	{"wrn-16-4", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "wrn-16-4", 3, 8, 8) }, 6, 2},
 	{"resnet18", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "resnet18", 3, 16, 16) }, 4, 1},
 	{"small-resnet-ws", func(_ *testing.T, r *rand.Rand) *Model { return smallResNet(r, true) }, 12, 2},
+	// frozen BatchNorm (outputFree: in-place ReLUs over its output) under a
+	// frozen prefix (no input gradient below it)
+	{"resnet18-bn-frozen-prefix", func(t *testing.T, _ *rand.Rand) *Model {
+		m, err := NewModel(ModelConfig{Name: "resnet18", Norm: "batch", NumClasses: 10, InputShape: [3]int{3, 16, 16}, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.FreezeLayers(6); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}, 4, 1},
+	{"scatternet-cnn", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "scatternet-cnn", 3, 32, 32) }, 4, 1},
+	// a conv whose weight is frozen and bias trained: no dy kept
+	{"cnn-cifar-frozen-conv-weight", func(t *testing.T, _ *rand.Rand) *Model {
+		m := smallModel(t, "cnn-cifar", 3, 32, 32)
+		for _, p := range m.Params() {
+			if p.Name == "conv2.weight" {
+				p.Frozen = true
+			}
+		}
+		return m
+	}, 4, 1},
 }
 
 // TestArenaMatchesOwnBuffers: backward passes on the arena's lent buffers,
@@ -51,9 +74,10 @@ func TestArenaMatchesOwnBuffers(t *testing.T) {
 					dy := randTensor(r, tc.rows, lent.NumClasses)
 					coef := randCoef(r, tc.rows/tc.k)
 					inPlace = false
-					want := arenaStep(own, x, dy, coef, tc.k, method)
+					perLayer := step != 1
+					want := arenaStep(own, x, dy, coef, tc.k, method, perLayer)
 					inPlace = true
-					got := arenaStep(lent, x, dy, coef, tc.k, method)
+					got := arenaStep(lent, x, dy, coef, tc.k, method, perLayer)
 					if d := want.diff(got); d != "" {
 						t.Fatalf("step %d: arena vs own buffers: %s", step, d)
 					}
@@ -84,11 +108,11 @@ func inPlaceLayers(ls []Layer) int {
 	for _, l := range ls {
 		switch l := l.(type) {
 		case *ReLU:
-			if l.inPlace {
+			if l.own == nil || !sameData(l.y, l.own) {
 				n++
 			}
 		case *Tanh:
-			if l.inPlace {
+			if l.own == nil || !sameData(l.y, l.own) {
 				n++
 			}
 		case *Residual:
@@ -103,7 +127,7 @@ func inPlaceLayers(ls []Layer) int {
 
 // arenaStep is runStep with the arena's free buffers poisoned between the
 // per-example pass and AccumulateClipped.
-func arenaStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method string) *bitsOf {
+func arenaStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method string, perLayer bool) *bitsOf {
 	out := &bitsOf{}
 	m.ZeroGrad()
 	y := m.Forward(x, true)
@@ -116,7 +140,7 @@ func arenaStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, meth
 			panic(err)
 		}
 		forceNorm(m, rule)
-		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: true})
+		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: perLayer})
 		out.f64("sqnorms", res.SqNorms)
 		for i, ln := range res.LayerNorms {
 			out.f64(fmt.Sprintf("layer %d norms", i), ln)

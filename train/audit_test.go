@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +199,100 @@ func TestBlackCanariesSetAside(t *testing.T) {
 	}
 	if _, err := newBlackCanaries(ds, 251, 7); err == nil || !strings.Contains(err.Error(), "audit.canaries") {
 		t.Fatalf("251 canaries of 500 examples: %v, want an audit.canaries error", err)
+	}
+}
+
+// TestAuditFullMNIST is the full-size audit (long: go test without
+// -short): configs/mnist-eps8.yaml on all of MNIST at target ε = 1 with
+// 1,000 white-box canaries, the correct mechanism and each fault.
+func TestAuditFullMNIST(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: five full MNIST trainings")
+	}
+	for _, f := range []fault.Mechanism{{}, {NoClip: true}, {NoiseScale: 0.1}, {LedgerSigmaScale: 3}, {CanariesEveryStep: true}} {
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			c, err := LoadConfigFile("../configs/mnist-eps8.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TrainData, c.TestData = mnistSpec(t), mnistSpec(t)
+			c.TargetEpsilon, c.Noise = 1, "seeded"
+			c.Audit = &AuditConfig{Canaries: 1000}
+			fault.Injected = f
+			defer func() { fault.Injected = fault.Mechanism{} }()
+			_, a, err := runAudit(t, c)
+			t.Logf("claimed ε = %.3f, ε_lower = %.3f (one-run), %.3f (f-DP); %d/%d guesses correct", a.ClaimedEps, a.EpsilonOneRun, a.EpsilonFDP, a.Correct, a.Guesses)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if broken := f != (fault.Mechanism{}); a.Exceeded != broken {
+				t.Fatalf("exceeded = %v with fault %+v", a.Exceeded, f)
+			}
+		})
+	}
+}
+
+// TestAuditConfig: the audit: block of a config, its defaults and its
+// errors (each naming the key).
+func TestAuditConfig(t *testing.T) {
+	base := "model: cnn-mnist\ntrain_data: mnist:/x\nbatch_size: 10\nepochs: 1\nclip_norm: 1\nlearning_rate: 0.1\nnoise_multiplier: 1\n"
+	var c Config
+	if err := ParseConfig([]byte(base+"audit:\n  kind: black\n  canaries: 500\n  fail_if_exceeded: true\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Audit; a == nil || a.Kind != "black" || a.Canaries != 500 || !a.FailIfExceeded {
+		t.Fatalf("audit block parsed as %+v", c.Audit)
+	}
+	d := c.withDefaults(runFacts{N: 1000})
+	if d.Audit.Significance != 0.05 || c.Audit.Significance != 0 {
+		t.Fatalf("defaults: %+v (the caller's block became %+v)", d.Audit, c.Audit)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"audit:\n  kind: grey\n", "audit.kind"},
+		{"audit:\n  canaries: 1\n", "audit.canaries"},
+		{"audit:\n  significance: 1.5\n", "audit.significance"},
+		{"audit:\n  bogus: 1\n", "bogus"},
+		{"sampling: shuffle\naudit:\n  kind: white\n", "audit: sampling"},
+		{"audit:\n  kind: black\nfeature_cache: /tmp/x\n", "feature_cache"},
+	} {
+		var c Config
+		err := ParseConfig([]byte(base+tc.yaml), &c)
+		if err == nil {
+			err = c.validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one mentioning %q", tc.yaml, err, tc.want)
+		}
+	}
+	var p Config
+	if err := ParseConfig([]byte("model: cnn-mnist\ntrain_data: mnist:/x\nbatch_size: 10\nepochs: 1\nlearning_rate: 0.1\nprivate: false\naudit:\n  kind: white\n"), &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.validate(); err == nil || !strings.Contains(err.Error(), "not private") {
+		t.Errorf("audit of a non-private run: %v", err)
+	}
+}
+
+// TestAuditRefusesResume: re-running a white-box audit in its --out (even
+// a finished one) is refused, never scored anew with canaries it never saw.
+func TestAuditRefusesResume(t *testing.T) {
+	c := auditConfig(t, 1.0, 4)
+	out := t.TempDir()
+	if _, err := Run(c, Options{Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(out, "audit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(c, Options{Out: out}); err == nil || !strings.Contains(err.Error(), "cannot resume") {
+		t.Fatalf("re-run of a finished audit: %v, want a refusal", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(out, "audit.json"))
+	if string(before) != string(after) {
+		t.Fatal("the refused re-run rewrote audit.json")
 	}
 }

@@ -112,6 +112,10 @@ func (r *run) newStepper() stepper {
 // checkpoints) is written.
 func (r *run) loop() error {
 	c := &r.cfg
+	if r.audit != nil && r.audit.black == nil && r.step > 0 {
+		// Even a finished run: finish would score canaries it never saw.
+		return fmt.Errorf("audit: %s holds a run at step %d: a white-box audited run cannot resume (its canary scores are not checkpointed); start it again in an empty --out", r.opt.Out, r.step)
+	}
 	if r.step >= r.total {
 		return nil
 	}
@@ -131,13 +135,8 @@ func (r *run) loop() error {
 		return err
 	}
 	sampler := r.rankSampler()
-	if r.audit != nil {
-		if r.step > 0 {
-			return fmt.Errorf("audit: %s holds a run at step %d: an audited run cannot resume (its canary scores are not checkpointed); start it again in an empty --out", r.opt.Out, r.step)
-		}
-		if r.audit.black == nil {
-			sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData} // gradient canaries have no image
-		}
+	if r.audit != nil && r.audit.black == nil {
+		sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData} // gradient canaries have no image
 	}
 	stream := loader.Stream(sampler, r.step)
 	defer stream.Close()

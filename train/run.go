@@ -324,8 +324,9 @@ func (r *run) build() error {
 		if err := r.audit.placeCanaries(r.model.train, c.Seed); err != nil {
 			return err
 		}
-		r.audit.clip, r.audit.expected = c.ClipNorm, float64(c.BatchSize)
-		r.audit.q, r.audit.sigma = r.plan.Q, r.plan.Sigma
+		pc := r.plan.Privacy // what PrivateStep clips, noises and divides by
+		r.audit.clip, r.audit.expected = pc.ClipNorm, pc.ExpectedBatchSize
+		r.audit.q, r.audit.sigma = pc.SamplingRate, pc.NoiseMultiplier
 	}
 	r.dataKey = data.KeyFromSeed(c.Seed)
 	if r.plan.Private() {

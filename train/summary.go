@@ -104,7 +104,7 @@ func (r *run) finish() (*Summary, error) {
 					return nil, err
 				}
 			}
-			ar, err := r.audit.finish(r.opt.Out, eps, p.Delta, r.logf)
+			ar, err := r.audit.finish(r.opt.Out, eps, p.Delta, r.step, string(p.Kind), r.logf)
 			if err != nil {
 				return nil, err
 			}

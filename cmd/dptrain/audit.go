@@ -13,11 +13,11 @@ import (
 )
 
 func init() {
-	register("audit", "train once with canaries and bound ε from below: --config run.yaml [--canaries M] [--kind white] [--fail-if-exceeded] --out DIR", runAudit)
+	register("audit", "train once with canaries and bound ε from below: --config run.yaml [--canaries M] [--kind white|black] [--fail-if-exceeded] --out DIR", runAudit)
 }
 
 func auditUsage(w io.Writer) {
-	fmt.Fprintf(w, `usage: dptrain audit --config run.yaml [--canaries M] [--kind white] [--significance 0.05] [--fail-if-exceeded] [--key=value …] --out DIR
+	fmt.Fprintf(w, `usage: dptrain audit --config run.yaml [--canaries M] [--kind white|black] [--significance 0.05] [--fail-if-exceeded[=false]] [--key=value …] --out DIR
 
 Runs the configured private training as a one-run privacy audit (Steinke,
 Nasr & Jagielski 2023): M canaries (default 1000) are each made a training
@@ -28,16 +28,21 @@ bound and by its f-DP refinement, the ε the ledger claims) and audit.png
 (the scores of the canaries trained on and not). The audited model trained
 on the canaries: it is not a production model.
 
---kind white (the only kind built): gradient canaries on coordinates of the
-  weights, added to the clipped sum like examples' clipped gradients, scored
-  by the released noisy sums.
---fail-if-exceeded: exit non-zero when ε_lower exceeds the claimed ε (the
-  mechanism that ran is not the one accounted).
+--kind white (default): gradient canaries on coordinates of the weights,
+  added to the clipped sum like examples' clipped gradients, scored by the
+  released noisy sums.
+--kind black: training images set aside with a wrong label each, the members
+  trained on, scored by the final model's loss.
+--fail-if-exceeded: exit non-zero when the one-run ε_lower exceeds the
+  claimed ε (the mechanism that ran is not the one accounted).
+Flags override the config's audit: block (kind, canaries, significance,
+fail_if_exceeded).
 `)
 }
 
 func runAudit(args []string, stdout, stderr io.Writer) error {
 	a := train.AuditConfig{}
+	var failSet bool // --fail-if-exceeded given (true or false)
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		k, v, hasV := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
@@ -60,8 +65,8 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		case "canaries":
 			var s string
 			if s, err = next(); err == nil {
-				if a.Canaries, err = strconv.Atoi(s); err != nil {
-					err = fmt.Errorf("--canaries %q: want a number of canaries", s)
+				if a.Canaries, err = strconv.Atoi(s); err != nil || a.Canaries < 2 {
+					err = fmt.Errorf("--canaries %q: want a number of canaries, at least 2", s)
 				}
 			}
 		case "kind":
@@ -69,12 +74,12 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		case "significance":
 			var s string
 			if s, err = next(); err == nil {
-				if a.Significance, err = strconv.ParseFloat(s, 64); err != nil {
+				if a.Significance, err = strconv.ParseFloat(s, 64); err != nil || !(a.Significance > 0 && a.Significance < 1) {
 					err = fmt.Errorf("--significance %q: want a level in (0, 1)", s)
 				}
 			}
 		case "fail-if-exceeded", "fail_if_exceeded":
-			a.FailIfExceeded = true
+			a.FailIfExceeded, failSet = true, true
 			if hasV {
 				if a.FailIfExceeded, err = strconv.ParseBool(v); err != nil {
 					err = fmt.Errorf("--fail-if-exceeded=%q: want true or false", v)
@@ -120,7 +125,9 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		if a.Significance != 0 {
 			merged.Significance = a.Significance
 		}
-		merged.FailIfExceeded = merged.FailIfExceeded || a.FailIfExceeded
+		if failSet {
+			merged.FailIfExceeded = a.FailIfExceeded
+		}
 		a = merged
 	}
 	cfg.Audit = &a
