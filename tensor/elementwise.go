@@ -239,6 +239,10 @@ func AddReLU(dst, a, b []float32) {
 // float32. It is about 3× faster than float32(math.Tanh(float64(x))).
 func Tanh(dst, x []float32) {
 	checkLen("Tanh", len(dst), len(x))
+	if haveCKernels && len(dst) >= cKernelMin {
+		tanhC(dst, x)
+		return
+	}
 	x = x[:len(dst)]
 	const (
 		log2e = 1.4426950408889634
@@ -259,15 +263,17 @@ func Tanh(dst, x []float32) {
 		if y < -20 {
 			y = -20
 		}
-		kf := (y*log2e + round) - round
-		r := y - kf*ln2
+		// Every product rounded on its own (explicit conversions: no
+		// fused multiply-add at any GOAMD64), as the C loop does.
+		kf := (float64(y*log2e) + round) - round
+		r := y - float64(kf*ln2)
 		// exp(r)−1 = r·(1 + c2 r + … + c7 r⁶), Estrin's scheme (short dependency chains).
 		r2 := r * r
 		r4 := r2 * r2
-		q := (1 + c2*r) + r2*(c3+c4*r) + r4*((c5+c6*r)+r2*c7)
+		q := (1 + float64(c2*r)) + float64(r2*(c3+float64(c4*r))) + float64(r4*((c5+float64(c6*r))+float64(r2*c7)))
 		p := r * q
 		s := math.Float64frombits(uint64(int64(kf)+1023) << 52)
-		e := s*p + (s - 1)
+		e := float64(s*p) + (s - 1)
 		dst[i] = float32(math.Copysign(e/(e+2), float64(v)))
 	}
 }
@@ -276,10 +282,14 @@ func Tanh(dst, x []float32) {
 // its output y. dst may alias dy.
 func TanhBackward(dst, dy, y []float32) {
 	checkLen("TanhBackward", len(dst), len(dy), len(y))
+	if haveCKernels && len(dst) >= cKernelMin {
+		tanhBackwardC(dst, dy, y)
+		return
+	}
 	dy, y = dy[:len(dst)], y[:len(dst)]
 	for i, g := range dy {
 		t := y[i]
-		dst[i] = g * (1 - t*t)
+		dst[i] = g * (1 - float32(t*t))
 	}
 }
 

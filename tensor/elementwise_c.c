@@ -194,3 +194,38 @@ CLONES void dp_ws_row(float *dst, const float *g, const float *w, long n, double
 	else
 		for (long k = 0; k < n; k++) dst[k] = (float)(((double)g[k] - mean - (double)w[k] * proj) * inv);
 }
+
+// tanh as elementwise.go's Tanh computes it, in float64 with the same
+// operations in the same order. 2^k is built from the bits of kf + (1.5·2⁵²
+// + 1023), whose low mantissa bits hold k + 1023 (|k| ≤ 29), shifted into
+// the exponent: the value Go's Float64frombits(uint64(int64(kf)+1023)<<52)
+// gives, without a float-to-integer conversion (so the loop vectorises
+// with AVX-512F and AVX2 alike).
+CLONES void dp_tanh(float *dst, const float *x, long n) {
+	const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+	const double round = 6755399441055744.0; // 1.5·2⁵²
+	const double c2 = 1.0 / 2, c3 = 1.0 / 6, c4 = 1.0 / 24, c5 = 1.0 / 120, c6 = 1.0 / 720, c7 = 1.0 / 5040;
+	for (long i = 0; i < n; i++) {
+		double v = (double)x[i];
+		double y = 2 * v;
+		y = y > 20 ? 20 : y;
+		y = y < -20 ? -20 : y;
+		double kf = (y * log2e + round) - round;
+		double r = y - kf * ln2;
+		double r2 = r * r, r4 = r2 * r2;
+		double q = (1 + c2 * r) + r2 * (c3 + c4 * r) + r4 * ((c5 + c6 * r) + r2 * c7);
+		double p = r * q;
+		double t = kf + (round + 1023);
+		uint64_t u;
+		memcpy(&u, &t, 8);
+		u <<= 52;
+		double s;
+		memcpy(&s, &u, 8);
+		double e = s * p + (s - 1);
+		dst[i] = (float)__builtin_copysign(e / (e + 2), v);
+	}
+}
+
+CLONES void dp_tanh_backward(float *dst, const float *dy, const float *y, long n) {
+	for (long i = 0; i < n; i++) dst[i] = dy[i] * (1.0f - y[i] * y[i]);
+}

@@ -33,6 +33,11 @@ func combineC(dst, dy, x []float32, m, a, b, c float32) {
 
 func sumC(x []float32) float64 { return float64(C.dp_sum(fp(x), C.long(len(x)))) }
 
+func tanhC(dst, x []float32) { C.dp_tanh(fp(dst), fp(x), C.long(len(dst))) }
+func tanhBackwardC(dst, dy, y []float32) {
+	C.dp_tanh_backward(fp(dst), fp(dy), fp(y), C.long(len(dst)))
+}
+
 func centeredMomentsC(x []float32, m float32) (s1, s2 float64) {
 	r := C.dp_centered_moments(fp(x), C.float(m), C.long(len(x)))
 	return float64(r.a), float64(r.b)

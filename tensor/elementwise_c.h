@@ -11,4 +11,6 @@ dp_pair dp_centered_moments(const float *x, float m, long n);
 dp_pair dp_centered_dots(const float *dy, const float *x, float m, long n);
 double dp_sum_squares(const float *x, long n);
 void dp_axpy(float *dst, float a, const float *x, long n);
+void dp_tanh(float *dst, const float *x, long n);
+void dp_tanh_backward(float *dst, const float *dy, const float *y, long n);
 void dp_ws_row(float *dst, const float *g, const float *w, long n, double inv, int add);

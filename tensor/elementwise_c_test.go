@@ -72,6 +72,16 @@ func TestElementwiseCMatchesGo(t *testing.T) {
 	run("ReLUMask", func(d []float32, lo, hi int) { ReLUMask(d, a[lo:hi], b[lo:hi]) })
 	run("Add", func(d []float32, lo, hi int) { Add(d, a[lo:hi], b[lo:hi]) })
 	run("AddReLU", func(d []float32, lo, hi int) { AddReLU(d, a[lo:hi], b[lo:hi]) })
+	run("TanhBackward", func(d []float32, lo, hi int) { TanhBackward(d, a[lo:hi], b[lo:hi]) })
+	// Tanh on finite data of every magnitude (NaN payloads aside, the
+	// special values are in a too), in place as well.
+	ta := randSlice(r, n)
+	for i := range ta {
+		ta[i] *= float32(math.Exp(2 * r.NormFloat64()))
+	}
+	run("Tanh", func(d []float32, lo, hi int) { Tanh(d, a[lo:hi]) })
+	run("Tanh (finite)", func(d []float32, lo, hi int) { Tanh(d, ta[lo:hi]) })
+	run("Tanh (in place)", func(d []float32, lo, hi int) { copy(d, ta[lo:hi]); Tanh(d, d) })
 	for _, p := range [][4]float32{{0, 1, 0, 0}, {0.37, -2.5, 1e-3, 7}, {-1e20, 3e-20, 1e30, -0.5}} {
 		run("Affine", func(d []float32, lo, hi int) { Affine(d, a[lo:hi], p[0], p[1], p[2]) })
 		run("Combine", func(d []float32, lo, hi int) { Combine(d, a[lo:hi], c[lo:hi], p[0], p[1], p[2], p[3]) })

@@ -16,6 +16,8 @@ func affineC(dst, x []float32, m, a, b float32)         { panic("tensor: no C ke
 func combineC(dst, dy, x []float32, m, a, b, c float32) { panic("tensor: no C kernels") }
 
 func sumC(x []float32) float64                                     { panic("tensor: no C kernels") }
+func tanhC(dst, x []float32)                                       { panic("tensor: no C kernels") }
+func tanhBackwardC(dst, dy, y []float32)                           { panic("tensor: no C kernels") }
 func centeredMomentsC(x []float32, m float32) (s1, s2 float64)     { panic("tensor: no C kernels") }
 func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) { panic("tensor: no C kernels") }
 

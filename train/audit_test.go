@@ -203,20 +203,27 @@ func TestBlackCanariesSetAside(t *testing.T) {
 }
 
 // TestAuditFullMNIST is the full-size audit (long: go test without
-// -short): configs/mnist-eps8.yaml on all of MNIST at target ε = 1 with
-// 1,000 white-box canaries, the correct mechanism and each fault.
+// -short): configs/mnist-eps8.yaml on all of MNIST with 1,000 white-box
+// canaries, the correct mechanism and each fault, at target ε = 1 (the
+// ledger fault at target ε = 8: the ε it then claims is 1.25, and a
+// mechanism of true ε = 1 could not show more than that).
 func TestAuditFullMNIST(t *testing.T) {
 	if testing.Short() {
-		t.Skip("long: five full MNIST trainings")
+		t.Skip("long: six full MNIST trainings")
 	}
-	for _, f := range []fault.Mechanism{{}, {NoClip: true}, {NoiseScale: 0.1}, {LedgerSigmaScale: 3}, {CanariesEveryStep: true}} {
-		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+	for _, tc := range []struct {
+		f   fault.Mechanism
+		eps float64
+	}{{fault.Mechanism{}, 1}, {fault.Mechanism{}, 8}, {fault.Mechanism{NoClip: true}, 1}, {fault.Mechanism{NoiseScale: 0.1}, 1},
+		{fault.Mechanism{LedgerSigmaScale: 3}, 8}, {fault.Mechanism{CanariesEveryStep: true}, 1}} {
+		f := tc.f
+		t.Run(fmt.Sprintf("eps%g-%+v", tc.eps, f), func(t *testing.T) {
 			c, err := LoadConfigFile("../configs/mnist-eps8.yaml")
 			if err != nil {
 				t.Fatal(err)
 			}
 			c.TrainData, c.TestData = mnistSpec(t), mnistSpec(t)
-			c.TargetEpsilon, c.Noise = 1, "seeded"
+			c.TargetEpsilon, c.Noise = tc.eps, "seeded"
 			c.Audit = &AuditConfig{Canaries: 1000}
 			fault.Injected = f
 			defer func() { fault.Injected = fault.Mechanism{} }()
