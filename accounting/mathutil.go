@@ -3,6 +3,8 @@ package accounting
 import (
 	"errors"
 	"math"
+
+	"dptrain/internal/gauss"
 )
 
 // logAdd returns log(exp(a) + exp(b)) without overflow (+Inf if either is).
@@ -16,33 +18,6 @@ func logAdd(a, b float64) float64 {
 	return a + math.Log1p(math.Exp(b-a))
 }
 
-// logErfc returns log(erfc(x)), accurate also where erfc underflows.
-func logErfc(x float64) float64 {
-	if x < 20 {
-		return math.Log(math.Erfc(x))
-	}
-	// Asymptotic expansion: erfc(x) = exp(-x²)/(x√π) · Σ_k (-1)^k (2k-1)!!/(2x²)^k.
-	// At x ≥ 20 the terms fall by a factor ≥ 1/(2x²)·(2k-1) ≤ 0.03 each, so
-	// eight terms are exact to double precision.
-	inv := 1 / (2 * x * x)
-	s, term := 1.0, 1.0
-	for k := 1; k <= 8; k++ {
-		term *= -float64(2*k-1) * inv
-		s += term
-	}
-	return -x*x - math.Log(x) - 0.5*math.Log(math.Pi) + math.Log(s)
-}
-
-// logNormCDF returns log Φ(z) for the standard normal distribution.
-func logNormCDF(z float64) float64 {
-	return -math.Ln2 + logErfc(-z/math.Sqrt2)
-}
-
-// normCDF returns Φ(z) for the standard normal distribution.
-func normCDF(z float64) float64 {
-	return 0.5 * math.Erfc(-z/math.Sqrt2)
-}
-
 // normQuantileLog returns z with log Φ(z) = logp, for logp < log(1/2): the
 // lower-tail quantile of the standard normal, accurate for tiny p (where
 // math.Erfinv(1-2p) would lose all precision).
@@ -51,7 +26,7 @@ func normQuantileLog(logp float64) float64 {
 	// of the root converges monotonically.
 	z := -math.Sqrt(-2*logp) - 1
 	for range 100 {
-		lc := logNormCDF(z)
+		lc := gauss.LogCDF(z)
 		lpdf := -0.5*z*z - 0.5*math.Log(2*math.Pi)
 		dz := (logp - lc) / math.Exp(lpdf-lc)
 		z += dz

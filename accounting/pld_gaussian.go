@@ -3,6 +3,8 @@ package accounting
 import (
 	"fmt"
 	"math"
+
+	"dptrain/internal/gauss"
 )
 
 // subsampledGaussian is the privacy loss of the Gaussian mechanism (noise σ,
@@ -90,11 +92,11 @@ func (g subsampledGaussian) inverseLoss(eps float64) float64 {
 func (g subsampledGaussian) upperCDF(z float64) float64 {
 	switch {
 	case g.add:
-		return normCDF(z)
+		return gauss.CDF(z)
 	case g.q == 1:
-		return normCDF(z + g.shift())
+		return gauss.CDF(z + g.shift())
 	default:
-		return (1-g.q)*normCDF(z) + g.q*normCDF(z+g.shift())
+		return (1-g.q)*gauss.CDF(z) + g.q*gauss.CDF(z+g.shift())
 	}
 }
 
@@ -103,11 +105,11 @@ func (g subsampledGaussian) upperCDF(z float64) float64 {
 func (g subsampledGaussian) lowerLogCDF(z float64) float64 {
 	switch {
 	case !g.add:
-		return logNormCDF(z)
+		return gauss.LogCDF(z)
 	case g.q == 1:
-		return logNormCDF(z - g.shift())
+		return gauss.LogCDF(z - g.shift())
 	default:
-		return logAdd(math.Log1p(-g.q)+logNormCDF(z), math.Log(g.q)+logNormCDF(z-g.shift()))
+		return logAdd(math.Log1p(-g.q)+gauss.LogCDF(z), math.Log(g.q)+gauss.LogCDF(z-g.shift()))
 	}
 }
 

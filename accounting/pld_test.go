@@ -4,13 +4,15 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"dptrain/internal/gauss"
 )
 
 // gaussianDelta is the exact δ(ε) of the Gaussian mechanism with σ and
 // sensitivity 1 (Balle & Wang 2018).
 func gaussianDelta(sigma, eps float64) float64 {
 	a := 1 / (2 * sigma)
-	return normCDF(a-eps*sigma) - math.Exp(eps)*normCDF(-a-eps*sigma)
+	return gauss.CDF(a-eps*sigma) - math.Exp(eps)*gauss.CDF(-a-eps*sigma)
 }
 
 // gaussianEpsilon inverts gaussianDelta by bisection.

@@ -1,6 +1,10 @@
 package accounting
 
-import "math"
+import (
+	"math"
+
+	"dptrain/internal/gauss"
+)
 
 // This file holds the Rényi-DP arithmetic of the Poisson-subsampled Gaussian
 // mechanism (Mironov, Talwar, Zhang 2019, "Rényi Differential Privacy of the
@@ -197,8 +201,8 @@ func logAFracSeries(q, sigma, alpha float64, signed bool) float64 {
 		j := alpha - fi
 		logT0 := logCoef + fi*logQ + j*log1mQ
 		logT1 := logCoef + j*logQ + fi*log1mQ
-		logE0 := logHalf + logErfc((fi-0.5)/sq2s-c)
-		logE1 := logHalf + logErfc(c-(j-0.5)/sq2s)
+		logE0 := logHalf + gauss.LogErfc((fi-0.5)/sq2s-c)
+		logE1 := logHalf + gauss.LogErfc(c-(j-0.5)/sq2s)
 		s0 := logT0 + overTwoVar(fi*fi-fi, sigma) + logE0
 		s1 := logT1 + overTwoVar(j*j-j, sigma) + logE1
 		if math.IsNaN(s0) || math.IsNaN(s1) {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"dptrain/internal/gauss"
 )
 
 func TestChanceLevelGivesZero(t *testing.T) {
@@ -380,9 +382,9 @@ func TestNormQuantile(t *testing.T) {
 			z := normQuantile(x)
 			var rel float64
 			if x < 0.5 {
-				rel = normCDF(z)/x - 1
+				rel = gauss.CDF(z)/x - 1
 			} else {
-				rel = (1-normCDF(z))/(1-x) - 1
+				rel = (1-gauss.CDF(z))/(1-x) - 1
 			}
 			if math.Abs(rel) > 1e-12 {
 				t.Errorf("Φ(Φ⁻¹(%g)) off by %g relative", x, rel)

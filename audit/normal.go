@@ -1,33 +1,10 @@
 package audit
 
-import "math"
+import (
+	"math"
 
-// normCDF returns Φ(z), the standard normal distribution function. Through
-// erfc it is accurate to a few ulps in relative terms in the lower tail too.
-func normCDF(z float64) float64 {
-	return 0.5 * math.Erfc(-z/math.Sqrt2)
-}
-
-// logErfc returns log(erfc(x)), accurate also where erfc underflows.
-func logErfc(x float64) float64 {
-	if x < 20 {
-		return math.Log(math.Erfc(x))
-	}
-	// erfc(x) = exp(-x²)/(x√π) · Σ_k (-1)^k (2k-1)!!/(2x²)^k: at x ≥ 20 the
-	// terms fall by ≥ 30× each, so eight of them reach double precision.
-	inv := 1 / (2 * x * x)
-	s, term := 1.0, 1.0
-	for k := 1; k <= 8; k++ {
-		term *= -float64(2*k-1) * inv
-		s += term
-	}
-	return -x*x - math.Log(x) - 0.5*math.Log(math.Pi) + math.Log(s)
-}
-
-// logNormCDF returns log Φ(z).
-func logNormCDF(z float64) float64 {
-	return -math.Ln2 + logErfc(-z/math.Sqrt2)
-}
+	"dptrain/internal/gauss"
+)
 
 // normQuantile returns Φ⁻¹(p) for p in [0, 1] (±Inf at the ends). The
 // starting value comes from math.Erfinv (Wichura's AS 241 rational
@@ -59,7 +36,7 @@ func normQuantile(p float64) float64 {
 	for it := 0; it < 3; it++ {
 		// Halley's method on g(z) = log Φ(z) − log p, which stays well
 		// scaled however small p is.
-		lc := logNormCDF(z)
+		lc := gauss.LogCDF(z)
 		g := lc - math.Log(p)
 		// g' = φ/Φ = exp(log φ − log Φ); g'' = −g'(z + g').
 		d1 := math.Exp(-0.5*z*z - 0.5*math.Log(2*math.Pi) - lc)
@@ -89,13 +66,13 @@ func gaussianLogDelta(mu, eps float64) float64 {
 		// Where Φ(a) is not small, δ may be far below it (small μ and ε);
 		// the form [Φ(a) − Φ(b)] − (e^ε − 1)Φ(b), with Φ(a) − Φ(b) from erf,
 		// then has no cancellation.
-		d := 0.5*(math.Erf(a/math.Sqrt2)-math.Erf(b/math.Sqrt2)) - math.Expm1(eps)*normCDF(b)
+		d := 0.5*(math.Erf(a/math.Sqrt2)-math.Erf(b/math.Sqrt2)) - math.Expm1(eps)*gauss.CDF(b)
 		if d > 0 {
 			return math.Log(d)
 		}
 	}
-	la := logNormCDF(a)
-	lb := eps + logNormCDF(b)
+	la := gauss.LogCDF(a)
+	lb := eps + gauss.LogCDF(b)
 	if lb >= la { // only by rounding: the difference is positive for μ > 0
 		return math.Inf(-1)
 	}

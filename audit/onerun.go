@@ -3,6 +3,8 @@ package audit
 import (
 	"fmt"
 	"math"
+
+	"dptrain/internal/gauss"
 )
 
 // Guesses is the outcome of one guessing game: of Canaries canaries, each
@@ -210,5 +212,5 @@ func gdpBlowUpInverse(x, mu float64) float64 {
 		}
 		return 0
 	}
-	return normCDF(normQuantile(x) - mu)
+	return gauss.CDF(normQuantile(x) - mu)
 }

@@ -14,17 +14,23 @@ type ReLU struct {
 	inPlace bool
 }
 
+// output returns the buffer an activation writes its output to: x itself
+// when *inPlace (then cleared: forwardSeq sets it for each Forward), else
+// the layer's own buffer *own.
+func output(inPlace *bool, own **tensor.Tensor, x *tensor.Tensor) *tensor.Tensor {
+	if *inPlace {
+		*inPlace = false
+		return x
+	}
+	*own = tensor.Ensure(*own, x.Shape...)
+	return *own
+}
+
 func (*ReLU) Describe() string { return "relu" }
 func (*ReLU) Params() []*Param { return nil }
 
 func (r *ReLU) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	if r.inPlace {
-		r.inPlace = false // one Forward: forwardSeq sets it for each
-		r.y = x
-	} else {
-		r.own = tensor.Ensure(r.own, x.Shape...)
-		r.y = r.own
-	}
+	r.y = output(&r.inPlace, &r.own, x)
 	xs, ys := x.Data, r.y.Data
 	par.For(len(xs), 1<<15, func(lo, hi int) {
 		tensor.ReLU(ys[lo:hi], xs[lo:hi])
@@ -55,13 +61,7 @@ func (*Tanh) Describe() string { return "tanh" }
 func (*Tanh) Params() []*Param { return nil }
 
 func (t *Tanh) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
-	if t.inPlace {
-		t.inPlace = false // one Forward: forwardSeq sets it for each
-		t.y = x
-	} else {
-		t.own = tensor.Ensure(t.own, x.Shape...)
-		t.y = t.own
-	}
+	t.y = output(&t.inPlace, &t.own, x)
 	xs, ys := x.Data, t.y.Data
 	par.For(len(xs), 1<<12, func(lo, hi int) {
 		tensor.Tanh(ys[lo:hi], xs[lo:hi])

@@ -18,12 +18,13 @@ var arenaModels = []struct {
 	build func(t *testing.T, r *rand.Rand) *Model
 	rows  int
 	k     int
+	heavy bool // with -short, only the non-private step and the automatic rules
 }{
-	{"cnn-mnist", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "cnn-mnist", 1, 28, 28) }, 8, 1},
-	{"cnn-cifar", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "cnn-cifar", 3, 32, 32) }, 6, 1},
-	{"wrn-16-4", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "wrn-16-4", 3, 8, 8) }, 6, 2},
-	{"resnet18", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "resnet18", 3, 16, 16) }, 4, 1},
-	{"small-resnet-ws", func(_ *testing.T, r *rand.Rand) *Model { return smallResNet(r, true) }, 12, 2},
+	{"cnn-mnist", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "cnn-mnist", 1, 28, 28) }, 8, 1, false},
+	{"cnn-cifar", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "cnn-cifar", 3, 32, 32) }, 6, 1, false},
+	{"wrn-16-4", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "wrn-16-4", 3, 8, 8) }, 6, 2, false},
+	{"resnet18", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "resnet18", 3, 16, 16) }, 4, 1, true},
+	{"small-resnet-ws", func(_ *testing.T, r *rand.Rand) *Model { return smallResNet(r, true) }, 12, 2, false},
 	// frozen BatchNorm (outputFree: in-place ReLUs over its output) under a
 	// frozen prefix (no input gradient below it)
 	{"resnet18-bn-frozen-prefix", func(t *testing.T, _ *rand.Rand) *Model {
@@ -35,8 +36,8 @@ var arenaModels = []struct {
 			t.Fatal(err)
 		}
 		return m
-	}, 4, 1},
-	{"scatternet-cnn", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "scatternet-cnn", 3, 32, 32) }, 4, 1},
+	}, 4, 1, true},
+	{"scatternet-cnn", func(t *testing.T, _ *rand.Rand) *Model { return smallModel(t, "scatternet-cnn", 3, 32, 32) }, 4, 1, false},
 	// a conv whose weight is frozen and bias trained: no dy kept
 	{"cnn-cifar-frozen-conv-weight", func(t *testing.T, _ *rand.Rand) *Model {
 		m := smallModel(t, "cnn-cifar", 3, 32, 32)
@@ -46,7 +47,7 @@ var arenaModels = []struct {
 			}
 		}
 		return m
-	}, 4, 1},
+	}, 4, 1, false},
 }
 
 // TestArenaMatchesOwnBuffers: backward passes on the arena's lent buffers,
@@ -63,6 +64,9 @@ func TestArenaMatchesOwnBuffers(t *testing.T) {
 	t.Cleanup(func() { inPlace = true })
 	for _, tc := range arenaModels {
 		for _, method := range stepMethods {
+			if tc.heavy && testing.Short() && method != "accumulate" && method != "auto" {
+				continue
+			}
 			t.Run(fmt.Sprintf("%s/%s", tc.name, method), func(t *testing.T) {
 				lent := tc.build(t, rand.New(rand.NewPCG(61, 62)))
 				own := tc.build(t, rand.New(rand.NewPCG(61, 62)))
@@ -128,35 +132,13 @@ func inPlaceLayers(ls []Layer) int {
 // arenaStep is runStep with the arena's free buffers poisoned between the
 // per-example pass and AccumulateClipped.
 func arenaStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method string, perLayer bool) *bitsOf {
-	out := &bitsOf{}
-	m.ZeroGrad()
-	y := m.Forward(x, true)
-	out.f32("forward", y.Data)
-	if method == "accumulate" {
-		m.Backward(dyLogits)
-	} else {
-		rule, err := ParseNormRule(method)
-		if err != nil {
-			panic(err)
-		}
-		forceNorm(m, rule)
-		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: perLayer})
-		out.f64("sqnorms", res.SqNorms)
-		for i, ln := range res.LayerNorms {
-			out.f64(fmt.Sprintf("layer %d norms", i), ln)
-		}
+	return runStepWith(m, x, dyLogits, coef, k, method, perLayer, func() {
 		for i := range m.arena.slots {
 			if s := &m.arena.slots[i]; s.state == slotFree {
 				m.arena.poisonSlot(s)
 			}
 		}
-		m.AccumulateClipped(coef)
-		forceNorm(m, RuleAuto)
-	}
-	for _, p := range m.Params() {
-		out.f32(p.Name+".grad", p.Grad)
-	}
-	return out
+	})
 }
 
 // TestArenaLending checks the arena's own rules: best fit, release only of

@@ -67,6 +67,12 @@ func (b *bitsOf) diff(o *bitsOf) string {
 // AccumulateClipped) or, with method "accumulate", one non-private step
 // (Forward, Backward) of m, and records everything it produced.
 func runStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method string) *bitsOf {
+	return runStepWith(m, x, dyLogits, coef, k, method, true, nil)
+}
+
+// runStepWith is runStep with per-layer norms on or off, calling between
+// (when not nil) after the per-example pass and before AccumulateClipped.
+func runStepWith(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method string, perLayer bool, between func()) *bitsOf {
 	out := &bitsOf{}
 	m.ZeroGrad()
 	y := m.Forward(x, true)
@@ -79,10 +85,13 @@ func runStep(m *Model, x, dyLogits *tensor.Tensor, coef []float32, k int, method
 			panic(err)
 		}
 		forceNorm(m, rule)
-		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: true})
+		res := m.BackwardPerExample(dyLogits, PerExampleOptions{Group: k, PerLayer: perLayer})
 		out.f64("sqnorms", res.SqNorms)
 		for i, ln := range res.LayerNorms {
 			out.f64(fmt.Sprintf("layer %d norms", i), ln)
+		}
+		if between != nil {
+			between()
 		}
 		m.AccumulateClipped(coef)
 		forceNorm(m, RuleAuto)

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 
 	"dptrain/audit"
-	"dptrain/checkpoint"
 	"dptrain/data"
 	"dptrain/dpsgd"
 	"dptrain/internal/fault"
@@ -397,13 +395,5 @@ func writeAuditPlot(path string, in, out []float64, black bool) error {
 		p.Legend.Add(set.name, h)
 	}
 	p.Legend.Top = true
-	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	if _, err := wt.WriteTo(&b); err != nil {
-		return err
-	}
-	return checkpoint.WriteFileAtomic(path, b.Bytes())
+	return savePNG(p, path)
 }

@@ -115,6 +115,12 @@ func linePlot(path, title, ylabel string, ss ...series) error {
 		return nil
 	}
 	p.Legend.Top, p.Legend.Left = true, true
+	return savePNG(p, path)
+}
+
+// savePNG writes p as a 6×4 inch PNG at path: atomically, never through a
+// link planted at the name.
+func savePNG(p *plot.Plot, path string) error {
 	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
 	if err != nil {
 		return err
@@ -123,6 +129,5 @@ func linePlot(path, title, ylabel string, ss ...series) error {
 	if _, err := wt.WriteTo(&b); err != nil {
 		return err
 	}
-	// Atomically, never through a link planted at the name.
 	return checkpoint.WriteFileAtomic(path, b.Bytes())
 }
