@@ -111,7 +111,7 @@ type auditRun struct {
 	member   []bool // per canary
 	members  []int  // sampler slot nData+j → canary members[j]
 	coords   []auditCoord
-	scores   []float64 // per canary, in units of C
+	scores   []float64 // per canary: the summed log-likelihood ratio (black-box: −loss)
 	before   []float64 // per canary: the clipped sum there before canaries
 	idx      []int
 	coef     []float32
@@ -125,6 +125,10 @@ type auditRun struct {
 }
 
 type auditCoord struct{ param, elem int }
+
+// gradientCanaries reports whether the run is audited with white-box
+// gradient canaries (false for no audit and for black-box canaries).
+func (a *auditRun) gradientCanaries() bool { return a != nil && a.black == nil }
 
 // newAuditRun draws the canaries' membership (independently, probability
 // ½ each) for a training set of nData examples.

@@ -112,7 +112,7 @@ func (r *run) newStepper() stepper {
 // checkpoints) is written.
 func (r *run) loop() error {
 	c := &r.cfg
-	if r.audit != nil && r.audit.black == nil && r.step > 0 {
+	if r.audit.gradientCanaries() && r.step > 0 {
 		// Even a finished run: finish would score canaries it never saw.
 		return fmt.Errorf("audit: %s holds a run at step %d: a white-box audited run cannot resume (its canary scores are not checkpointed); start it again in an empty --out", r.opt.Out, r.step)
 	}
@@ -135,7 +135,7 @@ func (r *run) loop() error {
 		return err
 	}
 	sampler := r.rankSampler()
-	if r.audit != nil && r.audit.black == nil {
+	if r.audit.gradientCanaries() {
 		sampler = loaderSampler{Sampler: sampler, nData: r.audit.nData} // gradient canaries have no image
 	}
 	stream := loader.Stream(sampler, r.step)
@@ -185,14 +185,14 @@ func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64
 			break
 		}
 	}
-	if r.audit != nil && r.audit.black == nil {
+	if r.audit.gradientCanaries() {
 		r.audit.insert(r.step, r.model.train.grads)
 	}
 	st, ev, err := s.Finish()
 	if err != nil {
 		return st, 0, fmt.Errorf("step %d: %w", r.step+1, err)
 	}
-	if r.audit != nil && r.audit.black == nil {
+	if r.audit.gradientCanaries() {
 		r.audit.score(r.model.train.grads)
 	}
 	if st.Rows > 0 && (math.IsNaN(st.MeanLoss()) || math.IsInf(st.MeanLoss(), 0)) {

@@ -320,7 +320,7 @@ func (r *run) build() error {
 	}
 	r.total = r.plan.Total
 	r.cfg = c.withDefaults(runFacts{N: n, C: ch, H: h, W: w, Steps: r.plan.Total})
-	if r.audit != nil && r.audit.black == nil {
+	if r.audit.gradientCanaries() {
 		if err := r.audit.placeCanaries(r.model.train, c.Seed); err != nil {
 			return err
 		}
