@@ -31,40 +31,99 @@ func isImageName(name string) bool {
 // DecodeImage decodes a JPEG or PNG image (recognised by its content) into
 // 3-channel CHW uint8, returning the pixels (in dst if it is large enough)
 // and the size. Grey images are replicated to three channels; alpha is
-// dropped (PNG colours are un-premultiplied).
+// dropped (PNG colours are un-premultiplied). JPEG goes through
+// libjpeg-turbo in the cgo build (see DecodeImageAtLeast), image/jpeg in
+// the pure-Go build (CGO_ENABLED=0 or the noturbo build tag).
 func DecodeImage(b []byte, dst []uint8) (pix []uint8, h, w int, err error) {
-	var decode func([]byte) (image.Image, error)
-	var cfg image.Config
+	return DecodeImageAtLeast(b, dst, 0)
+}
+
+// DecodeImageAtLeast is DecodeImage that may decode a JPEG at a reduced
+// size: 1/2, 1/4 or 1/8 of each side (rounded up), the smallest at which
+// the shorter side is still at least minSide (minSide ≤ 0: full size).
+// libjpeg-turbo scales in the DCT domain, skipping most of the decoding
+// work; the pure-Go build decodes at full size and averages f×f blocks
+// (see JPEGReduction), giving the same size and, within the tolerance the
+// tests state, the same pixels. PNG images are always decoded at full
+// size.
+func DecodeImageAtLeast(b []byte, dst []uint8, minSide int) (pix []uint8, h, w int, err error) {
 	switch {
 	case len(b) >= 2 && b[0] == 0xff && b[1] == 0xd8:
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(b))
-		decode = func(b []byte) (image.Image, error) { return jpeg.Decode(bytes.NewReader(b)) }
+		return decodeJPEG(b, dst, minSide)
 	case len(b) >= 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n":
+		return decodeStd(b, dst, false, 1)
+	}
+	return nil, 0, 0, errors.New("unknown image format: expected JPEG or PNG content")
+}
+
+// JPEGReduction returns the factor f ∈ {1, 2, 4, 8} by which
+// DecodeImageAtLeast divides the sides of an h×w JPEG for minSide: the
+// largest with ⌈min(h,w)/f⌉ ≥ minSide.
+func JPEGReduction(h, w, minSide int) int {
+	short := min(h, w)
+	f := 1
+	for f < 8 && minSide > 0 && (short+2*f-1)/(2*f) >= minSide {
+		f *= 2
+	}
+	return f
+}
+
+// checkImageSize refuses a header size outside 1…maxImagePixels pixels
+// before anything is allocated.
+func checkImageSize(w, h int) error {
+	if w <= 0 || h <= 0 || int64(w)*int64(h) > maxImagePixels {
+		return fmt.Errorf("image size %d×%d: expected 1 to %d pixels", w, h, maxImagePixels)
+	}
+	return nil
+}
+
+// decodeStd decodes with the standard library (image/jpeg when jpg, else
+// image/png), then divides the sides by f (1, 2, 4 or 8) by averaging f×f
+// blocks.
+func decodeStd(b []byte, dst []uint8, jpg bool, f int) (pix []uint8, h, w int, err error) {
+	var cfg image.Config
+	decode := png.Decode
+	if jpg {
+		decode = jpeg.Decode
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(b))
+	} else {
 		cfg, err = png.DecodeConfig(bytes.NewReader(b))
-		decode = func(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) }
-	default:
-		return nil, 0, 0, errors.New("unknown image format: expected JPEG or PNG content")
 	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
-		return nil, 0, 0, fmt.Errorf("image size %d×%d: expected 1 to %d pixels", cfg.Width, cfg.Height, maxImagePixels)
+	if err := checkImageSize(cfg.Width, cfg.Height); err != nil {
+		return nil, 0, 0, err
 	}
 	held := decodeBudget.acquire(decodeEstimate(cfg))
 	defer func() { decodeBudget.release(held) }()
-	img, err := decode(b)
+	img, err := decode(bytes.NewReader(b))
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	r := img.Bounds()
 	h, w = r.Dy(), r.Dx()
-	if n := 3 * h * w; cap(dst) >= n {
-		pix = dst[:n]
+	full := dst
+	if f > 1 {
+		full = nil // dst receives the reduced image
+	}
+	if n := 3 * h * w; cap(full) >= n {
+		pix = full[:n]
 	} else {
 		pix = make([]uint8, n)
 	}
 	toCHW(img, pix)
+	if f > 1 {
+		rh, rw := (h+f-1)/f, (w+f-1)/f
+		out := dst
+		if n := 3 * rh * rw; cap(out) >= n {
+			out = out[:n]
+		} else {
+			out = make([]uint8, n)
+		}
+		reduceCHW(pix, 3, h, w, f, out)
+		pix, h, w = out, rh, rw
+	}
 	if held >= largeDecodeBytes {
 		// Hand the decoder's memory back before the next large image is
 		// decoded: with the garbage collector's usual slack the process
@@ -75,6 +134,33 @@ func DecodeImage(b []byte, dst []uint8) (pix []uint8, h, w int, err error) {
 		debug.FreeOSMemory()
 	}
 	return pix, h, w, nil
+}
+
+// reduceCHW divides the sides of a c×h×w image by f, each output pixel the
+// rounded mean of its f×f block (clipped at the right and bottom edges),
+// into dst (c×⌈h/f⌉×⌈w/f⌉).
+func reduceCHW(src []uint8, c, h, w, f int, dst []uint8) {
+	rh, rw := (h+f-1)/f, (w+f-1)/f
+	sum := make([]uint32, rw)
+	for ch := range c {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for oy := range rh {
+			clear(sum)
+			y1 := min(oy*f+f, h)
+			for y := oy * f; y < y1; y++ {
+				row := plane[y*w : (y+1)*w]
+				for x, v := range row {
+					sum[x/f] += uint32(v)
+				}
+			}
+			o := dst[(ch*rh+oy)*rw : (ch*rh+oy+1)*rw]
+			bh := uint32(y1 - oy*f)
+			for ox := range rw {
+				n := bh * uint32(min(ox*f+f, w)-ox*f)
+				o[ox] = uint8((sum[ox] + n/2) / n)
+			}
+		}
+	}
 }
 
 // toCHW converts img into 3-channel CHW pixels (len 3·h·w).
@@ -163,4 +249,9 @@ func clamp1616(v int32) uint8 {
 		return uint8(v >> 16)
 	}
 	return uint8(^(v >> 31))
+}
+
+// jpegConfig reads a JPEG header with image/jpeg.
+func jpegConfig(b []byte) (image.Config, error) {
+	return jpeg.DecodeConfig(bytes.NewReader(b))
 }

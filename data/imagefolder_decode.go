@@ -132,7 +132,9 @@ func (p *folderDecoder) work() {
 func (p *folderDecoder) decode(j decodedJob, rs *resampler, scratch []uint8) (decoded, []uint8) {
 	d := decoded{i: j.i}
 	var pix []uint8
-	pix, d.h, d.w, d.err = DecodeImage(j.b, scratch)
+	// A JPEG much larger than the target decodes at 1/2, 1/4 or 1/8 of
+	// its size (DCT scaling), never below the target's side.
+	pix, d.h, d.w, d.err = DecodeImageAtLeast(j.b, scratch, p.size)
 	if d.err != nil {
 		return d, scratch
 	}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dptrain needs to build and test with cgo
-# (OpenBLAS, oneDNN). Runs apt-get as root, or through sudo; otherwise prints the exact
+# (OpenBLAS, oneDNN, libjpeg-turbo). Runs apt-get as root, or through sudo; otherwise prints the exact
 # command to run and fails. Usage: scripts/deps.sh [extra-package ...]
 set -euo pipefail
-pkgs=(libopenblas-dev libdnnl-dev pkg-config "$@")
+pkgs=(libopenblas-dev libdnnl-dev libturbojpeg0-dev pkg-config "$@")
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
