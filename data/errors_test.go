@@ -54,7 +54,7 @@ func TestUnsupportedIsAKindOfFormatError(t *testing.T) {
 		{"idx signed byte", idx(0x09), true},
 		{"idx type 0x0a (not an idx type)", idx(0x0a), false},
 		{"idx bad magic", func() error { _, err := ParseIDX(bytes.NewReader([]byte{1, 0, 8, 1}), "x.idx"); return err }(), false},
-		{"manifest version 2", manifest(2), true},
+		{"manifest version 3", manifest(3), true},
 		{"manifest version 0", manifest(0), false},
 		{"jpeg arithmetic coding", image(dir), jpegDecoder == "image/jpeg"},
 		{"jpeg 12-bit", image(dir12), true},

@@ -29,8 +29,8 @@ func OpenImageFolder(root string, opts OpenOptions) (Dataset, error) {
 		d.labels = append(d.labels, s.items[i].class)
 		return nil
 	}
-	err = decodeFolder(s, opts.workers(), opts.ImageSize, opts.Resize, opts.SkipBadImages, sink,
-		func(b BadImage) { d.skipped = append(d.skipped, b) })
+	err = decodeFolder(s, opts.workers(), folderResize{size: opts.ImageSize, mode: opts.Resize}, opts.SkipBadImages, sink,
+		func(_ int, b BadImage) { d.skipped = append(d.skipped, b) })
 	if err != nil {
 		return nil, err
 	}

@@ -27,19 +27,32 @@ func (stopped) Error() string { return "stopped" }
 
 var errStopped error = stopped{}
 
-// decodeFolder decodes the images of s with workers goroutines, resized to
-// size×size by mode when size > 0, and calls sink in item order with each
-// image (pix is only valid during the call). Bad images fail the whole
-// walk, or, with skip, are passed to skipped and not to sink. Memory is
+// folderResize says how decodeFolder resizes: to size×size by mode when
+// size > 0; the shorter side to short, aspect ratio kept, when short > 0
+// (see resizeShortSide); else not at all.
+type folderResize struct {
+	size  int
+	mode  ResizeMode
+	short int
+}
+
+// minSide is the shorter side a decoded image must keep (DCT scaling may
+// reduce it to that).
+func (r folderResize) minSide() int { return max(r.size, r.short) }
+
+// decodeFolder decodes the images of s with workers goroutines, resized by
+// rz, and calls sink in item order with each image (pix is only valid
+// during the call). Bad images fail the whole walk, or, with skip, are
+// passed to skipped (with their item index) and not to sink. Memory is
 // bounded: at most a window of images is in flight.
 //
 // One reader goroutine reads the files (or tar members) in order and hands
 // them to the workers, which decode them; the caller's goroutine puts the
 // results back in order and delivers them. A token per image in flight,
 // taken by the reader and returned on delivery, bounds the window.
-func decodeFolder(s *folderSource, workers, size int, mode ResizeMode, skip bool,
-	sink func(i int, pix []uint8, h, w int) error, skipped func(BadImage)) error {
-	p := newFolderDecoder(s, max(workers, 1), size, mode)
+func decodeFolder(s *folderSource, workers int, rz folderResize, skip bool,
+	sink func(i int, pix []uint8, h, w int) error, skipped func(int, BadImage)) error {
+	p := newFolderDecoder(s, max(workers, 1), rz)
 	p.wg.Add(1)
 	go p.read()
 	for range p.workers {
@@ -56,8 +69,7 @@ func decodeFolder(s *folderSource, workers, size int, mode ResizeMode, skip bool
 type folderDecoder struct {
 	s       *folderSource
 	workers int
-	size    int // resize to size×size when > 0
-	mode    ResizeMode
+	rz      folderResize
 	tokens  chan struct{} // one per image in flight
 	jobs    chan decodedJob
 	results chan decoded   // decoded images, any order; i < 0 for a read error
@@ -66,15 +78,15 @@ type folderDecoder struct {
 	wg      sync.WaitGroup // the reader and the workers
 }
 
-func newFolderDecoder(s *folderSource, workers, size int, mode ResizeMode) *folderDecoder {
+func newFolderDecoder(s *folderSource, workers int, rz folderResize) *folderDecoder {
 	window := 4*workers + 4
-	p := &folderDecoder{s: s, workers: workers, size: size, mode: mode,
+	p := &folderDecoder{s: s, workers: workers, rz: rz,
 		tokens:  make(chan struct{}, window),
 		jobs:    make(chan decodedJob, workers),
 		results: make(chan decoded, window),
 		done:    make(chan struct{}),
 	}
-	if size > 0 {
+	if rz.size > 0 || rz.short > 0 {
 		p.free = make(chan []uint8, window)
 	}
 	return p
@@ -134,11 +146,11 @@ func (p *folderDecoder) decode(j decodedJob, rs *resampler, scratch []uint8) (de
 	var pix []uint8
 	// A JPEG much larger than the target decodes at 1/2, 1/4 or 1/8 of
 	// its size (DCT scaling), never below the target's side.
-	pix, d.h, d.w, d.err = DecodeImageAtLeast(j.b, scratch, p.size)
+	pix, d.h, d.w, d.err = DecodeImageAtLeast(j.b, scratch, p.rz.minSide())
 	if d.err != nil {
 		return d, scratch
 	}
-	if p.size == 0 {
+	if p.rz.size == 0 && p.rz.short == 0 {
 		d.pix = pix
 		return d, nil // handed over
 	}
@@ -150,16 +162,23 @@ func (p *folderDecoder) decode(j decodedJob, rs *resampler, scratch []uint8) (de
 	select {
 	case out = <-p.free:
 	default:
-		out = make([]uint8, 3*p.size*p.size)
 	}
-	rs.resizeSquare(pix, 3, d.h, d.w, p.mode, p.size, out)
-	d.pix, d.h, d.w = out, p.size, p.size
+	if p.rz.short > 0 {
+		oh, ow := shortSideSize(d.h, d.w, p.rz.short)
+		out = growU8(out, 3*oh*ow)
+		rs.resizeShortSide(pix, 3, d.h, d.w, p.rz.short, out)
+		d.pix, d.h, d.w = out, oh, ow
+		return d, scratch
+	}
+	out = growU8(out, 3*p.rz.size*p.rz.size)
+	rs.resizeSquare(pix, 3, d.h, d.w, p.rz.mode, p.rz.size, out)
+	d.pix, d.h, d.w = out, p.rz.size, p.rz.size
 	return d, scratch
 }
 
 // deliver puts the results back in item order and passes each to sink (or,
 // a bad image with skip, to skipped); it stops at the first error.
-func (p *folderDecoder) deliver(skip bool, sink func(i int, pix []uint8, h, w int) error, skipped func(BadImage)) error {
+func (p *folderDecoder) deliver(skip bool, sink func(i int, pix []uint8, h, w int) error, skipped func(int, BadImage)) error {
 	pending := map[int]decoded{}
 	var readFail *decoded
 	for next := 0; next < len(p.s.items); {
@@ -182,7 +201,7 @@ func (p *folderDecoder) deliver(skip bool, sink func(i int, pix []uint8, h, w in
 			if !skip {
 				return p.s.badErr(it.name, d.err)
 			}
-			skipped(p.s.bad(it.name, d.err))
+			skipped(next, p.s.bad(it.name, d.err))
 		} else if err := sink(next, d.pix, d.h, d.w); err != nil {
 			return err
 		}
@@ -196,4 +215,12 @@ func (p *folderDecoder) deliver(skip bool, sink func(i int, pix []uint8, h, w in
 		next++
 	}
 	return nil
+}
+
+// growU8 returns b resized to n, reusing its array when large enough.
+func growU8(b []uint8, n int) []uint8 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]uint8, n)
 }

@@ -50,6 +50,18 @@ type Loader struct {
 	opt        LoaderOptions
 	c, h, w    int
 	oc, oh, ow int
+	sized      SizedImager // ds's whole images for the resized crops, else nil
+}
+
+// SizedImager is implemented by datasets whose stored images may be larger
+// than Shape (a prepared set with a short side, see Manifest): ImageSized
+// copies example i whole into dst and returns its size, MaxPixels bounds
+// its c·h·w. The Loader's resized crops (random-resized, centre-resized)
+// read whole images through it; everything else sees Image's Shape-sized
+// centre.
+type SizedImager interface {
+	ImageSized(i int, dst []uint8) (h, w int, err error)
+	MaxPixels() int
 }
 
 // NewRowLoader returns a Loader whose batches hold src's rows: augmentation
@@ -78,6 +90,9 @@ func NewLoader(ds Dataset, tr Transform, opt LoaderOptions) (*Loader, error) {
 		return nil, err
 	}
 	l.oc, l.oh, l.ow = tr.OutShape(l.c, l.h, l.w)
+	if si, ok := ds.(SizedImager); ok && (tr.Crop == CropRandomResized || tr.Crop == CropCenterResized) {
+		l.sized = si
+	}
 	return l, nil
 }
 
@@ -122,6 +137,9 @@ func (l *Loader) newWorkers() *workerSet {
 	ws := &workerSet{augs: make([]*augmenter, l.opt.Workers)}
 	for i := range ws.augs {
 		ws.augs[i] = newAugmenter(l.tr, l.opt.Key, l.c, l.h, l.w)
+		if l.sized != nil {
+			ws.augs[i].img = make([]uint8, l.sized.MaxPixels())
+		}
 	}
 	return ws
 }
@@ -161,7 +179,14 @@ func (l *Loader) fill(ws *workerSet, b *Batch, step int64, indices []int) error 
 				return
 			}
 			idx := indices[j]
-			if err := l.ds.Image(idx, a.img); err != nil {
+			var err error
+			if l.sized != nil {
+				// The resized crops see the whole image (any size).
+				a.h, a.w, err = l.sized.ImageSized(idx, a.img)
+			} else {
+				err = l.ds.Image(idx, a.img)
+			}
+			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = fmt.Errorf("example %d: %w", idx, err)

@@ -1,32 +1,41 @@
 package data
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"sync"
 )
 
 const (
 	manifestName    = "manifest.json"
 	preparedFormat  = "dptrain-prepared"
-	preparedVersion = 1
+	preparedVersion = 1 // fixed-size records
+	variableVersion = 2 // variable-size images (ShortSide)
 	labelBytes      = 4
+	// variableIndexEntry is the size of one record's entry in a variable
+	// shard's index: uint64 offset, uint32 label, uint16 height, width.
+	variableIndexEntry = 16
 )
 
-// Manifest describes a prepared dataset: shards of fixed-size records, each
-// a little-endian uint32 label followed by Channels×Height×Width uint8
-// pixels in CHW layout.
+// Manifest describes a prepared dataset. Version 1: shards of fixed-size
+// records, each a little-endian uint32 label followed by
+// Channels×Height×Width uint8 pixels in CHW layout. Version 2 (ShortSide
+// > 0): images of varying size, each with its shorter side ShortSide;
+// a shard holds the images' CHW pixels back to back, then an index of one
+// 16-byte entry per image (uint64le offset of its pixels, uint32le label,
+// uint16le height, uint16le width), so that opening reads only the
+// indexes. Height and Width are ShortSide: Image gives the centre
+// ShortSide×ShortSide square, ImageSized the whole image.
 type Manifest struct {
 	Format          string   `json:"format"`
 	Version         int      `json:"version"`
@@ -39,6 +48,8 @@ type Manifest struct {
 	RecordsPerShard int      `json:"records_per_shard"`
 	Layout          string   `json:"layout"`
 	Resize          string   `json:"resize,omitempty"`
+	ShortSide       int      `json:"short_side,omitempty"`
+	MaxLongSide     int      `json:"max_long_side,omitempty"`
 	Source          string   `json:"source,omitempty"`
 	Skipped         int      `json:"skipped"`
 	Shards          []Shard  `json:"shards"`
@@ -48,10 +59,25 @@ type Manifest struct {
 type Shard struct {
 	File   string `json:"file"`
 	Count  int    `json:"count"`
+	Bytes  int64  `json:"bytes,omitempty"` // version 2: the file's size
 	SHA256 string `json:"sha256"`
 }
 
-const recordLayout = "uint32le label, then CHW uint8 pixels"
+const (
+	recordLayout   = "uint32le label, then CHW uint8 pixels"
+	variableLayout = "CHW uint8 pixels of each image back to back, then per image uint64le offset, uint32le label, uint16le height, uint16le width"
+)
+
+// variable reports whether m is the variable-size layout (version 2).
+func (m *Manifest) variable() bool { return m.Version == variableVersion }
+
+// shardBytes is the size shard i must have.
+func (m *Manifest) shardBytes(i int) int64 {
+	if m.variable() {
+		return m.Shards[i].Bytes
+	}
+	return int64(m.Shards[i].Count) * int64(m.RecordSize)
+}
 
 // ParseManifest decodes and validates a manifest; name is used in errors.
 func ParseManifest(b []byte, name string) (*Manifest, error) {
@@ -65,25 +91,41 @@ func ParseManifest(b []byte, name string) (*Manifest, error) {
 	switch {
 	case m.Format != preparedFormat:
 		return nil, bad("format", "%q: expected %q", m.Format, preparedFormat)
-	case m.Version != preparedVersion:
-		err := bad("version", "%d: expected %d", m.Version, preparedVersion)
-		err.Unsupported = m.Version > preparedVersion // written by a newer version
+	case m.Version != preparedVersion && m.Version != variableVersion:
+		err := bad("version", "%d: expected %d or %d", m.Version, preparedVersion, variableVersion)
+		err.Unsupported = m.Version > variableVersion // written by a newer version
 		return nil, err
 	case len(m.Classes) == 0 || len(m.Classes) > 1<<24:
 		return nil, bad("classes", "%d classes: expected 1 to %d", len(m.Classes), 1<<24)
 	case m.Channels <= 0 || m.Height <= 0 || m.Width <= 0 || m.Channels > 64 || m.Height > 1<<15 || m.Width > 1<<15:
 		return nil, bad("channels/height/width", "%d×%d×%d: expected positive sizes (channels ≤ 64, sides ≤ 32768)", m.Channels, m.Height, m.Width)
-	case m.RecordSize != labelBytes+m.Channels*m.Height*m.Width:
-		return nil, bad("record_size", "%d: expected %d (4-byte label + %d×%d×%d pixels)", m.RecordSize, labelBytes+m.Channels*m.Height*m.Width, m.Channels, m.Height, m.Width)
 	case m.Count < 0:
 		return nil, bad("count", "%d: expected >= 0", m.Count)
-	case m.RecordsPerShard <= 0:
-		return nil, bad("records_per_shard", "%d: expected > 0", m.RecordsPerShard)
+	}
+	if m.variable() {
+		switch {
+		case m.ShortSide <= 0 || m.ShortSide > MaxImageSize || m.Height != m.ShortSide || m.Width != m.ShortSide || m.Channels != 3:
+			return nil, bad("short_side", "%d with %d×%d×%d: expected 1 to %d, and 3×short_side×short_side", m.ShortSide, m.Channels, m.Height, m.Width, MaxImageSize)
+		case m.MaxLongSide < m.ShortSide || m.MaxLongSide > MaxAspect*m.ShortSide:
+			return nil, bad("max_long_side", "%d: expected %d to %d (short_side to %d× it)", m.MaxLongSide, m.ShortSide, MaxAspect*m.ShortSide, MaxAspect)
+		}
+	} else {
+		switch {
+		case m.RecordSize != labelBytes+m.Channels*m.Height*m.Width:
+			return nil, bad("record_size", "%d: expected %d (4-byte label + %d×%d×%d pixels)", m.RecordSize, labelBytes+m.Channels*m.Height*m.Width, m.Channels, m.Height, m.Width)
+		case m.RecordsPerShard <= 0:
+			return nil, bad("records_per_shard", "%d: expected > 0", m.RecordsPerShard)
+		}
 	}
 	total := 0
 	for i, s := range m.Shards {
 		last := i == len(m.Shards)-1
-		if s.Count <= 0 || s.Count > m.RecordsPerShard || (!last && s.Count != m.RecordsPerShard) {
+		if m.variable() {
+			minBytes := int64(s.Count) * (variableIndexEntry + 3*int64(m.ShortSide)*int64(m.ShortSide))
+			if s.Count <= 0 || s.Bytes < minBytes {
+				return nil, bad(fmt.Sprintf("shards[%d].count/bytes", i), "%d images in %d bytes: expected > 0 images of at least %d bytes each", s.Count, s.Bytes, minBytes/int64(max(s.Count, 1)))
+			}
+		} else if s.Count <= 0 || s.Count > m.RecordsPerShard || (!last && s.Count != m.RecordsPerShard) {
 			return nil, bad(fmt.Sprintf("shards[%d].count", i), "%d: expected %d (at most %d in the last shard)", s.Count, m.RecordsPerShard, m.RecordsPerShard)
 		}
 		if s.File == "" || filepath.Base(s.File) != s.File {
@@ -108,6 +150,7 @@ type preparedDataset struct {
 	releases []func() error
 	labels   []int32
 	pixels   int
+	starts   []int // index of each shard's first example
 	workers  int
 	// lo, hi: the examples that may be read (OpenOptions.Part; else all).
 	lo, hi int
@@ -130,8 +173,25 @@ func (d *preparedDataset) Label(i int) int {
 
 // shardInPart reports whether shard si holds examples of the part opened.
 func (d *preparedDataset) shardInPart(si int) bool {
-	base := si * d.m.RecordsPerShard
+	base := d.starts[si]
 	return base+d.m.Shards[si].Count > d.lo && base < d.hi
+}
+
+// locate returns the shard holding example i and its position there.
+func (d *preparedDataset) locate(i int) (s, r int) {
+	if !d.m.variable() {
+		return i / d.m.RecordsPerShard, i % d.m.RecordsPerShard
+	}
+	s = sort.Search(len(d.starts), func(k int) bool { return d.starts[k] > i }) - 1
+	return s, i - d.starts[s]
+}
+
+// entry returns a variable shard's index entry r: the offset of the
+// pixels, their height and width.
+func (d *preparedDataset) entry(s, r int) (off, h, w int) {
+	data := d.shards[s]
+	e := data[len(data)-variableIndexEntry*d.m.Shards[s].Count+variableIndexEntry*r:]
+	return int(binary.LittleEndian.Uint64(e)), int(binary.LittleEndian.Uint16(e[12:])), int(binary.LittleEndian.Uint16(e[14:]))
 }
 
 // checkPart panics if example i is outside the part opened.
@@ -146,12 +206,35 @@ func (d *preparedDataset) Manifest() *Manifest { return d.m }
 
 func (d *preparedDataset) Image(i int, dst []uint8) (err error) {
 	checkImageArgs(i, d.m.Count, len(dst), d.pixels)
+	_, _, err = d.read(i, dst, true)
+	return err
+}
+
+// ImageSized copies example i whole into dst (len ≥ MaxPixels) and
+// returns its size: for the variable layout the stored image (shorter
+// side ShortSide), else Shape's.
+func (d *preparedDataset) ImageSized(i int, dst []uint8) (h, w int, err error) {
+	checkImageArgs(i, d.m.Count, len(dst), d.MaxPixels())
+	return d.read(i, dst, false)
+}
+
+// MaxPixels is the largest c·h·w of an example ImageSized may return.
+func (d *preparedDataset) MaxPixels() int {
+	if d.m.variable() {
+		return 3 * d.m.ShortSide * d.m.MaxLongSide
+	}
+	return d.pixels
+}
+
+// read copies example i into dst: whole, or (crop) its centre
+// Height×Width square.
+func (d *preparedDataset) read(i int, dst []uint8, crop bool) (h, w int, err error) {
 	d.checkPart(i)
 	if d.shards == nil {
 		panic(usagef("prepared dataset: Image after Close"))
 	}
-	s, r := i/d.m.RecordsPerShard, i%d.m.RecordsPerShard
-	off := r*d.m.RecordSize + labelBytes
+	s, r := d.locate(i)
+	var off int
 	// A shard truncated or rewritten after it was mapped faults (SIGBUS)
 	// when read: turn the fault into an error naming the shard.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -164,8 +247,25 @@ func (d *preparedDataset) Image(i int, dst []uint8) (err error) {
 			panic(e)
 		}
 	}()
-	copy(dst[:d.pixels], d.shards[s][off:off+d.pixels])
-	return nil
+	if !d.m.variable() {
+		off = r*d.m.RecordSize + labelBytes
+		copy(dst[:d.pixels], d.shards[s][off:off+d.pixels])
+		return d.m.Height, d.m.Width, nil
+	}
+	off, h, w = d.entry(s, r)
+	src := d.shards[s][off : off+3*h*w]
+	if !crop {
+		copy(dst, src)
+		return h, w, nil
+	}
+	side := d.m.ShortSide
+	y0, x0 := (h-side)/2, (w-side)/2
+	for ch := range 3 {
+		for y := range side {
+			copy(dst[(ch*side+y)*side:(ch*side+y+1)*side], src[(ch*h+y0+y)*w+x0:])
+		}
+	}
+	return side, side, nil
 }
 
 // isFault reports whether a runtime error is a memory fault (of a mapped
@@ -202,22 +302,30 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 		return nil, err
 	}
 	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers(), hi: m.Count}
+	d.starts = make([]int, len(m.Shards))
+	for i := 1; i < len(m.Shards); i++ {
+		d.starts[i] = d.starts[i-1] + m.Shards[i-1].Count
+	}
 	if opts.Part != nil {
 		if d.lo, d.hi = opts.Part(m.Count); d.lo < 0 || d.hi < d.lo || d.hi > m.Count {
 			panic(usagef("prepared dataset: part [%d, %d) of %d examples", d.lo, d.hi, m.Count))
 		}
 	}
-	for _, s := range m.Shards {
+	for si, s := range m.Shards {
 		p := filepath.Join(dir, s.File)
 		f, err := os.Open(p)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("prepared dataset %s: %w", mpath, err)
 		}
-		want := int64(s.Count) * int64(m.RecordSize)
+		want := m.shardBytes(si)
 		st, err := f.Stat()
 		if err == nil && st.Size() != want {
-			err = formatErr(p, min(st.Size(), want), "shard is %d bytes: expected %d (%d records of %d bytes)", st.Size(), want, s.Count, m.RecordSize)
+			if m.variable() {
+				err = formatErr(p, min(st.Size(), want), "shard is %d bytes: expected %d (from the manifest)", st.Size(), want)
+			} else {
+				err = formatErr(p, min(st.Size(), want), "shard is %d bytes: expected %d (%d records of %d bytes)", st.Size(), want, s.Count, m.RecordSize)
+			}
 		}
 		var data []byte
 		var release func() error
@@ -249,7 +357,7 @@ func (d *preparedDataset) check(dir string, verify bool) error {
 	err := parallelShards(len(d.shards), d.workers, func(si int) error {
 		s, data := d.m.Shards[si], d.shards[si]
 		p := filepath.Join(dir, s.File)
-		base := si * d.m.RecordsPerShard
+		base := d.starts[si]
 		if !d.shardInPart(si) {
 			// Outside the part: never read. Its checksum in the digest is
 			// the manifest's (the rank holding it verifies it).
@@ -266,6 +374,9 @@ func (d *preparedDataset) check(dir string, verify bool) error {
 				return formatErr(p, -1, "SHA-256 %s: expected %s from the manifest (file corrupt or changed)", got, s.SHA256)
 			}
 		}
+		if d.m.variable() {
+			return d.checkIndex(si, p, base)
+		}
 		for r := range s.Count {
 			off := r * d.m.RecordSize
 			l := binary.LittleEndian.Uint32(data[off:])
@@ -280,6 +391,40 @@ func (d *preparedDataset) check(dir string, verify bool) error {
 		d.sums = sums
 	}
 	return err
+}
+
+// checkIndex reads and checks a variable shard's index (the only part of
+// it read at open): each image's pixels follow the previous one's, its
+// shorter side is ShortSide, its longer at most MaxLongSide, its label in
+// range, and the last image ends where the index begins.
+func (d *preparedDataset) checkIndex(si int, p string, base int) error {
+	data, n := d.shards[si], d.m.Shards[si].Count
+	indexAt := len(data) - variableIndexEntry*n
+	next := 0
+	for r := range n {
+		e := data[indexAt+variableIndexEntry*r:]
+		off := int(binary.LittleEndian.Uint64(e))
+		l := binary.LittleEndian.Uint32(e[8:])
+		h, w := int(binary.LittleEndian.Uint16(e[12:])), int(binary.LittleEndian.Uint16(e[14:]))
+		at := int64(indexAt + variableIndexEntry*r)
+		switch {
+		case off != next:
+			return formatErr(p, at, "image %d at offset %d: expected %d (right after the previous image)", r, off, next)
+		case min(h, w) != d.m.ShortSide || max(h, w) > d.m.MaxLongSide:
+			return formatErr(p, at, "image %d is %d×%d: expected a shorter side of %d and a longer one of at most %d", r, h, w, d.m.ShortSide, d.m.MaxLongSide)
+		case l >= uint32(len(d.m.Classes)):
+			return formatErr(p, at, "label %d of image %d out of range: expected [0,%d)", l, r, len(d.m.Classes))
+		}
+		next = off + 3*h*w
+		if next > indexAt {
+			return formatErr(p, at, "image %d ends at %d, past the index at %d", r, next, indexAt)
+		}
+		d.labels[base+r] = int32(l)
+	}
+	if next != indexAt {
+		return formatErr(p, int64(next), "the images end at %d: expected the index to start there, at %d", next, indexAt)
+	}
+	return nil
 }
 
 // parallelShards runs fn(0) … fn(n-1) on at most workers goroutines and
@@ -306,112 +451,4 @@ func readFile(f *os.File, size int) ([]byte, func() error, error) {
 		return nil, nil, &FormatError{File: f.Name(), Offset: -1, Msg: fmt.Sprintf("reading %d bytes", size), Err: err}
 	}
 	return b, func() error { return nil }, nil
-}
-
-// shardWriter writes records into shard files of at most perShard records.
-type shardWriter struct {
-	dir      string
-	m        *Manifest
-	f        *os.File
-	bw       *bufio.Writer
-	h        hash.Hash
-	n        int
-	rec      []byte
-	tmpNames []string
-}
-
-func newShardWriter(dir string, m *Manifest) *shardWriter {
-	return &shardWriter{dir: dir, m: m, rec: make([]byte, m.RecordSize)}
-}
-
-func (w *shardWriter) write(label int, pix []uint8) error {
-	if w.f == nil {
-		name := fmt.Sprintf("shard-%05d.bin", len(w.m.Shards))
-		// An exclusive, hidden temporary: never a file (or link) planted
-		// at a predictable name.
-		f, err := os.CreateTemp(w.dir, "."+name+".tmp-*")
-		if err != nil {
-			return err
-		}
-		w.f, w.bw, w.h, w.n = f, bufio.NewWriterSize(f, 1<<20), sha256.New(), 0
-		w.m.Shards = append(w.m.Shards, Shard{File: name})
-		w.tmpNames = append(w.tmpNames, f.Name())
-	}
-	binary.LittleEndian.PutUint32(w.rec, uint32(label))
-	copy(w.rec[labelBytes:], pix)
-	w.h.Write(w.rec)
-	if _, err := w.bw.Write(w.rec); err != nil {
-		return err
-	}
-	w.n++
-	w.m.Count++
-	if w.n == w.m.RecordsPerShard {
-		return w.closeShard()
-	}
-	return nil
-}
-
-func (w *shardWriter) closeShard() error {
-	if w.f == nil {
-		return nil
-	}
-	s := &w.m.Shards[len(w.m.Shards)-1]
-	s.Count, s.SHA256 = w.n, hex.EncodeToString(w.h.Sum(nil))
-	err := w.bw.Flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	w.f = nil
-	if err == nil {
-		err = os.Rename(w.f0name(), filepath.Join(w.dir, s.File))
-	}
-	return err
-}
-
-func (w *shardWriter) f0name() string { return w.tmpNames[len(w.tmpNames)-1] }
-
-// finish closes the last shard and writes the manifest atomically.
-func (w *shardWriter) finish() error {
-	if err := w.closeShard(); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(w.m, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(w.dir, "."+manifestName+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(w.dir, manifestName))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
-// abort removes what was written.
-func (w *shardWriter) abort() {
-	if w.f != nil {
-		w.f.Close()
-	}
-	for i, t := range w.tmpNames {
-		os.Remove(t)
-		os.Remove(filepath.Join(w.dir, w.m.Shards[i].File))
-	}
 }

@@ -170,7 +170,7 @@ func TestParseManifest(t *testing.T) {
 	}{
 		{"ok", func(m *Manifest) {}, ""},
 		{"format", func(m *Manifest) { m.Format = "x" }, "field format"},
-		{"version", func(m *Manifest) { m.Version = 2 }, "field version"},
+		{"version", func(m *Manifest) { m.Version = 3 }, "field version"},
 		{"classes", func(m *Manifest) { m.Classes = nil }, "field classes"},
 		{"shape", func(m *Manifest) { m.Height = 0 }, "field channels/height/width"},
 		{"record size", func(m *Manifest) { m.RecordSize = 7 }, "field record_size: 7: expected 8"},

@@ -154,3 +154,42 @@ func clampU8(v float32) uint8 {
 	}
 	return uint8(v)
 }
+
+// shortSideSize is the size resizeShortSide gives an h×w image: the
+// shorter side short, the longer scaled alike (rounded, at least short)
+// and capped at MaxAspect·short.
+func shortSideSize(h, w, short int) (oh, ow int) {
+	long := func(l, s int) int {
+		v := int(math.Round(float64(l) * float64(short) / float64(s)))
+		return min(max(v, short), MaxAspect*short)
+	}
+	if h <= w {
+		return short, long(w, h)
+	}
+	return long(h, w), short
+}
+
+// resizeShortSide brings a c×h×w image to c×oh×ow (shortSideSize) in dst:
+// the whole image, or, when the longer side is capped, its centre.
+func (r *resampler) resizeShortSide(src []uint8, c, h, w, short int, dst []uint8) {
+	oh, ow := shortSideSize(h, w, short)
+	if oh == h && ow == w {
+		copy(dst, src[:c*h*w])
+		return
+	}
+	x0, y0, rw, rh := 0.0, 0.0, float64(w), float64(h)
+	// Source extent of the output: the scale is that of the shorter side.
+	scale := float64(min(h, w)) / float64(short)
+	if v := float64(ow) * scale; v < rw {
+		x0, rw = (rw-v)/2, v
+	}
+	if v := float64(oh) * scale; v < rh {
+		y0, rh = (rh-v)/2, v
+	}
+	r.region(src, c, h, w, x0, y0, rw, rh, oh, ow, func(ch, y int, row []float32) {
+		d := dst[(ch*oh+y)*ow : (ch*oh+y+1)*ow]
+		for i, v := range row {
+			d[i] = clampU8(v)
+		}
+	})
+}
