@@ -86,6 +86,10 @@ type OpenOptions struct {
 	// or Label of an example outside it panics with a UsageError. Other
 	// formats ignore it (they load every example).
 	Part func(n int) (lo, hi int)
+	// MemoryBytes bounds the memory an ImageFolder may take decoded
+	// (default DefaultFolderMemory; < 0: always stream): a larger one is
+	// streamed from its files (see OpenImageFolder).
+	MemoryBytes int64
 }
 
 func (o OpenOptions) workers() int {

@@ -27,6 +27,9 @@ type folderItem struct {
 	name   string // file path (directory) or member name (tar)
 	member int    // index among the tar's regular-file members
 	class  int32
+	off    int64 // tar: offset of the member's data in the archive
+	size   int64 // bytes (the file's or the member's), as scanned
+	mtime  int64 // directory: the file's modification time (Unix ns)
 }
 
 func (s *folderSource) bad(name string, err error) BadImage {
@@ -66,6 +69,7 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 		skip:         opts.SkipBadImages,
 		classFiles:   map[string][]string{},
 		memberIdx:    map[string]int{},
+		where:        map[string][3]int64{},
 	}
 	if sc.isTar {
 		err = sc.scanTar(st.Size())
@@ -90,6 +94,7 @@ type folderScan struct {
 	classFiles map[string][]string // class -> image names
 	order      []string            // all image names in source order
 	memberIdx  map[string]int      // image name -> index among the tar's regular members
+	where      map[string][3]int64 // image name -> tar offset, size, modification time
 }
 
 // refuse fails the scan on a bad file or member, or, when bad images are
@@ -183,6 +188,8 @@ func (sc *folderScan) tarMember(f *os.File, h *tar.Header, fileSize int64, membe
 	if _, dup := sc.memberIdx[h.Name]; dup {
 		return sc.badErr(h.Name, errors.New("duplicate tar member"))
 	}
+	pos, _ := f.Seek(0, io.SeekCurrent)
+	sc.where[h.Name] = [3]int64{pos, h.Size, h.ModTime.UnixNano()}
 	return sc.addFile(rel, h.Name, member)
 }
 
@@ -233,9 +240,11 @@ func (sc *folderScan) dirEntry(e os.DirEntry) error {
 		}
 		rel, _ := filepath.Rel(walkRoot, q)
 		name := filepath.Join(p, rel) // as the user sees it
-		if err := checkImageFile(name, d); err != nil {
+		st, err := checkImageFile(name, d)
+		if err != nil {
 			return sc.refuse(name, err)
 		}
+		sc.where[name] = [3]int64{0, st.Size(), st.ModTime().UnixNano()}
 		return sc.addFile(class+"/"+filepath.ToSlash(rel), name, -1)
 	})
 }
@@ -279,7 +288,8 @@ func (sc *folderScan) listItems() {
 	sc.items = make([]folderItem, len(sc.order))
 	for i, name := range sc.order {
 		c, _, _ := strings.Cut(sc.relName(name), "/")
-		sc.items[i] = folderItem{name: name, member: sc.memberIdx[name], class: classIdx[c]}
+		w := sc.where[name]
+		sc.items[i] = folderItem{name: name, member: sc.memberIdx[name], class: classIdx[c], off: w[0], size: w[1], mtime: w[2]}
 	}
 }
 
@@ -306,10 +316,10 @@ func checkMemberName(name string) error {
 // maxImageFileBytes: devices, named pipes, sockets and links to folders
 // are refused before anything is opened (reading /dev/zero or a pipe would
 // never end).
-func checkImageFile(path string, d os.DirEntry) error {
+func checkImageFile(path string, d os.DirEntry) (os.FileInfo, error) {
 	st, err := os.Stat(path) // follows a link to its target
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !st.Mode().IsRegular() {
 		what := "not a regular file"
@@ -323,12 +333,12 @@ func checkImageFile(path string, d os.DirEntry) error {
 		case st.Mode()&os.ModeSocket != 0:
 			what = "a socket"
 		}
-		return fmt.Errorf("%s: expected a regular image file", what)
+		return nil, fmt.Errorf("%s: expected a regular image file", what)
 	}
 	if st.Size() > maxImageFileBytes {
-		return fmt.Errorf("file of %d bytes: expected an image file of at most %d bytes", st.Size(), maxImageFileBytes)
+		return nil, fmt.Errorf("file of %d bytes: expected an image file of at most %d bytes", st.Size(), maxImageFileBytes)
 	}
-	return nil
+	return st, nil
 }
 
 // checkNotWrapped refuses an ImageFolder whose only folder holds folders
