@@ -377,3 +377,44 @@ func TestVariableShardCorruption(t *testing.T) {
 		}
 	}
 }
+
+// TestPreparedPartVariable: a rank's part of a variable-size prepared set
+// verifies and reads only its shards (a corrupt shard outside it does not
+// matter), with the whole set's images.
+func TestPreparedPartVariable(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "p")
+	rep, err := Prepare(crashOptions(crashFixture(t, false), out, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Manifest
+	if len(m.Shards) < 4 {
+		t.Fatalf("%d shards: expected ≥ 4", len(m.Shards))
+	}
+	full, err := OpenPrepared(out, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	last := filepath.Join(out, m.Shards[len(m.Shards)-1].File)
+	b, _ := os.ReadFile(last)
+	b[0]++
+	os.WriteFile(last, b, 0o644)
+	lo, hi := m.Shards[0].Count-1, m.Shards[0].Count+m.Shards[1].Count // shards 0 and 1
+	part, err := OpenPrepared(out, OpenOptions{Part: func(int) (int, int) { return lo, hi }})
+	if err != nil {
+		t.Fatalf("part [%d,%d): %v", lo, hi, err)
+	}
+	defer part.Close()
+	buf, want := make([]uint8, full.(SizedImager).MaxPixels()), make([]uint8, full.(SizedImager).MaxPixels())
+	for i := lo; i < hi; i++ {
+		h, w, err := part.(SizedImager).ImageSized(i, buf)
+		fh, fw, ferr := full.(SizedImager).ImageSized(i, want)
+		if err != nil || ferr != nil || h != fh || w != fw || string(buf[:3*h*w]) != string(want[:3*h*w]) || part.Label(i) != full.Label(i) {
+			t.Fatalf("example %d differs from the whole set's (%v, %v)", i, err, ferr)
+		}
+	}
+	if _, err := OpenPrepared(out, OpenOptions{Part: func(n int) (int, int) { return lo, n }}); err == nil || !strings.Contains(err.Error(), filepath.Base(last)+": SHA-256") {
+		t.Fatalf("part holding the corrupt shard: %v, want its checksum error", err)
+	}
+}

@@ -169,8 +169,11 @@ func (r *run) loop() error {
 // records its release, and applies the update.
 func (r *run) takeStep(stream *data.Stream, s stepper) (dpsgd.StepStats, float64, error) {
 	s.Begin()
+	r.dataWait = 0
 	for {
+		t0 := time.Now()
 		b, err := stream.Next()
+		r.dataWait += time.Since(t0)
 		if err != nil {
 			return dpsgd.StepStats{}, 0, err
 		}
@@ -245,7 +248,7 @@ func (r *run) logStep(st dpsgd.StepStats, lr, secs float64) error {
 			}
 		}
 	}
-	if err := r.out.metrics.step(r.step, st, lr, secs, eps, epsRDP, r.wallSeconds()); err != nil {
+	if err := r.out.metrics.step(r.step, st, lr, secs, r.dataWait.Seconds(), eps, epsRDP, r.wallSeconds()); err != nil {
 		return r.stopOnWriteError(err)
 	}
 	r.out.progress.update(r.step, st, float64(st.Examples)/secs, due, r.epsilonWords(eps, epsRDP), r.logf)

@@ -78,10 +78,11 @@ func (m *metricsWriter) write(v any) error {
 
 // step writes a step line. eps is ε of the run's accountant, written
 // when computed (not NaN: at the log cadence); epsRDP is written on every
-// line of a private run.
-func (m *metricsWriter) step(step int64, st dpsgd.StepStats, lr, secs, eps, epsRDP, wall float64) error {
+// line of a private run. dataWait is the part of secs spent waiting for
+// the loader (0 when it kept the step fed).
+func (m *metricsWriter) step(step int64, st dpsgd.StepStats, lr, secs, dataWait, eps, epsRDP, wall float64) error {
 	rec := map[string]any{"type": "step", "step": step, "loss": JSONFloat(st.MeanLoss()), "lr": lr, "examples": st.Examples,
-		"seconds": secs, "examples_per_sec": JSONFloat(float64(st.Examples) / secs), "wall_seconds": wall}
+		"seconds": secs, "data_wait_seconds": dataWait, "examples_per_sec": JSONFloat(float64(st.Examples) / secs), "wall_seconds": wall}
 	if st.NoiseStd > 0 || st.Clipped > 0 {
 		rec["clipped_fraction"] = float64(st.Clipped) / math.Max(1, float64(st.Examples))
 		rec["mean_grad_norm"] = st.NormSum / math.Max(1, float64(st.Examples))

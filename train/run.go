@@ -64,7 +64,8 @@ var ErrStopped = errors.New("stopped early (StopAfter)")
 // run is one invocation of Run: what it was asked, what it resolved to,
 // what it built, and where it stands.
 type run struct {
-	cfg         Config // with every default applied (withDefaults)
+	dataWait    time.Duration // of the current step: time blocked on the loader
+	cfg         Config        // with every default applied (withDefaults)
 	opt         Options
 	plan        plan // q, σ, δ, steps, budget, schedule: pure, from cfg and N
 	data        runData

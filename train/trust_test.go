@@ -126,6 +126,7 @@ func readOutputs(t *testing.T, out string) runOutputs {
 		delete(m, "seconds")
 		delete(m, "examples_per_sec")
 		delete(m, "wall_seconds")
+		delete(m, "data_wait_seconds")
 		j, _ := json.Marshal(m)
 		o.metrics = append(o.metrics, string(j))
 	}
