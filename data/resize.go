@@ -76,38 +76,52 @@ func (r *resampler) region(src []uint8, c, sh, sw int, x0, y0, rw, rh float64, d
 	ylo := int(r.yw.start[0])
 	yhi := int(r.yw.start[dh-1] + r.yw.n[dh-1])
 	rows := yhi - ylo
-	r.tmp = grow(r.tmp, rows*dw+dw)
+	r.tmp = grow(r.tmp, rows*dw+dh*dw)
 	tmp, out := r.tmp[:rows*dw], r.tmp[rows*dw:]
-	xt := r.xw.taps
-	yt := r.yw.taps
 	for ch := range c {
 		plane := src[ch*sh*sw : (ch+1)*sh*sw]
-		for y := ylo; y < yhi; y++ {
-			srow := plane[y*sw : (y+1)*sw]
-			trow := tmp[(y-ylo)*dw : (y-ylo+1)*dw]
-			for o := range dw {
-				s := int(r.xw.start[o])
-				w := r.xw.w[o*xt : o*xt+int(r.xw.n[o])]
-				var acc float32
-				for k, wk := range w {
-					acc += wk * float32(srow[s+k])
-				}
-				trow[o] = acc
-			}
-		}
+		resampleH(plane[ylo*sw:yhi*sw], sw, &r.xw, dw, tmp)
+		resampleV(tmp, dw, ylo, &r.yw, dh, out)
 		for y := range dh {
-			s := int(r.yw.start[y]) - ylo
-			w := r.yw.w[y*yt : y*yt+int(r.yw.n[y])]
-			for o := range dw {
-				out[o] = 0
-			}
+			store(ch, y, out[y*dw:(y+1)*dw])
+		}
+	}
+}
+
+// resampleHGo is the horizontal pass: each source row of rows (sw pixels
+// each) filtered by f into dw values of tmp. Each sum runs over the taps in
+// order, in float32, every product rounded (no fused multiply-add), so the
+// C kernel gives the same bits.
+func resampleHGo(rows []uint8, sw int, f *filterWeights, dw int, tmp []float32) {
+	for y := range len(rows) / sw {
+		srow := rows[y*sw : (y+1)*sw]
+		trow := tmp[y*dw : (y+1)*dw]
+		for o := range dw {
+			s := int(f.start[o])
+			w := f.w[o*f.taps : o*f.taps+int(f.n[o])]
+			var acc float32
 			for k, wk := range w {
-				trow := tmp[(s+k)*dw : (s+k+1)*dw]
-				for o, v := range trow {
-					out[o] += wk * v
-				}
+				acc += float32(wk * float32(srow[s+k]))
 			}
-			store(ch, y, out)
+			trow[o] = acc
+		}
+	}
+}
+
+// resampleVGo is the vertical pass: output row y of out (dh rows of dw) is
+// the rows of tmp (source rows from ylo) filtered by f, summed over the
+// taps in order, products rounded.
+func resampleVGo(tmp []float32, dw, ylo int, f *filterWeights, dh int, out []float32) {
+	for y := range dh {
+		s := int(f.start[y]) - ylo
+		w := f.w[y*f.taps : y*f.taps+int(f.n[y])]
+		orow := out[y*dw : (y+1)*dw]
+		clear(orow)
+		for k, wk := range w {
+			trow := tmp[(s+k)*dw : (s+k+1)*dw]
+			for o, v := range trow {
+				orow[o] += float32(wk * v)
+			}
 		}
 	}
 }
