@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -70,13 +71,22 @@ func photoJPEGs(b *testing.B, n int) [][]byte {
 	return out
 }
 
-// BenchmarkDecodeJPEG: decoding ImageNet-like 500×375 JPEGs (quality 90)
+// BenchmarkDecodeJPEG: decoding ImageNet-like 500×375 JPEGs (quality 90;
+// with DPTRAIN_BENCH_REAL_PHOTOS=1 Debian's sample photos as they are)
 // on one goroutine, by this build's JPEG decoder (libjpeg-turbo with cgo)
 // and by image/jpeg, at the size DecodeImageAtLeast picks for a target
 // shorter side: full (375, no scaling), 187 (1/2), 93 (1/4), 46 (1/8).
 // "+resize" adds the resize to the target square (what prepare does).
 func BenchmarkDecodeJPEG(b *testing.B) {
 	imgs := photoJPEGs(b, 64)
+	if os.Getenv("DPTRAIN_BENCH_REAL_PHOTOS") != "" {
+		// The photos themselves (768×576 and similar, as their cameras and
+		// tools encoded them) instead of the re-encoded 500×375 windows.
+		imgs = imgs[:0]
+		for _, p := range darknetPhotos(b) {
+			imgs = append(imgs, p)
+		}
+	}
 	var bytesIn int
 	for _, im := range imgs {
 		bytesIn += len(im)
@@ -88,7 +98,11 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 	}{
 		{jpegDecoder, DecodeImageAtLeast},
 		{"image-jpeg", func(b []byte, dst []uint8, minSide int) ([]uint8, int, int, error) {
-			return decodeStd(b, dst, true, JPEGReduction(375, 500, minSide))
+			cfg, err := jpegConfig(b)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			return decodeStd(b, dst, true, JPEGReduction(cfg.Height, cfg.Width, minSide))
 		}},
 	}
 	if jpegDecoder == "image/jpeg" {

@@ -55,7 +55,7 @@ func putTurbo(h C.tjhandle, failed bool) {
 	}
 }
 
-// hwcPool holds the interleaved-RGB buffers libjpeg-turbo decodes into
+// hwcPool holds the interleaved-RGBX buffers libjpeg-turbo decodes into
 // before the CHW transpose (at most maxScratchBytes are kept).
 var hwcPool sync.Pool
 
@@ -97,10 +97,7 @@ func decodeJPEG(b []byte, dst []uint8, minSide int) (pix []uint8, h, w int, err 
 		pix = make([]uint8, n)
 	}
 	hwc, _ := hwcPool.Get().([]uint8)
-	if cap(hwc) < n {
-		hwc = make([]uint8, n)
-	}
-	hwc = hwc[:n]
+	hwc = growU8(hwc, 4*sw*sh) // RGBX
 	rc := C.dp_tj_decode_chw(th, src, C.ulong(len(b)), (*C.uchar)(unsafe.Pointer(&hwc[0])),
 		(*C.uchar)(unsafe.Pointer(&pix[0])), C.int(sw), C.int(sh))
 	if cap(hwc) <= maxScratchBytes {
