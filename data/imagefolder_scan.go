@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -67,9 +68,7 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 	sc := &folderScan{
 		folderSource: &folderSource{path: root, isTar: !st.IsDir()},
 		skip:         opts.SkipBadImages,
-		classFiles:   map[string][]string{},
-		memberIdx:    map[string]int{},
-		where:        map[string][3]int64{},
+		classCount:   map[string]int{},
 	}
 	if sc.isTar {
 		err = sc.scanTar(st.Size())
@@ -91,10 +90,9 @@ func scanFolder(root string, opts OpenOptions) (*folderSource, error) {
 type folderScan struct {
 	*folderSource
 	skip       bool                // OpenOptions.SkipBadImages
-	classFiles map[string][]string // class -> image names
-	order      []string            // all image names in source order
-	memberIdx  map[string]int      // image name -> index among the tar's regular members
-	where      map[string][3]int64 // image name -> tar offset, size, modification time
+	classCount map[string]int      // class -> images found in it
+	order      []folderItem        // all images in source order (class not yet set)
+	seen       map[string]struct{} // tar: member names (duplicates are refused)
 }
 
 // refuse fails the scan on a bad file or member, or, when bad images are
@@ -109,15 +107,16 @@ func (sc *folderScan) refuse(name string, err error) error {
 
 // addClass records a class folder, which may stay empty.
 func (sc *folderScan) addClass(c string) {
-	if _, ok := sc.classFiles[c]; !ok {
-		sc.classFiles[c] = nil
+	if _, ok := sc.classCount[c]; !ok {
+		sc.classCount[c] = 0
 	}
 }
 
 // addFile records an image at rel ("<class>/…/<image>") below the root,
 // known as name (a path or a tar member name), or refuses it if it is at
 // the top level or not named like an image.
-func (sc *folderScan) addFile(rel, name string, member int) error {
+func (sc *folderScan) addFile(rel string, it folderItem) error {
+	name := it.name
 	class, _, ok := strings.Cut(rel, "/")
 	if !ok || class == "" {
 		return sc.refuse(name, fmt.Errorf("file at the top level: expected <root>/<class>/<image>"))
@@ -126,9 +125,8 @@ func (sc *folderScan) addFile(rel, name string, member int) error {
 	if !isImageName(rel) {
 		return sc.refuse(name, errNotImage)
 	}
-	sc.classFiles[class] = append(sc.classFiles[class], name)
-	sc.order = append(sc.order, name)
-	sc.memberIdx[name] = member
+	sc.classCount[class]++
+	sc.order = append(sc.order, it)
 	return nil
 }
 
@@ -185,12 +183,15 @@ func (sc *folderScan) tarMember(f *os.File, h *tar.Header, fileSize int64, membe
 	if h.Size > maxImageFileBytes {
 		return sc.refuse(h.Name, fmt.Errorf("tar member of %d bytes: expected an image file of at most %d bytes", h.Size, maxImageFileBytes))
 	}
-	if _, dup := sc.memberIdx[h.Name]; dup {
+	if sc.seen == nil {
+		sc.seen = map[string]struct{}{}
+	}
+	if _, dup := sc.seen[h.Name]; dup {
 		return sc.badErr(h.Name, errors.New("duplicate tar member"))
 	}
+	sc.seen[h.Name] = struct{}{}
 	pos, _ := f.Seek(0, io.SeekCurrent)
-	sc.where[h.Name] = [3]int64{pos, h.Size, h.ModTime.UnixNano()}
-	return sc.addFile(rel, h.Name, member)
+	return sc.addFile(rel, folderItem{name: h.Name, member: member, off: pos, size: h.Size, mtime: h.ModTime.UnixNano()})
 }
 
 // scanDir lists a directory: its class folders (hidden entries skipped)
@@ -208,7 +209,8 @@ func (sc *folderScan) scanDir() error {
 			return err
 		}
 	}
-	sort.Strings(sc.order) // WalkDir is already lexical per folder; keep it explicit
+	// WalkDir is already lexical per folder; keep it explicit.
+	slices.SortFunc(sc.order, func(a, b folderItem) int { return strings.Compare(a.name, b.name) })
 	return nil
 }
 
@@ -222,9 +224,9 @@ func (sc *folderScan) dirEntry(e os.DirEntry) error {
 		return sc.badErr(p, err)
 	}
 	if !st.IsDir() {
-		return sc.addFile(class, p, -1)
+		return sc.addFile(class, folderItem{name: p, member: -1})
 	}
-	sc.classFiles[class] = nil
+	sc.addClass(class)
 	walkRoot := p
 	if e.Type()&os.ModeSymlink != 0 {
 		if walkRoot, err = filepath.EvalSymlinks(p); err != nil {
@@ -244,8 +246,7 @@ func (sc *folderScan) dirEntry(e os.DirEntry) error {
 		if err != nil {
 			return sc.refuse(name, err)
 		}
-		sc.where[name] = [3]int64{0, st.Size(), st.ModTime().UnixNano()}
-		return sc.addFile(class+"/"+filepath.ToSlash(rel), name, -1)
+		return sc.addFile(class+"/"+filepath.ToSlash(rel), folderItem{name: name, member: -1, size: st.Size(), mtime: st.ModTime().UnixNano()})
 	})
 }
 
@@ -253,19 +254,23 @@ func (sc *folderScan) dirEntry(e os.DirEntry) error {
 // wrapping the class folders, none empty, at least one, and exactly want
 // when want is set.
 func (sc *folderScan) settleClasses(want []string) error {
-	if len(sc.classFiles) == 1 {
-		for c, files := range sc.classFiles {
+	if len(sc.classCount) == 1 {
+		for c := range sc.classCount {
+			files := make([]string, len(sc.order))
+			for i, it := range sc.order {
+				files[i] = it.name
+			}
 			if err := checkNotWrapped(sc.folderSource, c, files); err != nil {
 				return err
 			}
 		}
 	}
-	for c := range sc.classFiles {
+	for c := range sc.classCount {
 		sc.classes = append(sc.classes, c)
 	}
 	sort.Strings(sc.classes)
 	for _, c := range sc.classes {
-		if len(sc.classFiles[c]) == 0 {
+		if sc.classCount[c] == 0 {
 			return &FormatError{File: sc.path, Member: c, Offset: -1, Msg: "empty class folder: expected at least one .jpg/.jpeg/.png image"}
 		}
 	}
@@ -285,11 +290,12 @@ func (sc *folderScan) listItems() {
 	for i, c := range sc.classes {
 		classIdx[c] = int32(i)
 	}
-	sc.items = make([]folderItem, len(sc.order))
-	for i, name := range sc.order {
+	sc.items = sc.order
+	sc.order, sc.seen = nil, nil
+	for i := range sc.items {
+		name := sc.items[i].name
 		c, _, _ := strings.Cut(sc.relName(name), "/")
-		w := sc.where[name]
-		sc.items[i] = folderItem{name: name, member: sc.memberIdx[name], class: classIdx[c], off: w[0], size: w[1], mtime: w[2]}
+		sc.items[i].class = classIdx[c]
 	}
 }
 
@@ -356,11 +362,11 @@ func checkNotWrapped(s *folderSource, class string, files []string) error {
 	return &FormatError{File: s.path, Member: class, Offset: -1, Msg: fmt.Sprintf("one top-level folder %q holding only folders: point the spec at that folder (expected <root>/<class>/<image>)", class)}
 }
 
-func lastName(order []string) string {
+func lastName(order []folderItem) string {
 	if len(order) == 0 {
 		return "the start"
 	}
-	return order[len(order)-1]
+	return order[len(order)-1].name
 }
 
 // cleanMember turns "./cat/1.jpg" or "/cat/1.jpg" into "cat/1.jpg".

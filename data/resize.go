@@ -11,6 +11,7 @@ import (
 type resampler struct {
 	xw, yw filterWeights
 	tmp    []float32
+	dst    []uint8 // regionU8's destination while it runs
 }
 
 type filterWeights struct {
@@ -67,24 +68,100 @@ func grow[T any](s []T, n int) []T {
 }
 
 // region resamples the source rectangle (x0, y0, rw, rh) (in pixels, may be
-// fractional) of the c×sh×sw CHW image src to c×dh×dw; out is called with
-// channel, row and the row's dw values to store.
+// fractional) of the c×sh×sw CHW image src to c×dh×dw; store is called with
+// channel, row and the row's dw values to store (nil: regionU8's planes).
 func (r *resampler) region(src []uint8, c, sh, sw int, x0, y0, rw, rh float64, dh, dw int, store func(ch, y int, row []float32)) {
 	r.xw.compute(x0, rw, sw, dw)
 	r.yw.compute(y0, rh, sh, dh)
-	// Rows of the source that the vertical pass needs.
+	// Rows and columns of the source that the passes need.
 	ylo := int(r.yw.start[0])
 	yhi := int(r.yw.start[dh-1] + r.yw.n[dh-1])
-	rows := yhi - ylo
-	r.tmp = grow(r.tmp, rows*dw+dh*dw)
-	tmp, out := r.tmp[:rows*dw], r.tmp[rows*dw:]
+	xlo := int(r.xw.start[0])
+	xhi := int(r.xw.start[dw-1] + r.xw.n[dw-1])
+	rows, cols := yhi-ylo, xhi-xlo
+	// Filter first along the dimension that shrinks: the vertical pass
+	// (contiguous rows, vectorised) over the source's columns, then the
+	// horizontal (a gather per output) over the dh rows only, when the
+	// image shrinks vertically; otherwise horizontal first over the rows
+	// needed. Both orders are exact in their own right (the sums of
+	// products of the same weights); which one runs depends only on the
+	// geometry.
+	vFirst := dh < rows
+	if vFirst {
+		r.tmp = grow(r.tmp, dh*cols+dh*dw)
+	} else {
+		r.tmp = grow(r.tmp, rows*dw+dh*dw)
+	}
+	tmp, out := r.tmp[:len(r.tmp)-dh*dw], r.tmp[len(r.tmp)-dh*dw:]
 	for ch := range c {
 		plane := src[ch*sh*sw : (ch+1)*sh*sw]
-		resampleH(plane[ylo*sw:yhi*sw], sw, &r.xw, dw, tmp)
-		resampleV(tmp, dw, ylo, &r.yw, dh, out)
+		if vFirst {
+			resampleVU8(plane, sw, xlo, cols, &r.yw, dh, tmp)
+			resampleHF(tmp, cols, xlo, &r.xw, dw, dh, out)
+		} else {
+			resampleH(plane[ylo*sw:yhi*sw], sw, &r.xw, dw, tmp)
+			resampleV(tmp, dw, ylo, &r.yw, dh, out)
+		}
+		if store == nil {
+			clampU8Plane(out, r.dst[ch*dh*dw:(ch+1)*dh*dw])
+			continue
+		}
 		for y := range dh {
 			store(ch, y, out[y*dw:(y+1)*dw])
 		}
+	}
+}
+
+// resampleVU8Go is the vertical pass on the source (when it runs first):
+// row y of tmp (cols values, source columns from xlo) is the source rows
+// of plane (sw wide) filtered by f, summed over the taps in order,
+// products rounded.
+func resampleVU8Go(plane []uint8, sw, xlo, cols int, f *filterWeights, dh int, tmp []float32) {
+	for y := range dh {
+		s := int(f.start[y])
+		w := f.w[y*f.taps : y*f.taps+int(f.n[y])]
+		trow := tmp[y*cols : (y+1)*cols]
+		clear(trow)
+		for k, wk := range w {
+			srow := plane[(s+k)*sw+xlo:][:cols]
+			for x, v := range srow {
+				trow[x] += float32(wk * float32(v))
+			}
+		}
+	}
+}
+
+// resampleHFGo is the horizontal pass after the vertical one: each of the
+// dh rows of tmp (cols values from source column xlo) filtered by f into
+// dw values of out, summed over the taps in order, products rounded.
+func resampleHFGo(tmp []float32, cols, xlo int, f *filterWeights, dw, dh int, out []float32) {
+	for y := range dh {
+		trow := tmp[y*cols : (y+1)*cols]
+		orow := out[y*dw : (y+1)*dw]
+		for o := range dw {
+			s := int(f.start[o]) - xlo
+			w := f.w[o*f.taps : o*f.taps+int(f.n[o])]
+			var acc float32
+			for k, wk := range w {
+				acc += float32(wk * trow[s+k])
+			}
+			orow[o] = acc
+		}
+	}
+}
+
+// regionU8 is region storing rounded, clamped uint8 (clampU8) into dst
+// (c×dh×dw).
+func (r *resampler) regionU8(src []uint8, c, sh, sw int, x0, y0, rw, rh float64, dh, dw int, dst []uint8) {
+	r.dst = dst[:c*dh*dw]
+	r.region(src, c, sh, sw, x0, y0, rw, rh, dh, dw, nil)
+	r.dst = nil
+}
+
+// clampU8PlaneGo is clampU8 of each value.
+func clampU8PlaneGo(v []float32, dst []uint8) {
+	for i, x := range v[:len(dst)] {
+		dst[i] = clampU8(x)
 	}
 }
 
@@ -150,12 +227,7 @@ func (r *resampler) resizeSquare(src []uint8, c, sh, sw int, mode ResizeMode, si
 		x0, y0 = (rw-side)/2, (rh-side)/2
 		rw, rh = side, side
 	}
-	r.region(src, c, sh, sw, x0, y0, rw, rh, size, size, func(ch, y int, row []float32) {
-		d := dst[(ch*size+y)*size : (ch*size+y+1)*size]
-		for i, v := range row {
-			d[i] = clampU8(v)
-		}
-	})
+	r.regionU8(src, c, sh, sw, x0, y0, rw, rh, size, size, dst)
 }
 
 func clampU8(v float32) uint8 {
@@ -200,10 +272,5 @@ func (r *resampler) resizeShortSide(src []uint8, c, h, w, short int, dst []uint8
 	if v := float64(oh) * scale; v < rh {
 		y0, rh = (rh-v)/2, v
 	}
-	r.region(src, c, h, w, x0, y0, rw, rh, oh, ow, func(ch, y int, row []float32) {
-		d := dst[(ch*oh+y)*ow : (ch*oh+y+1)*ow]
-		for i, v := range row {
-			d[i] = clampU8(v)
-		}
-	})
+	r.regionU8(src, c, h, w, x0, y0, rw, rh, oh, ow, dst)
 }

@@ -44,3 +44,48 @@ void dp_resample_v(const float *tmp, int dw, int ylo, const int *start, const in
 		}
 	}
 }
+
+/* clampU8: v + 0.5 clamped to [0, 255], truncated (as clampU8 in resize.go). */
+void dp_clamp_u8(const float *v, unsigned char *dst, long n) {
+	for (long i = 0; i < n; i++) {
+		float t = v[i] + 0.5f;
+		t = t <= 0 ? 0 : t;
+		t = t >= 255 ? 255 : t;
+		dst[i] = (unsigned char)(int)t;
+	}
+}
+
+void dp_resample_vu8(const unsigned char *plane, int sw, int xlo, int cols, const int *start,
+                     const int *n, const float *w, int taps, int dh, float *tmp) {
+	for (int y = 0; y < dh; y++) {
+		const float *wy = w + (long)y * taps;
+		float *trow = tmp + (long)y * cols;
+		for (int x = 0; x < cols; x++) {
+			trow[x] = 0;
+		}
+		for (int k = 0; k < n[y]; k++) {
+			const float wk = wy[k];
+			const unsigned char *srow = plane + (long)(start[y] + k) * sw + xlo;
+			for (int x = 0; x < cols; x++) {
+				trow[x] += wk * (float)srow[x];
+			}
+		}
+	}
+}
+
+void dp_resample_hf(const float *tmp, int cols, int xlo, const int *start, const int *n,
+                    const float *w, int taps, int dw, int dh, float *out) {
+	for (int y = 0; y < dh; y++) {
+		const float *trow = tmp + (long)y * cols;
+		float *orow = out + (long)y * dw;
+		for (int o = 0; o < dw; o++) {
+			const float *s = trow + (start[o] - xlo);
+			const float *wo = w + (long)o * taps;
+			float acc = 0;
+			for (int k = 0; k < n[o]; k++) {
+				acc += wo[k] * s[k];
+			}
+			orow[o] = acc;
+		}
+	}
+}

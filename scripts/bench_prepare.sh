@@ -21,13 +21,15 @@ if [ -z "$bin" ]; then
 	go build ${TAGS:+-tags "$TAGS"} -o "$bin" ./cmd/dptrain
 fi
 scratch=${OUT:-$(mktemp -d)}
+progress=()
+"$bin" prepare -h 2>&1 | grep -q -- '-progress' && progress=(--progress none) # older binaries have no such flag
 n=$(find "$tree" -type f | wc -l)
 echo "tree $tree: $n files, $(du -sh "$tree" | cut -f1); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for f in "${flags[@]}"; do
 	out="$scratch/prepared"
 	rm -rf "$out"
 	log=$(mktemp)
-	/usr/bin/time -v "$bin" prepare --src "$tree" --out "$out" "$f" --progress none ${WORKERS:+--workers "$WORKERS"} >"$log.out" 2>"$log"
+	/usr/bin/time -v "$bin" prepare --src "$tree" --out "$out" "$f" "${progress[@]}" ${WORKERS:+--workers "$WORKERS"} >"$log.out" 2>"$log"
 	wall=$(grep 'Elapsed (wall clock)' "$log" | awk '{print $NF}')
 	rss=$(grep 'Maximum resident set size' "$log" | awk '{print $NF}')
 	secs=$(echo "$wall" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
