@@ -219,3 +219,59 @@ func pixelDiff(a, b []uint8) (mean float64, worst int) {
 	}
 	return float64(sum) / float64(len(a)), worst
 }
+
+// TestPrepareBadInputs runs prepare on a tar holding good images and one
+// bad input of each kind the issue names: without --skip-bad-images each
+// is an error naming the member; with it, a counted skip and every good
+// image prepared; never a panic, never a file outside the output folder.
+func TestPrepareBadInputs(t *testing.T) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, smoothImage(30, 40), &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	base := []member{{name: "cat/", typ: tar.TypeDir}, {name: "cat/a.jpg", body: good}, {name: "dog/b.jpg", body: good},
+		{name: "cat/cmyk.jpg", body: readFixture(t, "cmyk.jpg")}, {name: "dog/rgb16.png", body: readFixture(t, "rgb16.png")}}
+	for _, tc := range []struct {
+		name string
+		m    member
+		want string // in the error
+	}{
+		{"truncated JPEG", member{name: "cat/trunc.jpg", body: good[:len(good)*2/3]}, "cat/trunc.jpg"},
+		{"decompression bomb", member{name: "dog/bomb.jpg", body: setJPEGSize(t, good, 20000, 20000)}, "20000×20000"},
+		{"PNG bomb", member{name: "dog/bomb.png", body: setPNGSize(readFixture(t, "rgb16.png"), 20000, 20000)}, "dog/bomb.png"},
+		{"not an image", member{name: "cat/notes.jpg", body: []byte("meeting notes\n")}, "cat/notes.jpg"},
+		{"not named as an image", member{name: "cat/readme.txt", body: []byte("hi")}, "cat/readme.txt"},
+		{"member leaving the root", member{name: "../../escape.jpg", body: good}, "\"..\""},
+		{"absolute member", member{name: "/etc/evil.jpg", body: good}, "absolute member name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "set.tar")
+			writeFile(t, src, tarBytes(t, append(append([]member(nil), base...), tc.m)))
+			out := filepath.Join(dir, "sub", "out")
+			_, err := Prepare(PrepareOptions{Src: src, Out: out, ImageSize: 16})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("without skipping: %v: expected an error with %q", err, tc.want)
+			}
+			rep, err := Prepare(PrepareOptions{Src: src, Out: out, ImageSize: 16, SkipBadImages: true})
+			if err != nil {
+				t.Fatalf("with skipping: %v", err)
+			}
+			if rep.Manifest.Count != 4 || len(rep.Skipped) != 1 || rep.Manifest.Skipped != 1 {
+				t.Fatalf("with skipping: %d images, %d skipped (%v): expected 4 and 1", rep.Manifest.Count, len(rep.Skipped), rep.Skipped)
+			}
+			// Nothing was written beside the tar or above the output.
+			var extra []string
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && p != src && filepath.Dir(p) != out {
+					extra = append(extra, p)
+				}
+				return nil
+			})
+			if len(extra) > 0 {
+				t.Errorf("files written outside the output folder: %v", extra)
+			}
+		})
+	}
+}
