@@ -10,14 +10,16 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+
+	"dptrain/checkpoint"
 )
 
 // shardWriter writes records into shard files and, after each shard is
 // safely in place, the resume journal (see prepareJournal).
 //
 // Crash semantics: a shard is written to a hidden temporary, synced, and
-// only then renamed to its name; the journal naming it is written (synced,
-// renamed) after that, and the manifest, which makes the folder a prepared
+// only then renamed to its name (and the folder synced); the journal naming
+// it is written (synced, renamed, folder synced) after that, and the manifest, which makes the folder a prepared
 // dataset, only when every shard is in place. So a crash at any moment
 // leaves either no manifest (and a journal naming only complete, synced
 // shards, from which Prepare resumes) or a complete dataset.
@@ -120,6 +122,11 @@ func (w *shardWriter) closeShard(nextItem int) error {
 	if err == nil {
 		err = os.Rename(w.tmpNames[len(w.tmpNames)-1], filepath.Join(w.dir, s.File))
 	}
+	if err == nil {
+		// The rename durable before the journal names the shard (power
+		// loss, not only a killed process).
+		err = checkpoint.SyncDir(w.dir)
+	}
 	if err != nil {
 		return err
 	}
@@ -168,9 +175,10 @@ func (w *shardWriter) abortOpen() {
 	}
 }
 
-// writeFileAtomic writes dir/name through a synced hidden temporary and a
-// rename, so that a crash leaves the old file or the new one, never a
-// part.
+// writeFileAtomic writes dir/name through a synced hidden temporary, a
+// rename and a sync of dir, so that a crash (or power loss) leaves the old
+// file or the new one, never a part (as checkpoint.WriteFileAtomic, but
+// readable by all: a prepared set is often shared).
 func writeFileAtomic(dir, name string, b []byte) error {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
@@ -191,8 +199,9 @@ func writeFileAtomic(dir, name string, b []byte) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return err
 	}
-	return err
+	return checkpoint.SyncDir(dir)
 }
 
 // crashHook, when set (tests), is called at the points of a prepare where
