@@ -174,6 +174,14 @@ func (sc *folderScan) tarMember(f *os.File, h *tar.Header, fileSize int64, membe
 		}
 		return nil
 	case tar.TypeReg:
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				// Stored packed: its bytes in the archive are not the
+				// file's (archive/tar expands them only when reading in
+				// order; a streamed read at the offset would not).
+				return sc.refuse(h.Name, errors.New("sparse tar member: expected a regular image file (archive without --sparse)"))
+			}
+		}
 	default:
 		return sc.refuse(h.Name, fmt.Errorf("tar member of type %q: expected a regular image file", h.Typeflag))
 	}

@@ -123,13 +123,14 @@ func growBytes(b []byte, n int) []byte {
 }
 
 // ContentDigest names the set by its listing, not its pixels (reading
-// every image to hash it would decode the whole set): the image size and
-// resize mode, the classes, and each image's name, label, size in bytes
-// and modification time (a tar's members as its headers give them).
+// every image to hash it would decode the whole set): the decoder and
+// resampler of this build, the image size and resize mode, the classes,
+// and each image's name, label, size in bytes and modification time (a
+// tar's members as its headers give them).
 // Files replaced in place with the same size and time are not noticed.
 func (d *folderStream) ContentDigest() (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "dptrain imagefolder stream v1\nsize %d resize %s classes %q\n", d.size, d.mode, d.s.classes)
+	fmt.Fprintf(h, "dptrain imagefolder stream v1 pipeline %q\nsize %d resize %s classes %q\n", pixelPipeline, d.size, d.mode, d.s.classes)
 	var b [28]byte
 	for _, it := range d.s.items {
 		binary.LittleEndian.PutUint32(b[0:], uint32(it.class))

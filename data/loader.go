@@ -64,6 +64,26 @@ type SizedImager interface {
 	MaxPixels() int
 }
 
+// ImageSizedOf copies example i of ds whole: through ImageSized when ds is
+// a SizedImager, else Image at Shape's size. A Dataset wrapper forwards
+// SizedImager with it (an embedded Dataset does not promote it).
+func ImageSizedOf(ds Dataset, i int, dst []uint8) (h, w int, err error) {
+	if si, ok := ds.(SizedImager); ok {
+		return si.ImageSized(i, dst)
+	}
+	_, h, w = ds.Shape()
+	return h, w, ds.Image(i, dst)
+}
+
+// MaxPixelsOf is ds's MaxPixels when it is a SizedImager, else c·h·w.
+func MaxPixelsOf(ds Dataset) int {
+	if si, ok := ds.(SizedImager); ok {
+		return si.MaxPixels()
+	}
+	c, h, w := ds.Shape()
+	return c * h * w
+}
+
 // NewRowLoader returns a Loader whose batches hold src's rows: augmentation
 // k of example i at step s is row src.Variant(s, i, k) of i. Its batches,
 // streams and physical splitting are those of NewLoader's.

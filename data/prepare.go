@@ -1,6 +1,8 @@
 package data
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -88,8 +90,12 @@ type prepareSource struct {
 	n        int
 	channels int
 	classes  []string
-	// listing writes the items' names and labels (the fingerprint).
-	listing func(w io.Writer)
+	// listing writes what identifies the source as a whole (the
+	// fingerprint): the classes, and for a spec its content digest.
+	listing func(w io.Writer) error
+	// item writes what identifies item i (nil for a spec): what the
+	// journal's prefix digest covers for the items already prepared.
+	item func(i int, w io.Writer)
 	// run delivers items start… in order: sink for each image (decoded
 	// and resized), skipped for each bad one.
 	run     func(start int, sink func(i, label int, pix []uint8, h, w int) error, skipped func(i int, b BadImage)) error
@@ -112,6 +118,9 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		return nil, errors.New("prepare: image size and short side both set: expected one (a square size, or the shorter side with the aspect ratio kept)")
 	}
 	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
+		// A journal beside a manifest is stale: the prepare was killed
+		// between writing the manifest and removing it.
+		os.Remove(filepath.Join(opts.Out, journalName))
 		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)
 	}
 	if opts.ShardBytes <= 0 {
@@ -125,13 +134,47 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	fp := fingerprint(opts, src.listing)
+	unlock, err := lockPrepare(opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
+		// Finished by another prepare while this one scanned.
+		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)
+	}
+	fp, err := fingerprint(opts, src.listing)
+	if err != nil {
+		return nil, err
+	}
 	j, err := loadJournal(opts.Out, fp)
 	if err != nil {
 		return nil, err
 	}
+	// The prefix digest: the identity of the items handled so far, saved
+	// with each journal; a resume checks it over the items it would skip.
+	prefix := sha256.New()
+	addItem := func(i int) {
+		if src.item != nil {
+			src.item(i, prefix)
+		}
+	}
 	rep := &PrepareReport{}
+	if j != nil {
+		for i := range min(j.NextItem, src.n) {
+			addItem(i)
+		}
+		if j.NextItem > src.n || hex.EncodeToString(prefix.Sum(nil)) != j.Prefix {
+			return nil, &FormatError{File: filepath.Join(opts.Out, journalName), Offset: -1, Msg: fmt.Sprintf(
+				"files among the %d images an interrupted prepare already wrote changed since (names, sizes, modification times or tar offsets): restore them, or remove the folder to start over", j.NextItem)}
+		}
+	}
 	if j == nil {
+		if shards, _ := filepath.Glob(filepath.Join(opts.Out, "shard-*.bin")); len(shards) > 0 {
+			// Every prepare writes its journal before its first shard:
+			// shards without one are not a prepare's to remove.
+			return nil, fmt.Errorf("prepare: %s holds shard files (%s) but no prepare journal or manifest: choose another output folder, or remove them", opts.Out, filepath.Base(shards[0]))
+		}
 		j = &prepareJournal{Fingerprint: fp, ClassCounts: make([]int, len(src.classes)),
 			Manifest: &Manifest{Format: preparedFormat, Version: preparedVersion, Layout: recordLayout, Source: opts.Src, Shards: []Shard{}}}
 		m := j.Manifest
@@ -156,6 +199,13 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 	}
 	m := j.Manifest
 	rep.Manifest = m
+	j.prefix = func() string { return hex.EncodeToString(prefix.Sum(nil)) }
+	if rep.Resumed == 0 {
+		// The journal before any shard (see above).
+		if err := j.save(opts.Out, m); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
 	removeTemporaries(opts.Out, len(m.Shards))
 	shardBytes := opts.ShardBytes
 	setShape := func(c, h, w int) {
@@ -180,6 +230,7 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		}
 	}
 	sink := func(i, label int, pix []uint8, h, wd int) error {
+		addItem(i)
 		if w == nil {
 			setShape(src.channels, h, wd)
 			if src.folder != nil {
@@ -202,6 +253,7 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		return nil
 	}
 	skipped := func(i int, b BadImage) {
+		addItem(i)
 		j.skip(i, b)
 		rep.Skipped = append(rep.Skipped, b)
 		progress()
@@ -223,27 +275,30 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 	if err == nil {
 		err = w.finish(src.n)
 	}
+	if err == nil {
+		os.Remove(filepath.Join(opts.Out, prepareLockName))
+		return rep, nil
+	}
 	if err != nil {
 		if w != nil {
 			w.abortOpen()
 		}
-		if len(m.Shards) == 0 || !fileExists(filepath.Join(opts.Out, journalName)) {
-			return nil, err
-		}
-		kept := 0
+		kept := 0 // shards closed (and journaled), by this attempt or earlier ones
 		for _, s := range m.Shards {
-			if fileExists(filepath.Join(opts.Out, s.File)) {
+			if s.SHA256 != "" {
 				kept++
 			}
 		}
-		return nil, fmt.Errorf("%w (the %d shards completed are kept in %s: rerun the same command to resume)", err, kept, opts.Out)
+		if kept == 0 {
+			// Nothing completed: leave nothing (Prepare removes the folder
+			// if it made it).
+			os.Remove(filepath.Join(opts.Out, journalName))
+			os.Remove(filepath.Join(opts.Out, prepareLockName))
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (the %d shards completed are kept in %s: fix or replace that image in place, or add --skip-bad-images, and rerun the same command to resume after them)", err, kept, opts.Out)
 	}
 	return rep, nil
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // openPrepareSource scans an ImageFolder or opens a dataset spec.
@@ -265,10 +320,15 @@ func openPrepareSource(opts PrepareOptions) (*prepareSource, error) {
 	}
 	return &prepareSource{
 		n: len(s.items), channels: 3, classes: s.classes, folder: s, scanned: s.skipped, close: func() {},
-		listing: func(w io.Writer) {
-			for _, it := range s.items {
-				fmt.Fprintf(w, "%d %q\n", it.class, it.name)
-			}
+		listing: func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "classes %q\n", s.classes)
+			return err
+		},
+		item: func(i int, w io.Writer) {
+			// A file rewritten since changes its size or time; a tar
+			// rewritten, its members' offsets.
+			it := s.items[i]
+			fmt.Fprintf(w, "%d %q %d %d %d\n", it.class, it.name, it.size, it.mtime, it.off)
 		},
 		run: func(start int, sink func(i, label int, pix []uint8, h, w int) error, skipped func(int, BadImage)) error {
 			sub := *s
@@ -285,8 +345,10 @@ func specSource(ds Dataset, opts PrepareOptions) *prepareSource {
 	c, h, wd := ds.Shape()
 	return &prepareSource{
 		n: ds.Len(), channels: c, classes: ds.Classes(), close: func() { ds.Close() },
-		listing: func(w io.Writer) {
-			fmt.Fprintf(w, "%d images %d×%d×%d classes %q\n", ds.Len(), c, h, wd, ds.Classes())
+		listing: func(w io.Writer) error {
+			d, err := Digest(ds) // the pixels and labels (small sets: CIFAR, MNIST)
+			fmt.Fprintf(w, "%d images %d×%d×%d classes %q %s\n", ds.Len(), c, h, wd, ds.Classes(), d)
+			return err
 		},
 		run: func(start int, sink func(i, label int, pix []uint8, h, w int) error, _ func(int, BadImage)) error {
 			size := opts.ImageSize

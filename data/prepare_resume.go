@@ -21,14 +21,19 @@ const journalFormat = "dptrain-prepare-progress"
 // prepareJournal is what an interrupted Prepare needs to resume: the shards
 // completed (each synced and renamed into place before it is named here),
 // the first source item not in them, and the images skipped before it. It
-// is valid only for the same source listing and options (Fingerprint).
+// is valid only for the same options and classes (Fingerprint) and the
+// same items before NextItem (Prefix); the items after it may have
+// changed.
 type prepareJournal struct {
 	Format      string        `json:"format"`
 	Fingerprint string        `json:"fingerprint"`
+	Prefix      string        `json:"prefix"` // SHA-256 of the identities of the items before NextItem
 	Manifest    *Manifest     `json:"manifest"`
 	NextItem    int           `json:"next_item"`
 	Skipped     []journalSkip `json:"skipped"`
 	ClassCounts []int         `json:"class_counts"`
+
+	prefix func() string // the current Prefix (set by prepare)
 }
 
 type journalSkip struct {
@@ -41,6 +46,9 @@ type journalSkip struct {
 // save writes the journal for manifest m (its completed shards) atomically.
 func (j *prepareJournal) save(dir string, m *Manifest) error {
 	j.Format = journalFormat
+	if j.prefix != nil {
+		j.Prefix = j.prefix()
+	}
 	snap := *m
 	snap.Shards = append([]Shard(nil), m.Shards...)
 	j.Manifest = &snap
@@ -70,14 +78,24 @@ func (j *prepareJournal) skippedBefore(n int) []BadImage {
 	return out
 }
 
-// fingerprint identifies a prepare's inputs: the options that change what
-// is written and the source's listing (item names and labels in order).
-func fingerprint(opts PrepareOptions, listing func(w io.Writer)) string {
+// pixelPipeline names the code that turns a source image into stored
+// pixels: a resume by a build whose decoder or resampler gives other bits
+// must not mix its shards with the earlier ones. Bump it when the
+// resampler or the decoders' settings change.
+const pixelPipeline = "resample-2 " + jpegDecoder
+
+// fingerprint identifies a prepare's inputs as a whole: the pixel
+// pipeline, the options that change what is written and the source's
+// listing (its classes; a spec's content digest). The items themselves are
+// covered by the journal's Prefix.
+func fingerprint(opts PrepareOptions, listing func(w io.Writer) error) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "dptrain prepare v%d\nsrc %q split %q size %d short %d resize %s shard %d classes %q\n",
-		preparedVersion, opts.Src, opts.Split, opts.ImageSize, opts.ShortSide, opts.Resize, opts.ShardBytes, opts.Classes)
-	listing(h)
-	return hex.EncodeToString(h.Sum(nil))
+	fmt.Fprintf(h, "dptrain prepare v%d pipeline %q\nsrc %q split %q size %d short %d resize %s shard %d classes %q\n",
+		preparedVersion, pixelPipeline, opts.Src, opts.Split, opts.ImageSize, opts.ShortSide, opts.Resize, opts.ShardBytes, opts.Classes)
+	if err := listing(h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // loadJournal reads dir's journal for a prepare of fingerprint fp: nil if

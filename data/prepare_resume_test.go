@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // crashFixture is an ImageFolder directory of 3 classes × 7 PNGs of
@@ -178,6 +179,67 @@ func TestPrepareResumeRefusesOtherInputs(t *testing.T) {
 	os.WriteFile(filepath.Join(out, journalName), []byte("{not json"), 0o644)
 	if _, err := Prepare(o); err == nil || !strings.Contains(err.Error(), "unreadable resume journal") {
 		t.Fatalf("corrupt journal: %v", err)
+	}
+	// An image already written, rewritten before the resume: refused,
+	// never a set mixing its old and new pixels.
+	src = crashFixture(t, true)
+	out = filepath.Join(t.TempDir(), "out2")
+	o = crashOptions(src, out, false)
+	o.SkipBadImages = false
+	if _, err := Prepare(o); err == nil || !strings.Contains(err.Error(), "to resume") {
+		t.Fatalf("bad image: %v", err)
+	}
+	img, _ := testImage(9, 14, 1234)
+	writeFile(t, filepath.Join(src, "ant", "00.png"), pngBytes(t, img))
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(src, "ant", "00.png"), later, later)
+	o.SkipBadImages = true
+	if _, err := Prepare(o); err == nil || !strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("an image already prepared rewritten: %v: expected the resume refused", err)
+	}
+	// A folder holding shard files that no prepare journal names is not
+	// prepare's to overwrite.
+	other := t.TempDir()
+	writeFile(t, filepath.Join(other, "shard-00000.bin"), []byte("someone else's"))
+	if _, err := Prepare(crashOptions(src, other, false)); err == nil || !strings.Contains(err.Error(), "no prepare journal") {
+		t.Fatalf("foreign shard files: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, "shard-00000.bin")); string(b) != "someone else's" {
+		t.Fatal("a foreign shard file was overwritten")
+	}
+}
+
+// TestSparseTarMemberRefused: a sparse member (tar --sparse) holds its
+// data packed, so a streamed read at its offset would see other bytes: it
+// is refused (or skipped) by name.
+func TestSparseTarMemberRefused(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar command")
+	}
+	dir := t.TempDir()
+	img, _ := testImage(8, 8, 1)
+	writeFile(t, filepath.Join(dir, "src", "a", "ok.png"), pngBytes(t, img))
+	// A PNG followed by a hole (trailing bytes a PNG decoder ignores).
+	sparse := filepath.Join(dir, "src", "a", "sparse.png")
+	body := pngBytes(t, img)
+	writeFile(t, sparse, body)
+	if err := os.Truncate(sparse, int64(len(body))+1<<20); err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(dir, "set.tar")
+	if out, err := exec.Command("tar", "--sparse", "--format=posix", "-C", filepath.Join(dir, "src"), "-cf", tarPath, "a").CombinedOutput(); err != nil {
+		t.Skipf("tar --sparse: %v %s", err, out)
+	}
+	_, err := OpenImageFolder(tarPath, OpenOptions{ImageSize: 8})
+	if err == nil {
+		t.Skip("tar did not store the member sparse on this file system")
+	}
+	if !strings.Contains(err.Error(), "a/sparse.png") || !strings.Contains(err.Error(), "sparse tar member") {
+		t.Fatalf("sparse member: %v", err)
+	}
+	ds, err := OpenImageFolder(tarPath, OpenOptions{ImageSize: 8, SkipBadImages: true})
+	if err != nil || ds.Len() != 1 {
+		t.Fatalf("with skipping: %v", err)
 	}
 }
 

@@ -16,6 +16,10 @@ import (
 	"sync"
 )
 
+// maxPreparedCount bounds a manifest's counts (so that a crafted one
+// cannot make the reader allocate without bound, or overflow a size).
+const maxPreparedCount = 1 << 32
+
 const (
 	manifestName    = "manifest.json"
 	preparedFormat  = "dptrain-prepared"
@@ -99,8 +103,8 @@ func ParseManifest(b []byte, name string) (*Manifest, error) {
 		return nil, bad("classes", "%d classes: expected 1 to %d", len(m.Classes), 1<<24)
 	case m.Channels <= 0 || m.Height <= 0 || m.Width <= 0 || m.Channels > 64 || m.Height > 1<<15 || m.Width > 1<<15:
 		return nil, bad("channels/height/width", "%d×%d×%d: expected positive sizes (channels ≤ 64, sides ≤ 32768)", m.Channels, m.Height, m.Width)
-	case m.Count < 0:
-		return nil, bad("count", "%d: expected >= 0", m.Count)
+	case m.Count < 0 || m.Count > maxPreparedCount:
+		return nil, bad("count", "%d: expected 0 to %d", m.Count, maxPreparedCount)
 	}
 	if m.variable() {
 		switch {
@@ -120,6 +124,9 @@ func ParseManifest(b []byte, name string) (*Manifest, error) {
 	total := 0
 	for i, s := range m.Shards {
 		last := i == len(m.Shards)-1
+		if s.Count > maxPreparedCount {
+			return nil, bad(fmt.Sprintf("shards[%d].count", i), "%d: expected at most %d", s.Count, maxPreparedCount)
+		}
 		if m.variable() {
 			minBytes := int64(s.Count) * (variableIndexEntry + 3*int64(m.ShortSide)*int64(m.ShortSide))
 			if s.Count <= 0 || s.Bytes < minBytes {
@@ -253,6 +260,12 @@ func (d *preparedDataset) read(i int, dst []uint8, crop bool) (h, w int, err err
 		return d.m.Height, d.m.Width, nil
 	}
 	off, h, w = d.entry(s, r)
+	// checkIndex validated the index at open; a shard rewritten in place
+	// since (same size) may say anything: check again what is used.
+	if indexAt := len(d.shards[s]) - variableIndexEntry*d.m.Shards[s].Count; off < 0 || min(h, w) != d.m.ShortSide ||
+		max(h, w) > d.m.MaxLongSide || off > indexAt-3*h*w {
+		return 0, 0, formatErr(d.shardPath(s), -1, "image %d's index entry (offset %d, %d×%d) changed since the shard was opened: re-create the prepared set and rerun", r, off, h, w)
+	}
 	src := d.shards[s][off : off+3*h*w]
 	if !crop {
 		copy(dst, src)
@@ -301,7 +314,7 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, labels: make([]int32, m.Count), workers: opts.workers(), hi: m.Count}
+	d := &preparedDataset{dir: dir, m: m, pixels: m.Channels * m.Height * m.Width, workers: opts.workers(), hi: m.Count}
 	d.starts = make([]int, len(m.Shards))
 	for i := 1; i < len(m.Shards); i++ {
 		d.starts[i] = d.starts[i-1] + m.Shards[i-1].Count
@@ -340,6 +353,8 @@ func OpenPrepared(dir string, opts OpenOptions) (Dataset, error) {
 		d.shards = append(d.shards, data)
 		d.releases = append(d.releases, release)
 	}
+	// The shards' sizes, checked above, back every count: now the labels.
+	d.labels = make([]int32, m.Count)
 	if err := d.check(dir, !opts.NoVerify); err != nil {
 		d.Close()
 		return nil, err

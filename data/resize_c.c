@@ -2,8 +2,10 @@
 
 #include "resize_c.h"
 
-/* Never fuse a product into a sum (cgo refuses -ffp-contract=off as a flag). */
+/* Never fuse a product into a sum (cgo refuses -ffp-contract=off as a
+ * flag): GCC's pragma, and the standard one for clang. */
 #pragma GCC optimize("fp-contract=off")
+#pragma STDC FP_CONTRACT OFF
 
 /* The resampler's two passes, as resampleHGo and resampleVGo in resize.go:
  * the same sums in the same order, in float32, each product rounded (no

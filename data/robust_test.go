@@ -269,24 +269,42 @@ func TestPrepareLeavesNothingOnFailure(t *testing.T) {
 // the writes.
 func TestPrepareNeverWritesThroughLinks(t *testing.T) {
 	f := newFolderFixture(t, 4, 4)
-	out := t.TempDir()
-	victim := filepath.Join(t.TempDir(), "victim")
-	os.WriteFile(victim, []byte("precious"), 0o644)
-	for _, name := range []string{"shard-00000.bin.tmp", "manifest.json.tmp", "shard-00000.bin"} {
-		if err := os.Symlink(victim, filepath.Join(out, name)); err != nil {
+	src := f.writeTar(t)
+	for _, tc := range []struct {
+		names   []string
+		refused string // "": the prepare succeeds around the links
+	}{
+		{[]string{"shard-00000.bin.tmp", "manifest.json.tmp", "." + journalName + ".tmp", "." + manifestName + ".tmp"}, ""},
+		{[]string{journalName}, "unreadable resume journal"},
+		{[]string{"shard-00000.bin"}, "holds shard files"},
+		{[]string{prepareLockName}, "lock"},
+	} {
+		out := t.TempDir()
+		victim := filepath.Join(t.TempDir(), "victim")
+		os.WriteFile(victim, []byte("precious"), 0o644)
+		for _, name := range tc.names {
+			if err := os.Symlink(victim, filepath.Join(out, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Prepare(PrepareOptions{Src: src, Out: out})
+		if b, _ := os.ReadFile(victim); string(b) != "precious" {
+			t.Fatalf("%v: victim overwritten (%d bytes)", tc.names, len(b))
+		}
+		if tc.refused != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.refused) {
+				t.Fatalf("%v: %v: expected a refusal with %q", tc.names, err, tc.refused)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.names, err)
+		}
+		ds, err := OpenPrepared(out, OpenOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		f.check(t, ds)
+		ds.Close()
 	}
-	if _, err := Prepare(PrepareOptions{Src: f.writeTar(t), Out: out}); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(victim); string(b) != "precious" {
-		t.Fatalf("victim overwritten (%d bytes)", len(b))
-	}
-	ds, err := OpenPrepared(out, OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.check(t, ds)
-	ds.(interface{ Close() error }).Close()
 }

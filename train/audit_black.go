@@ -74,6 +74,18 @@ func (s *canarySet) Image(i int, dst []uint8) error {
 	return s.Dataset.Image(s.index[i], dst)
 }
 
+// ImageSized and MaxPixels forward the inner set's whole images (a
+// variable-size prepared set), so that the audited run crops as a normal
+// one does.
+func (s *canarySet) ImageSized(i int, dst []uint8) (h, w int, err error) {
+	if i < 0 || i >= len(s.index) {
+		panic(data.UsageError(fmt.Sprintf("canary set: example %d of %d", i, len(s.index))))
+	}
+	return data.ImageSizedOf(s.Dataset, s.index[i], dst)
+}
+
+func (s *canarySet) MaxPixels() int { return data.MaxPixelsOf(s.Dataset) }
+
 // Close leaves the inner dataset open: the run closes it.
 func (s *canarySet) Close() error { return nil }
 

@@ -16,6 +16,14 @@ type subset struct {
 
 func (s subset) Len() int { return s.n }
 
+// ImageSized and MaxPixels forward the inner set's whole images (a
+// variable-size prepared set) to the loader's resized crops.
+func (s subset) ImageSized(i int, dst []uint8) (h, w int, err error) {
+	return data.ImageSizedOf(s.Dataset, i, dst)
+}
+
+func (s subset) MaxPixels() int { return data.MaxPixelsOf(s.Dataset) }
+
 // ContentDigest names the first n examples: from the inner set's own
 // digest when it has one (a prepared set, without re-reading its shards),
 // otherwise by reading the n examples.
