@@ -72,13 +72,31 @@ func photoJPEGs(b *testing.B, n int) [][]byte {
 }
 
 // BenchmarkDecodeJPEG: decoding ImageNet-like 500×375 JPEGs (quality 90;
-// with DPTRAIN_BENCH_REAL_PHOTOS=1 Debian's sample photos as they are)
+// with DPTRAIN_BENCH_JPEG_TREE=DIR up to 3000 files of a tree; with
+// DPTRAIN_BENCH_REAL_PHOTOS=1 Debian's sample photos as they are)
 // on one goroutine, by this build's JPEG decoder (libjpeg-turbo with cgo)
 // and by image/jpeg, at the size DecodeImageAtLeast picks for a target
 // shorter side: full (375, no scaling), 187 (1/2), 93 (1/4), 46 (1/8).
 // "+resize" adds the resize to the target square (what prepare does).
 func BenchmarkDecodeJPEG(b *testing.B) {
 	imgs := photoJPEGs(b, 64)
+	if dir := os.Getenv("DPTRAIN_BENCH_JPEG_TREE"); dir != "" {
+		// Up to 3000 JPEGs of an ImageFolder tree (e.g. one made by
+		// scripts/synthimagenet), read into memory first.
+		imgs = imgs[:0]
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || len(imgs) >= 3000 {
+				return err
+			}
+			if b, err := os.ReadFile(p); err == nil {
+				imgs = append(imgs, b)
+			}
+			return nil
+		})
+		if len(imgs) == 0 {
+			b.Fatalf("DPTRAIN_BENCH_JPEG_TREE=%s: no files", dir)
+		}
+	}
 	if os.Getenv("DPTRAIN_BENCH_REAL_PHOTOS") != "" {
 		// The photos themselves (768×576 and similar, as their cameras and
 		// tools encoded them) instead of the re-encoded 500×375 windows.
@@ -91,7 +109,7 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 	for _, im := range imgs {
 		bytesIn += len(im)
 	}
-	b.Logf("%d JPEGs of 500×375, mean %d bytes", len(imgs), bytesIn/len(imgs))
+	b.Logf("%d JPEGs, mean %d bytes", len(imgs), bytesIn/len(imgs))
 	decoders := []struct {
 		name   string
 		decode func(b []byte, dst []uint8, minSide int) ([]uint8, int, int, error)
