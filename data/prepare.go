@@ -117,11 +117,8 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 	if opts.ShortSide > 0 && opts.ImageSize > 0 {
 		return nil, errors.New("prepare: image size and short side both set: expected one (a square size, or the shorter side with the aspect ratio kept)")
 	}
-	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
-		// A journal beside a manifest is stale: the prepare was killed
-		// between writing the manifest and removing it.
-		os.Remove(filepath.Join(opts.Out, journalName))
-		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)
+	if err := checkNotPrepared(opts.Out); err != nil {
+		return nil, err
 	}
 	if opts.ShardBytes <= 0 {
 		opts.ShardBytes = 1 << 30
@@ -139,9 +136,9 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		return nil, err
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(opts.Out, manifestName)); err == nil {
+	if err := checkNotPrepared(opts.Out); err != nil {
 		// Finished by another prepare while this one scanned.
-		return nil, fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", opts.Out, manifestName)
+		return nil, err
 	}
 	fp, err := fingerprint(opts, src.listing)
 	if err != nil {
@@ -299,6 +296,17 @@ func prepare(opts PrepareOptions) (*PrepareReport, error) {
 		return nil, fmt.Errorf("%w (the %d shards completed are kept in %s: fix or replace that image in place, or add --skip-bad-images, and rerun the same command to resume after them)", err, kept, opts.Out)
 	}
 	return rep, nil
+}
+
+// checkNotPrepared refuses an output folder that already holds a prepared
+// dataset, removing the stale journal a prepare killed between writing
+// its manifest and removing the journal leaves beside it.
+func checkNotPrepared(out string) error {
+	if _, err := os.Stat(filepath.Join(out, manifestName)); err != nil {
+		return nil
+	}
+	os.Remove(filepath.Join(out, journalName))
+	return fmt.Errorf("prepare: %s already holds a prepared dataset (%s): remove it or choose another output folder", out, manifestName)
 }
 
 // openPrepareSource scans an ImageFolder or opens a dataset spec.

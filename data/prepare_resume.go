@@ -125,10 +125,7 @@ func loadJournal(dir, fp string) (*prepareJournal, error) {
 		if s.File != fmt.Sprintf("shard-%05d.bin", i) {
 			return nil, &FormatError{File: p, Offset: -1, Msg: fmt.Sprintf("shard %d is named %q: expected shard-%05d.bin; %s", i, s.File, i, restart)}
 		}
-		want := s.Bytes
-		if !m.variable() {
-			want = int64(s.Count) * int64(m.RecordSize)
-		}
+		want := m.shardBytes(i)
 		st, err := os.Stat(filepath.Join(dir, s.File))
 		if err != nil || st.Size() != want {
 			return nil, &FormatError{File: filepath.Join(dir, s.File), Offset: -1, Msg: fmt.Sprintf("shard of an interrupted prepare is missing or not %d bytes: %s", want, restart), Err: err}

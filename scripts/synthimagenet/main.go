@@ -307,29 +307,12 @@ func (g *generator) renderPhoto(rng *rand.Rand) {
 	}
 	xt := make([]tap, W)
 	for x := 0; x < W; x++ {
-		fx := x0 + (float64(x)+0.5)*sx - 0.5
-		if fx < 0 {
-			fx = 0
-		}
-		if fx > float64(sw-1) {
-			fx = float64(sw - 1)
-		}
-		i0 := int(fx)
-		i1 := min(i0+1, sw-1)
-		xt[x] = tap{i0 * 4, i1 * 4, float32(fx - float64(i0))}
+		i0, i1, f := bilinearTap(x0+(float64(x)+0.5)*sx-0.5, sw)
+		xt[x] = tap{i0 * 4, i1 * 4, f}
 	}
 	dst := g.img
 	for y := 0; y < H; y++ {
-		fy := y0 + (float64(y)+0.5)*sy - 0.5
-		if fy < 0 {
-			fy = 0
-		}
-		if fy > float64(sh-1) {
-			fy = float64(sh - 1)
-		}
-		j0 := int(fy)
-		j1 := min(j0+1, sh-1)
-		wy := float32(fy - float64(j0))
+		j0, j1, wy := bilinearTap(y0+(float64(y)+0.5)*sy-0.5, sh)
 		r0 := src.Pix[j0*src.Stride : j0*src.Stride+sw*4]
 		r1 := src.Pix[j1*src.Stride : j1*src.Stride+sw*4]
 		drow := dst.Pix[y*dst.Stride : y*dst.Stride+W*4]
@@ -351,6 +334,14 @@ func (g *generator) renderPhoto(rng *rand.Rand) {
 			d[3] = 255
 		}
 	}
+}
+
+// bilinearTap clamps a source coordinate to [0, n-1] and returns the two
+// samples around it and the weight of the second.
+func bilinearTap(pos float64, n int) (i0, i1 int, frac float32) {
+	pos = min(max(pos, 0), float64(n-1))
+	i0 = int(pos)
+	return i0, min(i0+1, n-1), float32(pos - float64(i0))
 }
 
 // renderProcedural draws smooth random gradients, a few random ellipses and
