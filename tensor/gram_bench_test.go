@@ -10,7 +10,7 @@ import (
 // formed in float32 (SgemmSerial, as the ghost norm rule used to) with the
 // float64 SYRK it uses now, including the conversion of A to float64.
 func BenchmarkGram(b *testing.B) {
-	for _, s := range []struct{ t, d int }{{9, 576}, {49, 729}, {16, 4608}, {64, 2304}, {196, 256}} {
+	for _, s := range []struct{ t, d int }{{9, 576}, {49, 729}, {16, 4608}, {64, 2304}, {196, 256}, {65, 243}, {257, 128}} {
 		r := rand.New(rand.NewPCG(1, 2))
 		a := randSlice(r, s.d*s.t)
 		b.Run(fmt.Sprintf("T%d-d%d/sgemm32", s.t, s.d), func(b *testing.B) {

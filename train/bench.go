@@ -28,7 +28,7 @@ type BenchOptions struct {
 	NumClasses int // default 10
 	BatchSize  int
 	Stem       string
-	Steps      int // timed steps per mode (default 5); one extra warm-up step each
+	Steps      int // timed steps per mode (default 5), alternating between the modes, after two untimed steps of each
 	Threads    int // 0: GOMAXPROCS
 	// MaterializeBudget for per-example gradients (floats per layer; 0: default).
 	MaterializeBudget int
@@ -61,8 +61,9 @@ type BenchResult struct {
 
 // Bench times training steps (forward, backward, update) of a model on
 // random data, non-private and private (per-example clipping + noise) with
-// the same batch and threads, and reports examples/s, their ratio and the
-// peak resident memory of each mode.
+// the same batch and threads, and reports examples/s (median step of each
+// mode, the modes' steps interleaved), their ratio and the peak resident
+// memory of each mode.
 func Bench(o BenchOptions) (*BenchResult, error) {
 	if o.Channels == 0 {
 		o.Channels = 3
@@ -112,61 +113,70 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	}
 	lo, hi := dist.Partition(o.BatchSize, comm.Size(), comm.Rank())
 	x, labels = x.Slice0(lo, hi), labels[lo:hi] // this rank's share
-	for _, private := range []bool{false, true} {
-		m, err := nn.NewModel(mc)
-		if err != nil {
-			return nil, err
+	// One model serves both modes. Peak memory is measured first, mode by
+	// mode: the non-private steps alone, then the private steps on top of
+	// the buffers they left (which the private figure counts too). The
+	// timed steps then
+	// alternate between the modes, so that a slow phase of a shared
+	// machine slows both alike instead of one of them.
+	m, err := nn.NewModel(mc)
+	if err != nil {
+		return nil, err
+	}
+	t := trainableOf(m)
+	opt, err := optim.New(optim.DefaultConfig(optim.KindMomentum), t.sizes, t.decay)
+	if err != nil {
+		return nil, err
+	}
+	steppers := [2]stepper{&publicStep{model: m, comm: o.Comm}, &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
+		Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}}
+	step := func(s stepper) (float64, error) {
+		t0 := time.Now()
+		s.Begin()
+		s.Accumulate(x, labels)
+		if _, _, err := s.Finish(); err != nil {
+			return 0, err
 		}
-		t := trainableOf(m)
-		opt, err := optim.New(optim.DefaultConfig(optim.KindMomentum), t.sizes, t.decay)
-		if err != nil {
-			return nil, err
-		}
-		runtime.GC()
-		debug.FreeOSMemory()
+		opt.Step(t.params, t.grads, 0.01)
+		return time.Since(t0).Seconds(), nil
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	var rss [2]float64
+	for mode, s := range steppers {
 		resetPeakRSS()
-		var s stepper = &publicStep{model: m, comm: o.Comm}
-		if private {
-			s = &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
-				Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}
-		}
-		step := func() error {
-			s.Begin()
-			s.Accumulate(x, labels)
-			if _, _, err := s.Finish(); err != nil {
-				return err
-			}
-			opt.Step(t.params, t.grads, 0.01)
-			return nil
-		}
-		if err := step(); err != nil { // warm-up: buffers are allocated once
-			return nil, err
-		}
-		times := make([]float64, o.Steps)
-		for i := range times {
-			t0 := time.Now()
-			if err := step(); err != nil {
+		for range 2 { // the first allocates the mode's buffers
+			if _, err := step(s); err != nil {
 				return nil, err
 			}
-			times[i] = time.Since(t0).Seconds()
 		}
-		sort.Float64s(times)
-		med := times[len(times)/2]
-		rss := peakRSSMiB()
-		if private {
-			res.PrivateStepSecondsMedian = med
-			res.PrivateExamplesPerSec = float64(o.BatchSize) / med
-			res.PeakRSSMiB = rss
-			res.NormMethods = map[string]string{}
-			for _, l := range m.GradLayers() {
-				if c, ok := l.(*nn.Conv2d); ok {
-					res.NormMethods[c.W.Name] = c.NormMethod().String()
-				}
+		rss[mode] = peakRSSMiB()
+	}
+	var times [2][]float64
+	for range o.Steps {
+		for mode, s := range steppers {
+			sec, err := step(s)
+			if err != nil {
+				return nil, err
 			}
-		} else {
-			res.NonprivateStepSecondsMed = med
-			res.NonprivateExamplesPerSec = float64(o.BatchSize) / med
-			res.NonprivatePeakRSSMiB = rss
+			times[mode] = append(times[mode], sec)
+		}
+	}
+	var med [2]float64
+	for mode := range times {
+		sort.Float64s(times[mode])
+		med[mode] = times[mode][len(times[mode])/2]
+	}
+	res.NonprivateStepSecondsMed = med[0]
+	res.NonprivateExamplesPerSec = float64(o.BatchSize) / med[0]
+	res.NonprivatePeakRSSMiB = rss[0]
+	res.PrivateStepSecondsMedian = med[1]
+	res.PrivateExamplesPerSec = float64(o.BatchSize) / med[1]
+	res.PeakRSSMiB = rss[1]
+	res.NormMethods = map[string]string{}
+	for _, l := range m.GradLayers() {
+		if c, ok := l.(*nn.Conv2d); ok {
+			res.NormMethods[c.W.Name] = c.NormMethod().String()
 		}
 	}
 	res.Overhead = res.NonprivateExamplesPerSec / res.PrivateExamplesPerSec
