@@ -89,6 +89,7 @@ type Conv2d struct {
 type convScratch struct {
 	col, dyc, yc, dcol []float32 // chunk matrices: d×nT, p×nT, p×nT, d×nT
 	col1               []float32 // one example's patches (d×kT)
+	x32                []float32 // one example's k input rows side by side (Cin × k·H·W)
 	gw, gws            []float32 // stored rule: ∇Ŵ_j and its WS image (p×d)
 	a64, g64, gw64     []float64 // float64 norm work: patches, output gradients, ∇Ŵ_j
 	gramA, gramG, pgr  []float64 // kT×kT Grams; the pixel Gram

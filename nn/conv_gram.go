@@ -80,16 +80,14 @@ func (c *Conv2d) patchGram(sc *convScratch, j int, col []float32, ld, k, t, h, w
 func (c *Conv2d) patchGramDirect(sc *convScratch, col []float32, ld, kt int) float64 {
 	ws := c.WS
 	d := c.d()
+	if !ws {
+		tensor.Gram64(sc.gramA, kt, col, d, kt, ld, nil)
+		return gamma(d+1, unit64)
+	}
 	sc.a64 = ensure64(sc.a64, d*kt)
 	for r := 0; r < d; r++ {
 		src := col[r*ld : r*ld+kt]
 		dst := sc.a64[r*kt : r*kt+len(src)]
-		if !ws {
-			for q, v := range src {
-				dst[q] = float64(v)
-			}
-			continue
-		}
 		cs, ca := sc.colsum[:len(src)], sc.colabs[:len(src)]
 		for q, v := range src {
 			f := float64(v)
@@ -109,28 +107,26 @@ func (c *Conv2d) patchGramPixel(sc *convScratch, j, k, kt, h, w int) float64 {
 	pm := &c.pix
 	np, hw, cin := pm.np, h*w, c.Cin
 	n1 := np + 1 // the extra pixel np is the padding zero
-	sc.a64 = ensure64(sc.a64, cin*n1)
 	plane := cin * hw
-	for a := 0; a < k; a++ {
-		xi := c.x.Data[(j*k+a)*plane : (j*k+a+1)*plane]
-		for ci := 0; ci < cin; ci++ {
-			src := xi[ci*hw : (ci+1)*hw]
-			dst := sc.a64[ci*n1+a*hw : ci*n1+a*hw+len(src)]
-			for u, v := range src {
-				dst[u] = float64(v)
+	// The example's pixels as a Cin × np matrix: its k input rows side by
+	// side (a view of x when k = 1).
+	xs, ldx := c.x.Data[j*plane:(j+1)*plane], hw
+	if k > 1 {
+		sc.x32 = tensor.EnsureSlice(sc.x32, cin*np)
+		for a := 0; a < k; a++ {
+			xi := c.x.Data[(j*k+a)*plane : (j*k+a+1)*plane]
+			for ci := 0; ci < cin; ci++ {
+				copy(sc.x32[ci*np+a*hw:ci*np+(a+1)*hw], xi[ci*hw:(ci+1)*hw])
 			}
 		}
-	}
-	for ci := 0; ci < cin; ci++ {
-		sc.a64[ci*n1+np] = 0
+		xs, ldx = sc.x32, np
 	}
 	sc.pgr = ensure64(sc.pgr, n1*n1)
-	tensor.DsyrkSerial(true, n1, cin, 1, sc.a64, n1, 0, sc.pgr, n1)
-	for u := 0; u < n1; u++ { // mirror the upper triangle
-		for v := u + 1; v < n1; v++ {
-			sc.pgr[v*n1+u] = sc.pgr[u*n1+v]
-		}
+	tensor.Gram64(sc.pgr, n1, xs, cin, np, ldx, nil)
+	for u := 0; u < np; u++ { // the padding pixel's row and column are 0
+		sc.pgr[u*n1+np] = 0
 	}
+	clear(sc.pgr[np*n1 : n1*n1])
 	kk := c.K * c.K
 	if ws {
 		// Σ_r a_rs = Σ_κ (Σ_c x[c, u_κ(s)]); the same for |·|.
@@ -139,7 +135,8 @@ func (c *Conv2d) patchGramPixel(sc *convScratch, j, k, kt, h, w int) float64 {
 		clear(ps)
 		clear(pa)
 		for ci := 0; ci < cin; ci++ {
-			for u, f := range sc.a64[ci*n1 : (ci+1)*n1] {
+			for u, v := range xs[ci*ldx : ci*ldx+np] {
+				f := float64(v)
 				ps[u] += f
 				pa[u] += math.Abs(f)
 			}

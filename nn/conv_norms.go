@@ -203,20 +203,12 @@ func (c *Conv2d) ghostSq(sc *convScratch, j int, col []float32, ld int, dyc []fl
 	eA := c.patchGram(sc, j, col, ld, k, t, h, w, pixel)
 	// Output gradients, scaled by 1/s_o under WS: dy·(1/s) of two float32
 	// numbers is exact in float64, so only the Gram's own sums round.
-	sc.g64 = ensure64(sc.g64, p*kt)
-	for o := 0; o < p; o++ {
-		s := 1.0
-		if c.WS {
-			s = float64(c.wsInvStd[o])
-		}
-		src := dyc[o*ldy : o*ldy+kt]
-		dst := sc.g64[o*kt : o*kt+len(src)]
-		for q, v := range src {
-			dst[q] = float64(v) * s
-		}
+	var scale []float32
+	if c.WS {
+		scale = c.wsInvStd
 	}
 	sc.gramG = ensure64(sc.gramG, kt*kt)
-	tensor.DsyrkSerial(true, kt, p, 1, sc.g64, kt, 0, sc.gramG, kt)
+	tensor.Gram64(sc.gramG, kt, dyc, p, kt, ldy, scale)
 	sc.vec = ensure64(sc.vec, 2*kt)
 	est, upper := gramInner(sc.gramA, sc.gramG, kt, eA, gamma(p+1, unit64), sc.vec)
 	if !c.WS {

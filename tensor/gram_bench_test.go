@@ -8,7 +8,8 @@ import (
 
 // BenchmarkGram compares the Gram matrix AᵀA (T×T) of a d×T patch matrix
 // formed in float32 (SgemmSerial, as the ghost norm rule used to) with the
-// float64 SYRK it uses now, including the conversion of A to float64.
+// float64 SYRK, including the conversion of A to float64, and with Gram64
+// (conversion and product in one kernel, both triangles).
 func BenchmarkGram(b *testing.B) {
 	for _, s := range []struct{ t, d int }{{9, 576}, {49, 729}, {16, 4608}, {64, 2304}, {196, 256}, {65, 243}, {257, 128}} {
 		r := rand.New(rand.NewPCG(1, 2))
@@ -37,6 +38,12 @@ func BenchmarkGram(b *testing.B) {
 					a64[i] = float64(v)
 				}
 				DgemmSerial(true, false, s.t, s.t, s.d, 1, a64, s.t, a64, s.t, 0, c, s.t)
+			}
+		})
+		b.Run(fmt.Sprintf("T%d-d%d/gram64", s.t, s.d), func(b *testing.B) {
+			c := make([]float64, s.t*s.t)
+			for b.Loop() {
+				Gram64(c, s.t, a, s.d, s.t, s.t, nil)
 			}
 		})
 		b.Run(fmt.Sprintf("T%d-d%d/convert", s.t, s.d), func(b *testing.B) {
