@@ -1,7 +1,9 @@
 // Package tensor holds dptrain's float32 arrays and the kernels every layer
 // runs on: matrix multiply (OpenBLAS through cgo by default, a pure-Go
 // fallback under the build tag "noblas" or with CGO_ENABLED=0), float64
-// products for the per-example norm rules (DgemmSerial, DsyrkSerial),
+// products for the per-example norm rules (DgemmSerial, DsyrkSerial, and
+// Gram64: float64 Gram matrices of float32 columns, in an AVX-512 C kernel
+// where the CPU has one),
 // convolutions on oneDNN's JIT kernels (ConvPlan; cgo, libdnnl; none under
 // "nodnnl", "noblas" or CGO_ENABLED=0, where callers use im2col/col2im and
 // GEMM), and parallel loops.
@@ -21,8 +23,9 @@
 //     on Threads(); each block is one single-threaded OpenBLAS call (OpenBLAS
 //     runs with one thread always), so each element of C is computed by the
 //     same kernel call with the same operands whether the blocks run on one
-//     goroutine or many. SgemmSerial, DgemmSerial and DsyrkSerial are single
-//     calls. Results do not depend on the operands' addresses (OpenBLAS packs
+//     goroutine or many. SgemmSerial, DgemmSerial, DsyrkSerial and Gram64
+//     are single calls (Gram64's C kernel sums each entry in row order;
+//     which path runs depends on the size and the CPU only). Results do not depend on the operands' addresses (OpenBLAS packs
 //     them; checked by TestSgemmSerialIndependentOfAddresses).
 //   - A ConvPlan call runs on its calling goroutine's thread alone (oneDNN's
 //     OpenMP thread count set to 1 before each call, float32 arithmetic
