@@ -99,9 +99,13 @@ func TestRanksSumShares(t *testing.T) {
 	if d > 1e-6*n {
 		t.Fatalf("2 ranks' sum is %g (max abs) from one process's (max %g)", d, n)
 	}
+	// The losses are float32 values of forwards over 3, 5 and 8 rows, whose
+	// products the kernels may block differently by row count (seen on an
+	// AMD Zen 5, one ulp in one example's loss): equal up to float32
+	// rounding, like the norms, not to the bit.
 	for rk, st := range stats {
 		if st.Examples != want.Examples || st.Clipped != want.Clipped || st.Physical != 2 || math.Abs(st.MaxNorm-want.MaxNorm) > 1e-6*want.MaxNorm ||
-			math.Abs(st.LossSum-want.LossSum) > 1e-9*math.Abs(want.LossSum) {
+			math.Abs(st.LossSum-want.LossSum) > 1e-6*math.Abs(want.LossSum) {
 			t.Fatalf("rank %d stats %+v, one process %+v", rk, st, want)
 		}
 	}
