@@ -148,19 +148,8 @@ func (c *Conv2d) patchGramPixel(sc *convScratch, j, k, kt, h, w int) float64 {
 			}
 		}
 	}
-	clear(sc.gramA)
-	for κ := 0; κ < kk; κ++ {
-		ik := pm.idx[κ*kt : (κ+1)*kt]
-		for s, u := range ik {
-			if int(u) == np {
-				continue // padding: the row of P is zero
-			}
-			prow := sc.pgr[int(u)*n1 : (int(u)+1)*n1]
-			grow := sc.gramA[s*kt : (s+1)*kt]
-			for q := s; q < kt; q++ {
-				grow[q] += prow[ik[q]]
-			}
-		}
-	}
+	// A_st = Σ_κ P[u_κ(s), u_κ(t)], the padding pixel's row skipped (its
+	// column is zero).
+	tensor.GatherGram(sc.gramA, kt, sc.pgr, n1, pm.idx, kk, int32(np))
 	return gamma(cin+kk+1, unit64)
 }

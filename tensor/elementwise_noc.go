@@ -29,3 +29,9 @@ func wsRowC(dst, g, w []float32, inv float64, add bool) { panic("tensor: no C ke
 func gram64C(dst []float64, ldd int, x []float32, rows, n, ldx int, scale []float32) bool {
 	return false
 }
+
+func gatherGramC(dst []float64, n int, p []float64, m int, idx []int32, kk int, skip int32) {
+	panic("tensor: no C kernels")
+}
+
+func gramAVX512() bool { return false }

@@ -56,3 +56,33 @@ func BenchmarkGram(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGatherGram: the patch Gram from a pixel Gram (the ghost rule's
+// pixel path) for scatternet-cnn's first layer (64 positions, 9 offsets)
+// and a 16×16 ResNet/WRN layer (256 positions), the Go loop against
+// GatherGram (its C kernel where there is one).
+func BenchmarkGatherGram(b *testing.B) {
+	for _, n := range []int{64, 256} {
+		m := n + 1
+		r := rand.New(rand.NewPCG(1, uint64(n)))
+		p := make([]float64, m*m)
+		for i := range p {
+			p[i] = r.NormFloat64()
+		}
+		idx := make([]int32, 9*n)
+		for i := range idx {
+			idx[i] = int32(r.IntN(m))
+		}
+		dst := make([]float64, n*n)
+		b.Run(fmt.Sprintf("T%d/go", n), func(b *testing.B) {
+			for b.Loop() {
+				gatherGramGo(dst, n, p, m, idx, 9, int32(n))
+			}
+		})
+		b.Run(fmt.Sprintf("T%d/kernel", n), func(b *testing.B) {
+			for b.Loop() {
+				GatherGram(dst, n, p, m, idx, 9, int32(n))
+			}
+		})
+	}
+}

@@ -53,8 +53,27 @@ __attribute__((target("avx512f"))) static void gram512(double *dst, long ldd, co
 		for (long v = u + 1; v < n; v++) dst[v * ldd + u] = dst[u * ldd + v];
 }
 
+int dp_gram64_supported(void) { return __builtin_cpu_supports("avx512f"); }
+
 int dp_gram64(double *dst, long ldd, const float *x, long rows, long n, long ldx, const float *scale, double *buf) {
 	if (!__builtin_cpu_supports("avx512f")) return 0;
 	gram512(dst, ldd, x, rows, n, ldx, scale, buf);
 	return 1;
+}
+
+// GatherGram (gram.go), in its order: κ, then s, then t ≥ s; only
+// additions, so the clones for each instruction set give the Go loop's bits.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void dp_gather_gram(double *dst, long n, const double *p, long m, const int *idx, long kk, int skip) {
+	for (long i = 0; i < n * n; i++) dst[i] = 0;
+	for (long k = 0; k < kk; k++) {
+		const int *ik = idx + k * n;
+		for (long s = 0; s < n; s++) {
+			int u = ik[s];
+			if (u == skip) continue;
+			const double *prow = p + (long)u * m;
+			double *grow = dst + s * n;
+			for (long q = s; q < n; q++) grow[q] += prow[ik[q]];
+		}
+	}
 }

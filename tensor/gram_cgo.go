@@ -13,18 +13,15 @@ import (
 	"unsafe"
 )
 
-// gramBufs holds the kernels' float64 conversion buffers (rows × n padded
-// to 16), reused across calls.
-var gramBufs = sync.Pool{New: func() any { return new([]float64) }}
+// gramAVX512 reports whether the CPU runs the AVX-512 Gram kernel (asked
+// once).
+var gramAVX512 = sync.OnceValue(func() bool { return C.dp_gram64_supported() != 0 })
 
 // gram64C runs the AVX-512 kernel and reports false, having done nothing,
 // on a CPU without AVX-512.
 func gram64C(dst []float64, ldd int, x []float32, rows, n, ldx int, scale []float32) bool {
-	bp := gramBufs.Get().(*[]float64)
 	need := rows * ((n + 15) / 16 * 16)
-	if cap(*bp) < need {
-		*bp = make([]float64, need)
-	}
+	bp := gramBuf(need)
 	buf := (*bp)[:need]
 	var sp *C.float
 	if scale != nil {
@@ -34,4 +31,9 @@ func gram64C(dst []float64, ldd int, x []float32, rows, n, ldx int, scale []floa
 		(*C.double)(unsafe.Pointer(&buf[0])))
 	gramBufs.Put(bp)
 	return ok != 0
+}
+
+func gatherGramC(dst []float64, n int, p []float64, m int, idx []int32, kk int, skip int32) {
+	C.dp_gather_gram((*C.double)(unsafe.Pointer(&dst[0])), C.long(n), (*C.double)(unsafe.Pointer(&p[0])), C.long(m),
+		(*C.int)(unsafe.Pointer(&idx[0])), C.long(kk), C.int(skip))
 }

@@ -103,3 +103,54 @@ func gramExact(x []float32, rows, n, ldx int, scale []float32) (exact, bound []f
 	}
 	return exact, bound
 }
+
+// TestGatherGramMatchesGo: GatherGram (the C kernel where cgo has one) gives
+// the Go loop's bits, rows with the skip index contribute nothing, the
+// lower triangle is 0, and p and idx are untouched.
+func TestGatherGramMatchesGo(t *testing.T) {
+	for _, tc := range []struct{ n, m, kk int }{{1, 1, 1}, {9, 50, 9}, {64, 65, 9}, {256, 257, 9}, {49, 82, 25}, {7, 3, 1}} {
+		r := rand.New(rand.NewPCG(uint64(tc.n), uint64(tc.m)))
+		p := make([]float64, tc.m*tc.m)
+		for i := range p {
+			p[i] = r.NormFloat64() * math.Exp2(float64(r.IntN(40)-20))
+		}
+		skip := int32(tc.m - 1)
+		idx := make([]int32, tc.kk*tc.n)
+		for i := range idx {
+			idx[i] = int32(r.IntN(tc.m))
+		}
+		p0, idx0 := slices.Clone(p), slices.Clone(idx)
+		got := make([]float64, tc.n*tc.n)
+		for i := range got {
+			got[i] = math.NaN()
+		}
+		want := make([]float64, tc.n*tc.n)
+		GatherGram(got, tc.n, p, tc.m, idx, tc.kk, skip)
+		gatherGramGo(want, tc.n, p, tc.m, idx, tc.kk, skip)
+		// the definition, for the skip rule and the triangle
+		for s := 0; s < tc.n; s++ {
+			for q := 0; q < tc.n; q++ {
+				var d float64
+				if q >= s {
+					for κ := 0; κ < tc.kk; κ++ {
+						if u := idx[κ*tc.n+s]; u != skip {
+							d += p[int(u)*tc.m+int(idx[κ*tc.n+q])]
+						}
+					}
+				}
+				if math.Float64bits(got[s*tc.n+q]) != math.Float64bits(want[s*tc.n+q]) || want[s*tc.n+q] != d {
+					t.Fatalf("n=%d m=%d kk=%d [%d,%d]: kernel %v, Go %v, definition %v", tc.n, tc.m, tc.kk, s, q, got[s*tc.n+q], want[s*tc.n+q], d)
+				}
+			}
+		}
+		if !slices.Equal(p, p0) || !slices.Equal(idx, idx0) {
+			t.Fatal("GatherGram modified its inputs")
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an index outside p did not panic")
+		}
+	}()
+	GatherGram(make([]float64, 4), 2, make([]float64, 4), 2, []int32{0, 2}, 1, 0)
+}

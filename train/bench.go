@@ -140,10 +140,10 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 		opt.Step(t.params, t.grads, 0.01)
 		return time.Since(t0).Seconds(), nil
 	}
-	runtime.GC()
-	debug.FreeOSMemory()
 	var rss [2]float64
 	for mode, s := range steppers {
+		runtime.GC()
+		debug.FreeOSMemory()
 		resetPeakRSS()
 		for range 2 { // the first allocates the mode's buffers
 			if _, err := step(s); err != nil {
