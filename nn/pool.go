@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 
 	"dptrain/internal/par"
 	"dptrain/tensor"
@@ -14,7 +13,7 @@ type MaxPool struct {
 
 	inShape []int
 	y, dx   *tensor.Tensor
-	arg     []int32 // flat input index (within the channel plane) of each output's max
+	arg     []int32 // flat input index (within the channel plane) of each output's max (tensor.MaxPoolPlane)
 }
 
 func NewMaxPool(k, stride, pad int) *MaxPool { return &MaxPool{K: k, Stride: stride, Pad: pad} }
@@ -32,80 +31,12 @@ func (p *MaxPool) Forward(x *tensor.Tensor, train bool) *tensor.Tensor {
 		p.arg = make([]int32, len(p.y.Data))
 	}
 	p.arg = p.arg[:len(p.y.Data)]
-	// The window of each output, clipped to the input: rows [y0, y1),
-	// columns xs[ox] = [x0, x1).
-	xs := make([][2]int, ow)
-	for ox := range xs {
-		x0 := ox*p.Stride - p.Pad
-		xs[ox] = [2]int{max(0, x0), min(w, x0+p.K)}
-	}
 	par.For(b*c, 4, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			in := x.Data[pl*h*w : (pl+1)*h*w]
-			out := p.y.Data[pl*oh*ow : (pl+1)*oh*ow]
-			arg := p.arg[pl*oh*ow : (pl+1)*oh*ow]
-			for oy := 0; oy < oh; oy++ {
-				y0 := oy*p.Stride - p.Pad
-				y1 := min(h, y0+p.K)
-				y0 = max(0, y0)
-				orow, arow := out[oy*ow:(oy+1)*ow], arg[oy*ow:(oy+1)*ow]
-				for ox, xr := range xs {
-					if y0 >= y1 || xr[0] >= xr[1] {
-						orow[ox], arow[ox] = float32(math.Inf(-1)), -1
-						continue
-					}
-					bi := windowArgmax(in, w, y0, y1, xr[0], xr[1])
-					orow[ox], arow[ox] = in[bi], bi
-				}
-			}
+			tensor.MaxPoolPlane(p.y.Data[pl*oh*ow:(pl+1)*oh*ow], p.arg[pl*oh*ow:(pl+1)*oh*ow], x.Data[pl*h*w:(pl+1)*h*w], h, w, p.K, p.Stride, p.Pad)
 		}
 	})
 	return p.y
-}
-
-// orderKey maps a float32 to an int32 with the same order (−0 and +0
-// equal; NaNs above +Inf or below −Inf by their sign bit).
-func orderKey(v float32) int32 {
-	b := int32(math.Float32bits(v))
-	m := b >> 31 // all ones for a negative number
-	mag := b & 0x7fffffff
-	return (mag ^ m) - m
-}
-
-// windowArgmax returns the index in in (row stride w) of the window's
-// maximum over rows [y0, y1) and columns [x0, x1): the first element, then
-// each later one that is greater, in row-major order — the definition,
-// with NaN never greater. The scan selects by integer keys (orderKey) with
-// masks instead of a branch: on random data a branch per element
-// mispredicts about half the time. A window whose first element or
-// maximum key is a NaN's takes the float scan instead.
-func windowArgmax(in []float32, w, y0, y1, x0, x1 int) int32 {
-	bi := int32(y0*w + x0)
-	first := in[bi]
-	bk := orderKey(first)
-	for iy := y0; iy < y1; iy++ {
-		base := int32(iy * w)
-		for ix := x0; ix < x1; ix++ {
-			k := orderKey(in[int(base)+ix])
-			i := base + int32(ix)
-			m := int32((int64(bk) - int64(k)) >> 63) // all ones when k > bk
-			bk ^= (bk ^ k) & m
-			bi ^= (bi ^ i) & m
-		}
-	}
-	if first == first && in[bi] == in[bi] {
-		return bi
-	}
-	bi = int32(y0*w + x0)
-	best := first
-	for iy := y0; iy < y1; iy++ {
-		for ix := x0; ix < x1; ix++ {
-			if v := in[iy*w+ix]; v > best {
-				best, bi = v, int32(iy*w+ix)
-			}
-		}
-	}
-	return bi
 }
 
 func (p *MaxPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tensor {

@@ -35,3 +35,7 @@ func gatherGramC(dst []float64, n int, p []float64, m int, idx []int32, kk int, 
 }
 
 func gramAVX512() bool { return false }
+
+func maxPoolPlaneC(out []float32, arg []int32, in []float32, h, w, oh, ow, k, stride, pad int) {
+	panic("tensor: no C kernels")
+}
