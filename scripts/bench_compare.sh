@@ -25,7 +25,10 @@
 # below MAXLOAD; each row records the load), TORCH_PY (default
 # /usr/bin/python3, Debian's interpreter with python3-torch), ROWS (a bash
 # regular expression: only the rows "model size batch stem" it matches,
-# e.g. ROWS='224').
+# e.g. ROWS='224'), REPEAT (default 1: runs of each row, dptrain and
+# PyTorch alternating, so that a slow phase of a shared machine falls on
+# both; the table gives medians: of each side's rates, and of the ratios
+# of each run's dptrain figure to the PyTorch run right after it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
 done
 THREADS=${THREADS:-2}
 MAXLOAD=${MAXLOAD:-2.5}
+REPEAT=${REPEAT:-1}
 MAXWAIT=${MAXWAIT:-600}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}
 JEMALLOC=""
@@ -253,15 +257,17 @@ if [ $measure = 1 ] && [ $models = 1 ]; then
 		"$work/benchdump/benchdump" --model "$model" --image-size "$size" --stem "$stem" --out "$work/dump.bin"
 		"$TORCH_PY" scripts/torch_bench.py --model "$model" --image-size "$size" --stem "$tstem" \
 			--check-dump "$work/dump.bin" >>"$out/equivalence.jsonl"
-		waitload
-		echo "bench_compare: $model ${size}x$size b$batch (load $(load1))" >&2
-		ours "$model" "$size" "$batch" "$stem" "$steps" | sed "s/^{/{\"framework\":\"dptrain\",\"load\":$(load1),/" >>"$out/models.jsonl"
 		tb=("$TORCH_PY" scripts/torch_bench.py --model "$model" --image-size "$size" --batch-size "$batch"
 			--stem "$tstem" --steps "$steps" --threads "$THREADS" --expect-params "$(params "$model" "$size" "$stem")")
-		"${tb[@]}" >>"$out/models.jsonl"
-		if [ -n "$JEMALLOC" ]; then
-			LD_PRELOAD=$JEMALLOC "${tb[@]}" >>"$out/models.jsonl"
-		fi
+		for rep in $(seq "$REPEAT"); do
+			waitload
+			echo "bench_compare: $model ${size}x$size b$batch, run $rep of $REPEAT (load $(load1))" >&2
+			ours "$model" "$size" "$batch" "$stem" "$steps" | sed "s/^{/{\"framework\":\"dptrain\",\"load\":$(load1),/" >>"$out/models.jsonl"
+			"${tb[@]}" >>"$out/models.jsonl"
+			if [ -n "$JEMALLOC" ]; then
+				LD_PRELOAD=$JEMALLOC "${tb[@]}" >>"$out/models.jsonl"
+			fi
+		done
 	done
 fi
 
@@ -290,6 +296,10 @@ if models:
           "dptrain non-private / PyTorch best | GFLOP/s dptrain non-priv / PyTorch best | "
           "peak RSS MiB dptrain non-priv / priv | peak RSS MiB PyTorch (best) | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    med = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v) // 2 - 1:len(v) // 2 + 1]) / 2
+    # runs: a dptrain line, then its PyTorch lines (one per allocator);
+    # repeated runs of a row are grouped by (model, image, batch).
+    groups, order = {}, []
     i = 0
     while i < len(rows):
         d = rows[i]
@@ -299,16 +309,37 @@ if models:
         while i < len(rows) and rows[i]["framework"] == "pytorch":
             t[rows[i]["allocator"]] = rows[i]
             i += 1
-        best = max(t.values(), key=lambda r: r["examples_per_sec"])
-        f = lambda a: f'{t[a]["examples_per_sec"]:.1f}' if a in t else "–"
-        print(f'| {d["model"]} | {d["image_size"]} | {d["batch_size"]} | {d["nonprivate_examples_per_sec"]:.1f} | '
-              f'{d["private_examples_per_sec"]:.1f} | {d["overhead"]:.2f}× | {f("glibc")} | {f("jemalloc")} | '
-              f'{d["private_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
-              f'{d["nonprivate_examples_per_sec"] / best["examples_per_sec"]:.2f} | '
-              f'{3 * best.get("forward_gflop_per_example", nan) * d["nonprivate_examples_per_sec"]:.0f} / '
-              f'{best.get("train_gflops", nan):.0f} | '
-              f'{d.get("nonprivate_peak_rss_mib", 0):.0f} / {d["peak_rss_mib"]:.0f} | '
-              f'{best["peak_rss_mib"]:.0f} ({best["allocator"]}) | {d["load"]} |')
+        k = (d["model"], d["image_size"], d["batch_size"])
+        if k not in groups:
+            groups[k] = []
+            order.append(k)
+        groups[k].append((d, t))
+    for k in order:
+        runs = groups[k]
+        allocs = sorted({a for _, t in runs for a in t})
+        teps = {a: med([t[a]["examples_per_sec"] for _, t in runs if a in t]) for a in allocs}
+        ba = max(allocs, key=lambda a: teps[a])
+        paired = [(d, t[ba]) for d, t in runs if ba in t]
+        d0, b0 = runs[0][0], paired[0][1]
+        npv = med([d["nonprivate_examples_per_sec"] for d, _ in runs])
+        pv = med([d["private_examples_per_sec"] for d, _ in runs])
+        ov = med([d["overhead"] for d, _ in runs])
+        rp = med([d["private_examples_per_sec"] / b["examples_per_sec"] for d, b in paired])
+        rn = med([d["nonprivate_examples_per_sec"] / b["examples_per_sec"] for d, b in paired])
+        f = lambda a: f'{teps[a]:.1f}' if a in teps else "–"
+        rss_ours_np = max(d.get("nonprivate_peak_rss_mib", 0) for d, _ in runs)
+        rss_ours = max(d["peak_rss_mib"] for d, _ in runs)
+        rss_t = med([b["peak_rss_mib"] for _, b in paired])
+        loads = sorted(d["load"] for d, _ in runs)
+        load = f'{loads[0]}' if len(loads) == 1 else f'{loads[0]}–{loads[-1]}'
+        print(f'| {k[0]} | {k[1]} | {k[2]} | {npv:.1f} | {pv:.1f} | {ov:.2f}× | {f("glibc")} | {f("jemalloc")} | '
+              f'{rp:.2f} | {rn:.2f} | '
+              f'{3 * b0.get("forward_gflop_per_example", nan) * npv:.0f} / '
+              f'{med([b.get("train_gflops", nan) for _, b in paired]):.0f} | '
+              f'{rss_ours_np:.0f} / {rss_ours:.0f} | {rss_t:.0f} ({ba}) | {load} |')
+    if any(len(r) > 1 for r in groups.values()):
+        print(f"\nMedians over {', '.join(str(len(groups[k])) for k in order)} runs per row (dptrain and PyTorch alternating); "
+              "ratios are medians of each run's ratio; dptrain's peak RSS is the largest of its runs, PyTorch's the median.")
     eq = [json.loads(l) for l in open(f"{out}/equivalence.jsonl") if l.strip()]
     print("\nSame networks: " + "; ".join(
         f'{e["model"]} {e["image_size"]}² {e["params"]:,} parameters, logits rel. diff {e["rel"]:.1e}' for e in eq) + ".")
