@@ -51,7 +51,9 @@ func (p *MaxPool) Backward(dy *tensor.Tensor, ctx *BackwardContext) *tensor.Tens
 			d := dx.Data[pl*hw : (pl+1)*hw]
 			clear(d)
 			for o, g := range dy.Data[pl*ohw : (pl+1)*ohw] {
-				d[p.arg[pl*ohw+o]] += g
+				if a := p.arg[pl*ohw+o]; a >= 0 { // −1: a window in the padding only
+					d[a] += g
+				}
 			}
 		}
 	})

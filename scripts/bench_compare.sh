@@ -49,6 +49,10 @@ done
 THREADS=${THREADS:-2}
 MAXLOAD=${MAXLOAD:-2.5}
 REPEAT=${REPEAT:-1}
+if ! [[ $REPEAT =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench_compare: REPEAT=$REPEAT: want a positive number of runs per row" >&2
+	exit 2
+fi
 MAXWAIT=${MAXWAIT:-600}
 TORCH_PY=${TORCH_PY:-/usr/bin/python3}
 JEMALLOC=""
@@ -320,7 +324,7 @@ if models:
         teps = {a: med([t[a]["examples_per_sec"] for _, t in runs if a in t]) for a in allocs}
         ba = max(allocs, key=lambda a: teps[a])
         paired = [(d, t[ba]) for d, t in runs if ba in t]
-        d0, b0 = runs[0][0], paired[0][1]
+        b0 = paired[0][1]
         npv = med([d["nonprivate_examples_per_sec"] for d, _ in runs])
         pv = med([d["private_examples_per_sec"] for d, _ in runs])
         ov = med([d["overhead"] for d, _ in runs])

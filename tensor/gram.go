@@ -105,7 +105,7 @@ func GatherGram(dst []float64, n int, p []float64, m int, idx []int32, kk int, s
 	if n == 0 {
 		return
 	}
-	if haveCKernels {
+	if haveCKernels && kk > 0 && m > 0 {
 		gatherGramC(dst, n, p, m, idx, kk, skip)
 		return
 	}

@@ -19,7 +19,7 @@ func MaxPoolPlane(out []float32, arg []int32, in []float32, h, w, k, stride, pad
 	}
 	oh, ow := ConvOut(h, k, stride, pad), ConvOut(w, k, stride, pad)
 	if oh < 1 || ow < 1 {
-		return // a window larger than the padded plane: no outputs
+		return // no outputs (ConvOut below 1)
 	}
 	if len(out) < oh*ow || len(arg) < oh*ow {
 		shapePanic("MaxPoolPlane", "%d×%d outputs into %d values and %d indices", oh, ow, len(out), len(arg))
