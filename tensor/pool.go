@@ -3,7 +3,7 @@ package tensor
 import "math"
 
 // MaxPoolPlane max-pools one h×w plane with a k×k window at the given
-// stride and zero-free padding (padding counts as −∞): out and arg hold
+// stride and padding (padded positions count as −∞): out and arg hold
 // the ConvOut(h, k, stride, pad) × ConvOut(w, k, stride, pad) outputs and
 // the index in the plane of each one's maximum. The maximum of a window is
 // its first element, then each later one that is greater, in row-major

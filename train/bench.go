@@ -116,9 +116,8 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	// One model serves both modes. Peak memory is measured first, mode by
 	// mode: the non-private steps alone, then the private steps on top of
 	// the buffers they left (which the private figure counts too). The
-	// timed steps then
-	// alternate between the modes, so that a slow phase of a shared
-	// machine slows both alike instead of one of them.
+	// timed steps then alternate between the modes, so that a slow phase
+	// of a shared machine slows both alike instead of one of them.
 	m, err := nn.NewModel(mc)
 	if err != nil {
 		return nil, err
