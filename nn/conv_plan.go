@@ -28,13 +28,35 @@ func (c *Conv2d) hasPlans() bool { return !c.noPlans && len(c.plans) > 0 }
 
 // planShape is the call shape of n rows of the current input computing
 // cout output channels of an output with ct channels per row (ct ≤ cout:
-// the plan's own output, compact).
-func (c *Conv2d) planShape(n, cout, ct int) tensor.ConvShape {
-	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: cout, K: c.K, Stride: c.Stride, Pad: c.Pad}
+// the plan's own output, compact), with the products in wino allowed to
+// use Winograd (winograd).
+func (c *Conv2d) planShape(n, cout, ct int, wino tensor.WinogradOps) tensor.ConvShape {
+	s := tensor.ConvShape{N: n, Cin: c.Cin, H: c.x.Shape[2], W: c.x.Shape[3], Cout: cout, K: c.K, Stride: c.Stride, Pad: c.Pad, Winograd: wino}
 	if ct > cout {
 		s.CoutTotal = ct
 	}
 	return s
+}
+
+// winograd returns the products the layer's plans may compute by Winograd
+// (tensor.WinogradOps; the plan's shape rule decides where it does):
+//
+//   - not the forward product under weight standardisation, whose ghost
+//     correction bounds the forward output's rounding by the γ_d of a
+//     direct d-term sum (conv_ws.go);
+//   - not the clipped sum Σ_j c_j·∇W_j of the ghost and materialise rules
+//     (clippedSum), the one product whose result is released without
+//     passing through a norm of the same array: its rounding is left as the
+//     direct kernel's (report.md). The stored rule's ∇W_j may use it: the
+//     norm is taken of the array that is then summed.
+func (c *Conv2d) winograd(clippedSum bool) tensor.WinogradOps {
+	switch {
+	case clippedSum:
+		return 0
+	case c.WS:
+		return tensor.WinogradBackwardData | tensor.WinogradBackwardWeights
+	}
+	return tensor.WinogradAll
 }
 
 // makePlan returns the layer's plan of shape s, made and kept when new, or
@@ -63,7 +85,7 @@ func (c *Conv2d) planFor(n int) *tensor.ConvPlan {
 	if c.noPlans {
 		return nil
 	}
-	p := c.makePlan(c.planShape(n, c.Cout, 0))
+	p := c.makePlan(c.planShape(n, c.Cout, 0, c.winograd(false)))
 	if p == nil {
 		c.noPlans = true
 	}
@@ -97,7 +119,9 @@ func (c *Conv2d) plansFor(b, cs int) bool {
 
 // plan returns the plan of n rows made by plansFor (read-only: safe in
 // parallel sections).
-func (c *Conv2d) plan(n int) *tensor.ConvPlan { return c.plans[c.planShape(n, c.Cout, 0)] }
+func (c *Conv2d) plan(n int) *tensor.ConvPlan {
+	return c.plans[c.planShape(n, c.Cout, 0, c.winograd(false))]
+}
 
 // forwardPlanned is Forward on plans: chunk by chunk, y = conv(x, Ŵ) + b.
 func (c *Conv2d) forwardPlanned(b, cs, t int) {
@@ -177,9 +201,10 @@ func weightTasks(nr, t, p int) (slots, blocks int) {
 
 // planRows returns the plan of n rows and the output channels [o0, o1), for
 // output gradients with ct channels per row (ct = Cout: a view of dy; ct =
-// o1 − o0: a compact copy), made before the parallel section.
-func (c *Conv2d) planRows(n, o0, o1, ct int) *tensor.ConvPlan {
-	return c.plans[c.planShape(n, o1-o0, ct)]
+// o1 − o0: a compact copy), made before the parallel section; clipped: for
+// the clipped sum (winograd).
+func (c *Conv2d) planRows(n, o0, o1, ct int, clipped bool) *tensor.ConvPlan {
+	return c.plans[c.planShape(n, o1-o0, ct, c.winograd(clipped))]
 }
 
 // accumulatePlanned is accumulate on plans, over the batch rows rows
@@ -210,7 +235,7 @@ func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float3
 			if view(rows[lo:hi]) {
 				ct = p
 			}
-			if c.makePlan(c.planShape(hi-lo, o1-o0, ct)) == nil {
+			if c.makePlan(c.planShape(hi-lo, o1-o0, ct, c.winograd(coef != nil))) == nil {
 				c.noPlans = true // the caller falls back to im2col and GEMM
 				return false
 			}
@@ -253,7 +278,7 @@ func (c *Conv2d) accumulatePlanned(rows []int, withBias bool, t int, dy []float3
 			}
 		}
 		if wTrain {
-			c.planRows(n, o0, o1, ct).BackwardWeights(a[o0*d:o1*d], rowsNCHW(&sc.col, c.x.Data, rs, plane, nil, 1), dyc)
+			c.planRows(n, o0, o1, ct, coef != nil).BackwardWeights(a[o0*d:o1*d], rowsNCHW(&sc.col, c.x.Data, rs, plane, nil, 1), dyc)
 		}
 		if bTrain {
 			ab := a[p*d:]

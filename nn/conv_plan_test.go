@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"dptrain/nn"
@@ -83,6 +84,10 @@ func TestConvKernelsMatchIm2col(t *testing.T) {
 		{"k1-ws-128ch-blocks-group2", 8, 128, 1, 1, 0, 8, 6, false, true, 2},
 		// WS with rows of d = 288 ≥ the C kernels' threshold (tensor.WSRow's vectorised path)
 		{"k3-ws-d288-stored", 32, 24, 3, 1, 1, 6, 8, true, true, 1},
+		// products computed by Winograd (tensor.ConvShape.WinogradOps):
+		// all three without WS, backward only with it
+		{"k3-winograd-28x28-bias", 16, 32, 3, 1, 1, 4, 28, true, false, 1},
+		{"k3-winograd-ws-group2", 16, 16, 3, 1, 1, 4, 28, false, true, 2},
 	}
 	if s, b := nn.WeightTasks(40, 16*16, 130); s < 2 || b < 2 {
 		t.Fatalf("weightTasks(40, 256, 130) = %d slots, %d blocks: the cases below no longer cover several of each", s, b)
@@ -194,5 +199,69 @@ func TestConvKernelsVaryingBatch(t *testing.T) {
 	}
 	if !dropped {
 		t.Fatalf("the plans were never dropped (%d kept): the test no longer covers remaking them", nn.ConvPlanCount(planned))
+	}
+}
+
+// TestConvWinogradWhereAllowed checks which products of a layer's plans run
+// Winograd: those the shape rule picks among the ones the layer allows,
+// never the forward product under weight standardisation (its ghost
+// correction bounds a direct sum's rounding) nor the clipped sum of the
+// ghost and materialise rules.
+func TestConvWinogradWhereAllowed(t *testing.T) {
+	probe := tensor.ConvShape{N: 1, Cin: 16, H: 28, W: 28, Cout: 16, K: 3, Stride: 1, Pad: 1, Winograd: tensor.WinogradAll}
+	p, err := tensor.NewConvPlan(probe)
+	if err != nil || p == nil {
+		t.Skipf("no convolution kernels (%s): %v", tensor.ConvKernels, err)
+	}
+	if !strings.Contains(p.Impl(), "wino") {
+		t.Skipf("no Winograd kernels on this CPU (%s)", p.Impl())
+	}
+	products := []tensor.WinogradOps{tensor.WinogradForward, tensor.WinogradBackwardData, tensor.WinogradBackwardWeights}
+	for _, ws := range []bool{false, true} {
+		for _, rule := range []nn.NormRule{nn.RuleGhost, nn.RuleMaterializeStored} {
+			t.Run(fmt.Sprintf("ws=%v/%v", ws, rule), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(5, 6))
+				c := nn.NewConv2d("c", 16, 32, 3, 1, 1, true, ws, rand.New(rand.NewPCG(1, 1)))
+				c.ForceNorm = rule
+				x := tensor.New(4, 16, 28, 28)
+				dy := tensor.New(4, 32, 28, 28)
+				for i := range x.Data {
+					x.Data[i] = float32(r.NormFloat64())
+				}
+				for i := range dy.Data {
+					dy.Data[i] = float32(r.NormFloat64())
+				}
+				c.Forward(x, true)
+				c.Backward(dy, &nn.BackwardContext{Mode: nn.Accumulate, NeedDX: true})
+				c.Forward(x, true)
+				c.Backward(dy, &nn.BackwardContext{Mode: nn.PerExample, NeedDX: true, SqNorms: make([]float64, 4)})
+				c.AccumulateClipped([]float32{0.5, 1, 0.25, 1})
+				var wino, clipped int
+				for s, impl := range nn.ConvPlanImpls(c) {
+					if s.Winograd == 0 {
+						clipped++
+					}
+					if ws && s.Winograd&tensor.WinogradForward != 0 {
+						t.Errorf("%+v: forward allowed Winograd under WS", s)
+					}
+					for i, op := range strings.Split(impl, " / ") {
+						got, want := strings.Contains(op, "wino"), s.WinogradOps()&products[i] != 0
+						if got != want {
+							t.Errorf("%+v: product %d runs %q, want Winograd %v", s, i, op, want)
+						}
+						if got {
+							wino++
+						}
+					}
+				}
+				if wino == 0 {
+					t.Error("no product ran Winograd: the test no longer covers it")
+				}
+				// The ghost rule's clipped sum has plans of its own, direct.
+				if want := rule == nn.RuleGhost; (clipped > 0) != want {
+					t.Errorf("%d plans without Winograd (clipped sums), want some: %v", clipped, want)
+				}
+			})
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package nn
 
+import "dptrain/tensor"
+
 // Test helpers of package nn lent to its external tests (package nn_test),
 // which use nntest (itself importing nn).
 
@@ -23,3 +25,13 @@ var WeightTasks = weightTasks
 
 // ConvPlanCount returns how many plans c keeps.
 func ConvPlanCount(c *Conv2d) int { return len(c.plans) }
+
+// ConvPlanImpls returns the implementations (tensor.ConvPlan.Impl) of c's
+// plans by call shape.
+func ConvPlanImpls(c *Conv2d) map[tensor.ConvShape]string {
+	m := make(map[tensor.ConvShape]string, len(c.plans))
+	for s, p := range c.plans {
+		m[s] = p.Impl()
+	}
+	return m
+}

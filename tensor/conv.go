@@ -14,9 +14,64 @@ import (
 // gradient) slices start at the first of those channels of example 0 and
 // keep the full tensor's example stride, so that the weight gradient of a
 // block of output channels can be computed apart from the others.
+//
+// Winograd names the products the plan may compute by Winograd's minimal
+// filtering F(4×4, 3×3) instead of the direct convolution; each of them
+// does where WinogradOps says that is faster for the shape.
 type ConvShape struct {
 	N, Cin, H, W, Cout, K, Stride, Pad int
-	CoutTotal                          int // 0: Cout
+	CoutTotal                          int         // 0: Cout
+	Winograd                           WinogradOps // 0: direct only
+}
+
+// WinogradOps is a set of a convolution's three products.
+//
+// Winograd's F(4×4, 3×3) (Lavin and Gray 2016) computes a 3×3 convolution
+// over 6×6 input tiles with 36 multiplications per 4×4 outputs and input
+// channel instead of 144, after linear transforms of the tiles, the weights
+// and the results. It is exact in real arithmetic; in float32 its rounding
+// error is larger than the direct sum's (the transforms' constants go up to
+// 8 and their outputs are sums of up to 36 terms), and it is not covered by
+// the γ_d bound of a d-term dot product. A caller whose correctness rests on
+// that bound for a product (weight standardisation's ghost correction bounds
+// the forward output's error by it; nn/conv_ws.go) must leave that product
+// out.
+type WinogradOps uint8
+
+const (
+	WinogradForward WinogradOps = 1 << iota
+	WinogradBackwardData
+	WinogradBackwardWeights
+	WinogradAll = WinogradForward | WinogradBackwardData | WinogradBackwardWeights
+)
+
+// WinogradOps returns the products of s that its plan computes by Winograd:
+// those of s.Winograd that the shape rule below finds faster. The rule
+// depends on the shape alone (so do the results): 3×3 kernels at stride 1
+// with one pixel of padding, channel counts that are multiples of 16 (the
+// kernels' vector width), and enough output positions per call for the
+// per-call transform of the weights (∝ Cin·Cout) to pay off against the
+// direct kernel: N·Hout·Wout ≥ max(784, 6·max(Cin, Cout)) for forward and
+// backward-data, ≥ 196 with at most 256 channels for backward-weights.
+// Measured on AVX-512 (BENCHMARKS.md, "Winograd"): 1.6–2.2× the direct
+// kernel at 56², 28² and 32² with 32–128 channels, 1.2–2.3× for
+// backward-weights down to 8² with 256 channels; slower below those sizes
+// and at 512 channels. Where oneDNN has no Winograd kernel for the CPU
+// (no AVX-512) the plan uses the direct one.
+func (s ConvShape) WinogradOps() WinogradOps {
+	if s.Winograd == 0 || s.K != 3 || s.Stride != 1 || s.Pad != 1 || s.Cin%16 != 0 || s.Cout%16 != 0 {
+		return 0
+	}
+	oh, ow := s.Out()
+	cols, ch := s.N*oh*ow, max(s.Cin, s.Cout)
+	var ops WinogradOps
+	if cols >= max(784, 6*ch) {
+		ops |= WinogradForward | WinogradBackwardData
+	}
+	if cols >= 196 && ch <= 256 {
+		ops |= WinogradBackwardWeights
+	}
+	return ops & s.Winograd
 }
 
 func (s ConvShape) coutTotal() int { return max(s.Cout, s.CoutTotal) }

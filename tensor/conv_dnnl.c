@@ -11,7 +11,8 @@
 // call reorders its operands in and out through a caller-owned workspace.
 // Scratchpads are user-managed (dnnl_scratchpad_mode_user) and live in the
 // same workspace, which makes concurrent executions of one primitive on
-// different workspaces safe.
+// different workspaces safe. A product is direct unless the plan asks for
+// Winograd's algorithm (ConvShape.WinogradOps) and oneDNN has it.
 
 #include <dnnl.h>
 #include <omp.h>
@@ -92,8 +93,10 @@ const char *dp_conv_impl(dp_conv *c, int op) {
 // dp_conv_new makes the primitives of one shape. The output (and output
 // gradient) tensor has co_total ≥ co channels, of which the plan computes
 // co consecutive ones: its user layout is NCHW with channel stride oh·ow and
-// example stride co_total·oh·ow.
-dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, int stride, int pad, char *err, int errlen) {
+// example stride co_total·oh·ow. Bit op of wino (forward 1, backward-data 2,
+// backward-weights 4) asks for Winograd's algorithm for that product; where
+// oneDNN has no such kernel for the shape or CPU, the product is direct.
+dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, int stride, int pad, int wino, char *err, int errlen) {
 	one_thread();
 	dp_conv *c = calloc(1, sizeof *c);
 	if (!c) { snprintf(err, errlen, "out of memory"); return NULL; }
@@ -117,12 +120,26 @@ dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, i
 	// also change the bits between machines.
 	CHK(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_strict));
 	dnnl_convolution_desc_t fd, bd, wdsc;
-	CHK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &sa, &wa, NULL, &da, str, pl, pl));
-	CHK(dnnl_primitive_desc_create(&c->pd[OP_FWD], &fd, attr, engine, NULL));
-	CHK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &sa, &wa, &da, str, pl, pl));
-	CHK(dnnl_primitive_desc_create(&c->pd[OP_BWD_DATA], &bd, attr, engine, c->pd[OP_FWD]));
-	CHK(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &sa, &wa, NULL, &da, str, pl, pl));
-	CHK(dnnl_primitive_desc_create(&c->pd[OP_BWD_WEIGHTS], &wdsc, attr, engine, c->pd[OP_FWD]));
+	// Each product: Winograd first when asked for, else (or when refused)
+	// direct.
+	for (int pass = (wino & 1) ? 0 : 1; pass < 2; pass++) {
+		CHK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, pass ? dnnl_convolution_direct : dnnl_convolution_winograd, &sa, &wa, NULL, &da, str, pl, pl));
+		dnnl_status_t s = dnnl_primitive_desc_create(&c->pd[OP_FWD], &fd, attr, engine, NULL);
+		if (s == dnnl_success) break;
+		if (pass) CHK(s);
+	}
+	for (int pass = (wino & 2) ? 0 : 1; pass < 2; pass++) {
+		CHK(dnnl_convolution_backward_data_desc_init(&bd, pass ? dnnl_convolution_direct : dnnl_convolution_winograd, &sa, &wa, &da, str, pl, pl));
+		dnnl_status_t s = dnnl_primitive_desc_create(&c->pd[OP_BWD_DATA], &bd, attr, engine, c->pd[OP_FWD]);
+		if (s == dnnl_success) break;
+		if (pass) CHK(s);
+	}
+	for (int pass = (wino & 4) ? 0 : 1; pass < 2; pass++) {
+		CHK(dnnl_convolution_backward_weights_desc_init(&wdsc, pass ? dnnl_convolution_direct : dnnl_convolution_winograd, &sa, &wa, NULL, &da, str, pl, pl));
+		dnnl_status_t s = dnnl_primitive_desc_create(&c->pd[OP_BWD_WEIGHTS], &wdsc, attr, engine, c->pd[OP_FWD]);
+		if (s == dnnl_success) break;
+		if (pass) CHK(s);
+	}
 	static const dnnl_query_t qs[NOPS] = {dnnl_query_src_md, dnnl_query_diff_src_md, dnnl_query_src_md};
 	static const dnnl_query_t qw[NOPS] = {dnnl_query_weights_md, dnnl_query_weights_md, dnnl_query_diff_weights_md};
 	static const dnnl_query_t qd[NOPS] = {dnnl_query_dst_md, dnnl_query_diff_dst_md, dnnl_query_diff_dst_md};

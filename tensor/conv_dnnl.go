@@ -64,7 +64,7 @@ func NewConvPlan(s ConvShape) (*ConvPlan, error) {
 		shapePanic("NewConvPlan", "invalid shape %+v", s)
 	}
 	var buf [errLen]C.char
-	c := C.dp_conv_new(C.int(s.N), C.int(s.Cin), C.int(s.H), C.int(s.W), C.int(s.Cout), C.int(s.coutTotal()), C.int(s.K), C.int(s.Stride), C.int(s.Pad), &buf[0], errLen)
+	c := C.dp_conv_new(C.int(s.N), C.int(s.Cin), C.int(s.H), C.int(s.W), C.int(s.Cout), C.int(s.coutTotal()), C.int(s.K), C.int(s.Stride), C.int(s.Pad), C.int(s.WinogradOps()), &buf[0], errLen)
 	if c == nil {
 		return nil, fmt.Errorf("oneDNN convolution %+v: %s", s, C.GoString(&buf[0]))
 	}
@@ -77,7 +77,8 @@ func NewConvPlan(s ConvShape) (*ConvPlan, error) {
 func (p *ConvPlan) Shape() ConvShape { return p.s }
 
 // Impl names oneDNN's implementations of forward, backward-data and
-// backward-weights (e.g. "jit:avx512_core").
+// backward-weights (e.g. "jit:avx512_core", or "jit_wino_4x3:avx512_core"
+// for a product computed by Winograd).
 func (p *ConvPlan) Impl() string {
 	s := ""
 	for op := range 3 {

@@ -4,7 +4,7 @@
 typedef struct dp_conv dp_conv;
 
 int dp_conv_init(char *err, int errlen);
-dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, int stride, int pad, char *err, int errlen);
+dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, int stride, int pad, int wino, char *err, int errlen);
 void dp_conv_free(dp_conv *c);
 size_t dp_conv_ws_bytes(dp_conv *c);
 size_t dp_conv_wei_bytes(dp_conv *c, int op);

@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -266,5 +267,102 @@ func TestAcquireWorkspaceEmpty(t *testing.T) {
 			t.Fatalf("acquireWorkspace(0) has %d bytes, want ≥ 1 (its first byte is passed to C)", len(b))
 		}
 		releaseWorkspace(b)
+	}
+}
+
+// winogradShapes are shapes whose plans compute some products by Winograd
+// (WinogradOps), with the products expected.
+var winogradShapes = []struct {
+	s    ConvShape
+	want WinogradOps
+}{
+	{ConvShape{N: 1, Cin: 32, H: 28, W: 28, Cout: 32, K: 3, Stride: 1, Pad: 1, Winograd: WinogradAll}, WinogradAll},
+	{ConvShape{N: 2, Cin: 16, H: 22, W: 19, Cout: 48, K: 3, Stride: 1, Pad: 1, Winograd: WinogradAll}, WinogradAll},
+	// Forward left out by the caller (as under weight standardisation).
+	{ConvShape{N: 1, Cin: 32, H: 28, W: 28, Cout: 32, K: 3, Stride: 1, Pad: 1, Winograd: WinogradBackwardData | WinogradBackwardWeights}, WinogradBackwardData | WinogradBackwardWeights},
+	// Too few positions for forward and backward-data: weights only.
+	{ConvShape{N: 2, Cin: 64, H: 10, W: 10, Cout: 64, K: 3, Stride: 1, Pad: 1, Winograd: WinogradAll}, WinogradBackwardWeights},
+	// A block of 32 of 80 output channels.
+	{ConvShape{N: 2, Cin: 16, H: 20, W: 20, Cout: 32, CoutTotal: 80, K: 3, Stride: 1, Pad: 1, Winograd: WinogradAll}, WinogradAll},
+	// Not 3×3 stride 1, or channels not a multiple of 16: direct.
+	{ConvShape{N: 2, Cin: 32, H: 28, W: 28, Cout: 32, K: 3, Stride: 2, Pad: 1, Winograd: WinogradAll}, 0},
+	{ConvShape{N: 2, Cin: 24, H: 28, W: 28, Cout: 32, K: 3, Stride: 1, Pad: 1, Winograd: WinogradAll}, 0},
+}
+
+// TestConvPlanWinograd checks the products computed by Winograd against the
+// definition, and that they are the ones WinogradOps names (on a CPU with
+// AVX-512, where oneDNN has the kernels).
+func TestConvPlanWinograd(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range winogradShapes {
+		s := tc.s
+		if got := s.WinogradOps(); got != tc.want {
+			t.Errorf("%+v: WinogradOps %03b, want %03b", s, got, tc.want)
+		}
+		p, err := NewConvPlan(s)
+		if err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+		if p == nil {
+			t.Skipf("no convolution kernels (%s)", ConvKernels)
+		}
+		impls := strings.Split(p.Impl(), " / ")
+		for op, bit := range []WinogradOps{WinogradForward, WinogradBackwardData, WinogradBackwardWeights} {
+			wino := strings.Contains(impls[op], "wino")
+			if wino && tc.want&bit == 0 || !wino && tc.want&bit != 0 && gramAVX512() {
+				t.Errorf("%+v: product %d runs %q, Winograd wanted: %v", s, op, impls[op], tc.want&bit != 0)
+			}
+		}
+		oh, ow := s.Out()
+		ct := s.coutTotal()
+		x := randSlice(r, s.N*s.Cin*s.H*s.W)
+		w := randSlice(r, s.Cout*s.Cin*s.K*s.K)
+		dyFull := randSlice(r, s.N*ct*oh*ow)
+		// The definition on the plan's block of channels.
+		dense := s
+		dense.CoutTotal = 0
+		dy := make([]float32, s.N*s.Cout*oh*ow)
+		for n := 0; n < s.N; n++ {
+			copy(dy[n*s.Cout*oh*ow:(n+1)*s.Cout*oh*ow], dyFull[n*ct*oh*ow:])
+		}
+		wy, wdx, wdw := naiveConv(dense, x, w, dy)
+		var cw ConvWeights
+		cw.Set(w)
+		yFull := make([]float32, s.N*ct*oh*ow)
+		dx := make([]float32, len(x))
+		dw := make([]float32, len(w))
+		p.Forward(yFull, x, &cw)
+		p.BackwardData(dx, dyFull, &cw)
+		p.BackwardWeights(dw, x, dyFull)
+		y := make([]float32, len(wy))
+		for n := 0; n < s.N; n++ {
+			copy(y[n*s.Cout*oh*ow:(n+1)*s.Cout*oh*ow], yFull[n*ct*oh*ow:])
+		}
+		for _, c := range []struct {
+			name string
+			got  []float32
+			want []float64
+		}{{"forward", y, wy}, {"backward-data", dx, wdx}, {"backward-weights", dw, wdw}} {
+			// The same tolerance as the direct kernels' (their error is
+			// ~3e-7 here, Winograd's ~1e-6).
+			if e := maxRelErr(c.got, c.want); !(e < 1e-5) {
+				t.Errorf("%+v %s (%s): relative error %.3g, want < 1e-5", s, c.name, p.Impl(), e)
+			}
+		}
+		// New weights reach the Winograd products too.
+		w2 := randSlice(r, len(w))
+		cw.Set(w2)
+		wy2, wdx2, _ := naiveConv(dense, x, w2, dy)
+		p.Forward(yFull, x, &cw)
+		p.BackwardData(dx, dyFull, &cw)
+		for n := 0; n < s.N; n++ {
+			copy(y[n*s.Cout*oh*ow:(n+1)*s.Cout*oh*ow], yFull[n*ct*oh*ow:])
+		}
+		if e := maxRelErr(y, wy2); !(e < 1e-5) {
+			t.Errorf("%+v forward after Set: relative error %.3g", s, e)
+		}
+		if e := maxRelErr(dx, wdx2); !(e < 1e-5) {
+			t.Errorf("%+v backward-data after Set: relative error %.3g", s, e)
+		}
 	}
 }
