@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -88,6 +89,75 @@ func BenchmarkConvKernels(b *testing.B) {
 					b.ResetTimer()
 					for range b.N {
 						run()
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkConvWinograd times each product of a plan direct and with
+// Winograd allowed (ConvShape.Winograd = WinogradAll; the shape rule then
+// decides, and the sub-benchmark name says whether the product ran it), on
+// the call shapes ResNet-18 and WRN-16-4 layers get (rows per call as
+// planChunk and weightTasks cut them). Metric: GFLOP/s of the direct
+// convolution's arithmetic, so the two rows compare as times do.
+func BenchmarkConvWinograd(b *testing.B) {
+	shapes := []ConvShape{
+		{N: 1, Cin: 64, H: 56, W: 56, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 128, H: 28, W: 28, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 256, H: 14, W: 14, Cout: 256, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 64, H: 32, W: 32, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 128, H: 16, W: 16, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 128, H: 16, W: 16, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 256, H: 8, W: 8, Cout: 256, K: 3, Stride: 1, Pad: 1},
+		{N: 2, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, s := range shapes {
+		oh, ow := s.Out()
+		t := oh * ow
+		d := s.Cin * s.K * s.K
+		x := randSlice(r, s.N*s.Cin*s.H*s.W)
+		w := randSlice(r, s.Cout*d)
+		dy := randSlice(r, s.N*s.Cout*t)
+		y := make([]float32, len(dy))
+		dx := make([]float32, len(x))
+		dw := make([]float32, len(w))
+		flops := 2 * float64(s.N*t*d*s.Cout)
+		for _, wino := range []WinogradOps{0, WinogradAll} {
+			ws := s
+			ws.Winograd = wino
+			p, err := NewConvPlan(ws)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p == nil {
+				b.Skipf("no convolution kernels (%s)", ConvKernels)
+			}
+			var cw ConvWeights
+			cw.Set(w)
+			impls := strings.Split(p.Impl(), " / ")
+			for i, o := range []struct {
+				op  string
+				run func()
+			}{
+				{"forward", func() { p.Forward(y, x, &cw) }},
+				{"backward-data", func() { p.BackwardData(dx, dy, &cw) }},
+				{"backward-weights", func() { p.BackwardWeights(dw, x, dy) }},
+			} {
+				alg := "direct"
+				if strings.Contains(impls[i], "wino") {
+					alg = "winograd"
+				} else if wino != 0 {
+					continue // the rule kept it direct: the same as the row above
+				}
+				b.Run(fmt.Sprintf("N%d-%dx%dx%d-to%d/%s/%s", s.N, s.Cin, s.H, s.W, s.Cout, o.op, alg), func(b *testing.B) {
+					o.run()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						o.run()
 					}
 					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 				})

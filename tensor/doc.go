@@ -4,9 +4,11 @@
 // products for the per-example norm rules (DgemmSerial, DsyrkSerial, and
 // Gram64: float64 Gram matrices of float32 columns, in an AVX-512 C kernel
 // where the CPU has one),
-// convolutions on oneDNN's JIT kernels (ConvPlan; cgo, libdnnl; none under
-// "nodnnl", "noblas" or CGO_ENABLED=0, where callers use im2col/col2im and
-// GEMM), and parallel loops.
+// convolutions on oneDNN's JIT kernels (ConvPlan; cgo, libdnnl; direct, or
+// Winograd's F(4×4, 3×3) for the 3×3 products a caller allows and the shape
+// rule ConvShape.WinogradOps picks; none under "nodnnl", "noblas" or
+// CGO_ENABLED=0, where callers use im2col/col2im and GEMM), and parallel
+// loops.
 //
 // Layout: activations are NCHW (batch, channel, height, width), row-major.
 // NCHW makes one example a contiguous slab (per-example work in DP-SGD slices
@@ -29,7 +31,8 @@
 //     them; checked by TestSgemmSerialIndependentOfAddresses).
 //   - A ConvPlan call runs on its calling goroutine's thread alone (oneDNN's
 //     OpenMP thread count set to 1 before each call, float32 arithmetic
-//     pinned): its result depends on its shape and inputs only.
+//     pinned): its result depends on its shape and inputs only (the shape
+//     also fixes which products run Winograd).
 //   - The elementwise kernels and reductions run vectorised C versions on
 //     long slices (cgo, amd64) that do the Go loops' operations in the
 //     same order, so the switch by length changes no bits (NaN payloads
