@@ -207,7 +207,8 @@ func smallResNet(r *rand.Rand, ws bool) *Model {
 
 // TestModelsDeterministicAcrossThreads: whole models, private steps under
 // every rule (and the automatic choice) and non-private steps: cnn-mnist,
-// the small ResNet above with and without WS, with multiplicity 2.
+// the small ResNet above with and without WS, with multiplicity 2, and
+// cnn-cifar at 32², whose 3×3 layers run Winograd products.
 func TestModelsDeterministicAcrossThreads(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -218,6 +219,8 @@ func TestModelsDeterministicAcrossThreads(t *testing.T) {
 		{"cnn-mnist", func(*rand.Rand) *Model { return smallModel(t, "cnn-mnist", 1, 28, 28) }, 24, 1},
 		{"small-resnet", func(r *rand.Rand) *Model { return smallResNet(r, false) }, 24, 1},
 		{"small-resnet-ws-K2", func(r *rand.Rand) *Model { return smallResNet(r, true) }, 24, 2},
+		// conv2 (32→32 at 32²) runs Winograd where the kernels have it
+		{"cnn-cifar-winograd", func(*rand.Rand) *Model { return smallModel(t, "cnn-cifar", 3, 32, 32) }, 12, 1},
 	} {
 		for _, method := range stepMethods {
 			t.Run(fmt.Sprintf("%s/%s", tc.name, method), func(t *testing.T) {
