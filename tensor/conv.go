@@ -53,10 +53,10 @@ const (
 // per-call transform of the weights (∝ Cin·Cout) to pay off against the
 // direct kernel: N·Hout·Wout ≥ max(784, 6·max(Cin, Cout)) for forward and
 // backward-data, ≥ 196 with at most 256 channels for backward-weights.
-// Measured on AVX-512 (BENCHMARKS.md, "Winograd"): 1.6–2.2× the direct
-// kernel at 56², 28² and 32² with 32–128 channels, 1.2–2.3× for
-// backward-weights down to 8² with 256 channels; slower below those sizes
-// and at 512 channels. Where oneDNN has no Winograd kernel for the CPU
+// Measured on AVX-512 (BENCHMARKS.md, "Winograd", per call with reorders):
+// forward 1.3–1.7× and backward-data 1.3–1.8× the direct kernel at 56²,
+// 28², 32² and 16² (eight examples), backward-weights 1.1–2.1× down to 8²
+// with 256 channels; slower below those sizes and at 512 channels. Where oneDNN has no Winograd kernel for the CPU
 // (no AVX-512) the plan uses the direct one.
 func (s ConvShape) WinogradOps() WinogradOps {
 	if s.Winograd == 0 || s.K != 3 || s.Stride != 1 || s.Pad != 1 || s.Cin%16 != 0 || s.Cout%16 != 0 {

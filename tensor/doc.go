@@ -31,8 +31,9 @@
 //     them; checked by TestSgemmSerialIndependentOfAddresses).
 //   - A ConvPlan call runs on its calling goroutine's thread alone (oneDNN's
 //     OpenMP thread count set to 1 before each call, float32 arithmetic
-//     pinned): its result depends on its shape and inputs only (the shape
-//     also fixes which products run Winograd).
+//     pinned): its result depends on its shape and inputs only, on one
+//     machine and oneDNN build with the same ONEDNN_* environment (the
+//     shape also fixes which products run Winograd there).
 //   - The elementwise kernels and reductions run vectorised C versions on
 //     long slices (cgo, amd64) that do the Go loops' operations in the
 //     same order, so the switch by length changes no bits (NaN payloads
