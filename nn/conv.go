@@ -20,12 +20,14 @@ import (
 // by cost (mixed ghost clipping, Bu et al. 2022; the choice and its cost
 // model are in conv_rule.go, the rules in conv_norms.go and conv_gram.go):
 //
-//   - RuleMaterializeStored: ∇W_i = dy_i·col_iᵀ is formed in float32 and kept
+//   - RuleMaterializeStored: ∇Ŵ_i = dy_i·col_iᵀ is formed in float32 and kept
 //     when B·|W| fits the materialise budget; the clipped sum is then a
-//     weighted sum of the kept gradients, so the norm is exact for what is
-//     released. Chosen for small early layers with many positions per
-//     example, where recomputing costs more than the memory traffic of
-//     keeping (normCosts).
+//     weighted sum of the kept gradients, so (without WS) the norm is exact
+//     for what is released. Chosen for small early layers with many
+//     positions per example, where recomputing costs more than the memory
+//     traffic of keeping (normCosts). Under WS the kept ∇Ŵ_i's norm is
+//     taken through the WS Jacobian by the row formula below (storedWSSq)
+//     and the weighted sum goes through the Jacobian once.
 //   - RuleGhost: ‖∇Ŵ_i‖² = ⟨col_iᵀcol_i, dy_iᵀdy_i⟩ from two T×T Gram
 //     matrices (float64), O(T²(d+Cout)); the clipped sum is one more pass of
 //     weighted GEMMs. Chosen when T is small (late layers).
@@ -90,7 +92,6 @@ type convScratch struct {
 	col, dyc, yc, dcol []float32 // chunk matrices: d×nT, p×nT, p×nT, d×nT
 	col1               []float32 // one example's patches (d×kT)
 	x32                []float32 // one example's k input rows side by side (Cin × k·H·W)
-	gw, gws            []float32 // stored rule: ∇Ŵ_j and its WS image (p×d)
 	a64, g64, gw64     []float64 // float64 norm work: patches, output gradients, ∇Ŵ_j
 	gramA, gramG, pgr  []float64 // kT×kT Grams; the pixel Gram
 	colsum, colabs     []float64 // per column: Σ_r a_rs, Σ_r |a_rs|

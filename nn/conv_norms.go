@@ -48,7 +48,14 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 	par.EachN(nch, nw, func(wk, ch int) {
 		sc := &c.scratch[wk]
 		rows := chunk(ch)
-		dyc, ldy := c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)
+		// The chunk's gathered output gradients feed the bias sums, the
+		// input gradients without plans and every rule but the planned
+		// stored one (which reads dy in place).
+		var dyc []float32
+		var ldy int
+		if bTrain || needDX || (wTrain && !storedPlanned) {
+			dyc, ldy = c.chunkDY(sc, rows, t, h, w, dy, nil, 1, needDX)
+		}
 		var col []float32
 		var ld int
 		if needCols {
@@ -57,16 +64,16 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 		for gj := 0; gj < len(rows)/k; gj++ {
 			j := rows[0]/k + gj
 			lo := gj * kt // first column of the example
-			bg := c.bgrad[j*p : (j+1)*p]
-			for o := 0; o < p; o++ {
-				var s float32
-				for _, v := range dyc[o*ldy+lo : o*ldy+lo+kt] {
-					s += v
-				}
-				bg[o] = s
-			}
 			var sq float64
 			if bTrain {
+				bg := c.bgrad[j*p : (j+1)*p]
+				for o := 0; o < p; o++ {
+					var s float32
+					for _, v := range dyc[o*ldy+lo : o*ldy+lo+kt] {
+						s += v
+					}
+					bg[o] = s
+				}
 				// The kept float32 sums are exactly what AccumulateClipped
 				// adds (times c_j): exact for what is released, up to the
 				// float64 sum of squares.
@@ -83,7 +90,11 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 				case RuleMaterialize:
 					sq += c.materialize64(sc, cl, ld, dyc[lo:], ldy, kt)
 				default:
-					sq += c.storedSq(sc, j, cl, ld, dyc[lo:], ldy, kt)
+					var dj []float32 // nil when planned: the plan reads dy in place
+					if dyc != nil {
+						dj = dyc[lo:]
+					}
+					sq += c.storedSq(sc, j, cl, ld, dj, ldy, kt)
 				}
 			}
 			c.sq[j] = sq
@@ -113,8 +124,20 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 		return
 	}
 	if c.rule == RuleMaterializeStored {
+		// Σ_j c_j·g_j over the kept arrays, in example order per element;
+		// under WS they are gradients w.r.t. Ŵ, and their sum goes through
+		// the WS Jacobian once.
 		g := c.W.Grad
+		var sum *tensor.SlotBuffers
+		if c.WS {
+			sum = tensor.AcquireSlots(1, p*d)
+			defer sum.Release()
+			g = sum.Slot(0)
+		}
 		par.For(p*d, 4096, func(lo, hi int) {
+			if c.WS {
+				clear(g[lo:hi])
+			}
 			for j := 0; j < m; j++ {
 				cj := coef[j]
 				if cj == 0 {
@@ -123,6 +146,9 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 				tensor.Axpy(g[lo:hi], cj, c.stored[j*p*d+lo:j*p*d+hi])
 			}
 		})
+		if c.WS {
+			c.wsBackward(c.W.Grad, g, true)
+		}
 		return
 	}
 	b := c.x.Shape[0]
@@ -160,21 +186,19 @@ func ensure64(buf []float64, n int) []float64 {
 	return make([]float64, n)
 }
 
-// storedSq forms ∇W_j = dy_j·col_jᵀ in float32 over the example's kt
+// storedSq forms ∇Ŵ_j = dy_j·col_jᵀ in float32 over the example's kt
 // columns (with col nil: by the layer's plan of k rows, from x and dy),
-// through WS when enabled, keeps it for AccumulateClipped and
-// returns its squared norm. The kept float32 gradient is exactly what
-// AccumulateClipped adds (times c_j), so this norm is exact for what is
-// released; the only rounding left is the float64 sum of squares, bounded by
-// γ⁶⁴_{p·d}.
+// keeps it for AccumulateClipped and returns its squared norm. Without WS
+// the kept float32 gradient is exactly what AccumulateClipped adds (times
+// c_j), so this norm is exact for what is released; the only rounding left
+// is the float64 sum of squares, bounded by γ⁶⁴_{p·d}. Under WS the kept
+// array is the gradient w.r.t. Ŵ, AccumulateClipped maps Σ_j c_j·∇Ŵ_j
+// through the WS Jacobian once, and the norm is storedWSSq's upper bound of
+// the exact ‖J_ws(∇Ŵ_j)‖² (as the ghost rule's, a bound of the exact
+// gradient of the kept array; the released sum rounds after it).
 func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []float32, ldy, kt int) float64 {
 	p, d := c.Cout, c.d()
-	dst := c.stored[j*p*d : (j+1)*p*d]
-	g := dst
-	if c.WS {
-		sc.gw = tensor.EnsureSlice(sc.gw, p*d)
-		g = sc.gw
-	}
+	g := c.stored[j*p*d : (j+1)*p*d]
 	if col == nil {
 		// Planned: the example's rows [j·k, (j+1)·k) are consecutive.
 		k := c.group
@@ -185,11 +209,9 @@ func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []f
 		tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, g, d)
 	}
 	if c.WS {
-		for o := 0; o < p; o++ {
-			c.wsBackwardRow(dst[o*d:(o+1)*d], g[o*d:(o+1)*d], o, false)
-		}
+		return c.storedWSSq(g)
 	}
-	return SumSquaresBound(tensor.SumSquares(dst), p*d)
+	return SumSquaresBound(tensor.SumSquares(g), p*d)
 }
 
 // ghostSq returns an upper bound of ‖∇W_j‖² by the ghost rule: Gram

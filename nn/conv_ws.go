@@ -154,24 +154,10 @@ func (c *Conv2d) wsCorrection(sc *convScratch, j int, dyc []float32, ldy, k, t i
 		}
 		eSig := 2 * (eA*esg + gk*sgAbs)
 		eRho := 2 * (erho + gk*rhoAbs)
-		w2 := st.sq / (n * n)
-		kappa := 2/n - w2
-		eKappa := 2 * (gw*w2 + 4*unit64*(2/n+w2))
-		lam := st.sum / (n * n)
-		lamHi := (math.Abs(st.sum) + gw*st.abs) / (n * n) * (1 + 4*unit64)
 		inv := float64(c.wsInvStd[o])
 		inv2 := inv * inv
-		est += inv2 * (sg*sg/n + kappa*rho*rho - 2*lam*sg*rho)
-		sLo, sHi := max(math.Abs(sg)-eSig, 0), math.Abs(sg)+eSig
-		rLo, rHi := max(math.Abs(rho)-eRho, 0), math.Abs(rho)+eRho
-		kLo := kappa - eKappa
-		kr := kLo * rHi * rHi
-		if kLo >= 0 {
-			kr = kLo * rLo * rLo
-		}
-		cross := 2 * lamHi * sHi * rHi
-		cLo := sLo*sLo/n + kr - cross
-		cLo -= 1e-14 * (sHi*sHi/n + (math.Abs(kappa)+eKappa)*rHi*rHi + cross)
+		cEst, cLo := st.correction(n, gw, sg, eSig, rho, eRho)
+		est += inv2 * cEst
 		v := inv2 * cLo
 		if v >= 0 {
 			v *= 1 - 4*unit64
@@ -182,4 +168,58 @@ func (c *Conv2d) wsCorrection(sc *convScratch, j int, dyc []float32, ldy, k, t i
 		loAbs += math.Abs(v)
 	}
 	return est, lo - gamma(p+1, unit64)*loAbs
+}
+
+// correction returns the estimate and a lower bound of the WS correction of
+// one row (wsCorrection's c_o = σ²/n + κρ² − 2λσρ, n = d, the row's κ and λ
+// from st with gw = γ⁶⁴_{d+1}, the error of st's sums), given σ within eSig
+// of sg and ρ within eRho of rho: the minimum over that box, less 1e-14 of
+// the magnitudes for the rounding of this float64 formula.
+func (st wsRowStats) correction(n, gw, sg, eSig, rho, eRho float64) (est, lo float64) {
+	w2 := st.sq / (n * n)
+	kappa := 2/n - w2
+	eKappa := 2 * (gw*w2 + 4*unit64*(2/n+w2))
+	lam := st.sum / (n * n)
+	lamHi := (math.Abs(st.sum) + gw*st.abs) / (n * n) * (1 + 4*unit64)
+	est = sg*sg/n + kappa*rho*rho - 2*lam*sg*rho
+	sLo, sHi := max(math.Abs(sg)-eSig, 0), math.Abs(sg)+eSig
+	rLo, rHi := max(math.Abs(rho)-eRho, 0), math.Abs(rho)+eRho
+	kLo := kappa - eKappa
+	kr := kLo * rHi * rHi
+	if kLo >= 0 {
+		kr = kLo * rLo * rLo
+	}
+	cross := 2 * lamHi * sHi * rHi
+	lo = sLo*sLo/n + kr - cross
+	lo -= 1e-14 * (sHi*sHi/n + (math.Abs(kappa)+eKappa)*rHi*rHi + cross)
+	return est, lo
+}
+
+// storedWSSq returns an upper bound of ‖J_ws(g)‖² = Σ_o ‖P g_o‖²/s_o², the
+// squared norm of the gradient w.r.t. W whose gradient w.r.t. Ŵ is g (p×d,
+// the stored rule's kept array), without forming it: per row
+// ‖P g_o‖² = ‖g_o‖² − c_o exactly (wsCorrection's c_o, for the float32 ŵ_o
+// and 1/s_o that wsBackward applies), with ‖g_o‖², σ_o = 1ᵀg_o and
+// ρ_o = ŵ_oᵀg_o float64 sums of exact terms (tensor.WSRowStats), each within
+// γ⁶⁴_d of its magnitude sum (doubled to cover that sum's own rounding).
+// The bound is tight to ~1e-13 relative unless g_o lies almost entirely in
+// span{1, ŵ_o}; it is never below the exact norm.
+func (c *Conv2d) storedWSSq(g []float32) float64 {
+	p, d := c.Cout, c.d()
+	n := float64(d)
+	gd := gamma(d, unit64)
+	gw := gamma(d+1, unit64)
+	var total float64
+	for o := 0; o < p; o++ {
+		st := tensor.WSRowStats(g[o*d:(o+1)*d], c.wEff[o*d:(o+1)*d])
+		eSig := 2 * gd * st.SumAbs
+		eRho := 2 * gd * st.DotAbs
+		_, cLo := c.wsRow[o].correction(n, gw, st.Sum, eSig, st.Dot, eRho)
+		// ‖g_o‖² ≤ SumSquaresBound; the difference rounds once, the scaling
+		// by 1/s_o² (exact: the square of a float32) once more.
+		q := up64(max(SumSquaresBound(st.SumSq, d)-cLo, 0), 1)
+		inv := float64(c.wsInvStd[o])
+		total += up64(inv*inv*q, 1)
+	}
+	return up64(total*(1+gamma(p+1, unit64)), 1)
 }

@@ -204,7 +204,7 @@ func exactConvGrads(t *testing.T, c *Conv2d, x, dy *tensor.Tensor, k int) [][]*b
 // (c's float32 ŵ and 1/s_o, as its last Forward left them).
 func exactSqNorms(t *testing.T, c *Conv2d, g [][]*big.Int) []*big.Rat {
 	t.Helper()
-	p, d := c.Cout, c.d()
+	p := c.Cout
 	m := len(g) / p
 	out := make([]*big.Rat, m)
 	if !c.WS {
@@ -220,10 +220,20 @@ func exactSqNorms(t *testing.T, c *Conv2d, g [][]*big.Int) []*big.Rat {
 		}
 		return out
 	}
-	// ŵ_r = W_r·2⁻¹⁴⁹, 1/s_o = I_o·2⁻¹⁴⁹, g_r = G_r·2⁻⁶⁰:
-	// n·(P g)_r = [(n·G_r − σ)·2^(149+149) − W_r·ρ]·2^−(149+209) with
+	return exactWSSqNorms(t, c, g, 2*fixShift)
+}
+
+// exactWSSqNorms returns each example's exact Σ_o ‖P g_o‖²/s_o² for the
+// gradient rows g w.r.t. Ŵ (p rows per example, integers times 2^−gs),
+// with c's float32 ŵ and 1/s_o.
+func exactWSSqNorms(t *testing.T, c *Conv2d, g [][]*big.Int, gs int) []*big.Rat {
+	t.Helper()
+	p, d := c.Cout, c.d()
+	out := make([]*big.Rat, len(g)/p)
+	// ŵ_r = W_r·2⁻¹⁴⁹, 1/s_o = I_o·2⁻¹⁴⁹, g_r = G_r·2^−gs:
+	// n·(P g)_r = [(n·G_r − σ)·2^(149+149) − W_r·ρ]·2^−(298+gs) with
 	// σ = ΣG_r and ρ = ΣW_rG_r; the total Σ_o I_o²·Σ_r(·)² is scaled by
-	// 2^−(2·358+298) and divided by n².
+	// 2^−(2·(298+gs)+298) and divided by n².
 	const wsh = 149
 	shift := uint(2 * wsh)
 	wi := make([]*big.Int, p*d)
@@ -236,7 +246,7 @@ func exactSqNorms(t *testing.T, c *Conv2d, g [][]*big.Int) []*big.Rat {
 	}
 	n := big.NewInt(int64(d))
 	den := new(big.Int).Mul(n, n)
-	den.Lsh(den, uint(2*(2*fixShift+2*wsh)+2*wsh))
+	den.Lsh(den, uint(2*(gs+2*wsh)+2*wsh))
 	sigma, rho, v, tmp, q, qq := new(big.Int), new(big.Int), new(big.Int), new(big.Int), new(big.Int), new(big.Int)
 	for j := range out {
 		total := new(big.Int)
@@ -264,10 +274,26 @@ func exactSqNorms(t *testing.T, c *Conv2d, g [][]*big.Int) []*big.Rat {
 	return out
 }
 
-// exactStoredSqNorms returns the exact squared norm of each example's
-// stored float32 gradient (materialize-stored), p·d values per example.
-func exactStoredSqNorms(t *testing.T, stored []float32, m, pd int) []*big.Rat {
+// exactStoredSqNorms returns the exact squared norm of each of m examples'
+// gradients w.r.t. W given by c's stored float32 arrays (materialize-stored,
+// p·d values per example): their plain norm, or under WS that of their
+// image through the WS Jacobian.
+func exactStoredSqNorms(t *testing.T, c *Conv2d, m int) []*big.Rat {
 	t.Helper()
+	p, d := c.Cout, c.d()
+	pd := p * d
+	stored := c.stored
+	if c.WS {
+		rows := make([][]*big.Int, 0, m*p)
+		for r := 0; r < m*p; r++ {
+			row := make([]*big.Int, d)
+			for i, v := range stored[r*d : (r+1)*d] {
+				row[i] = f32Scaled(t, v, 149)
+			}
+			rows = append(rows, row)
+		}
+		return exactWSSqNorms(t, c, rows, 149)
+	}
 	out := make([]*big.Rat, m)
 	sq := new(big.Int)
 	for j := range out {
@@ -344,7 +370,7 @@ func convNormCase(t *testing.T, name string, c *Conv2d, x, dy *tensor.Tensor, k 
 		res[method] = got
 		ref := exact
 		if method == RuleMaterializeStored {
-			ref = exactStoredSqNorms(t, c.stored, len(got), c.Cout*c.d())
+			ref = exactStoredSqNorms(t, c, len(got))
 		}
 		over[method] = zeroTolCheck(t, name+" "+method.String(), got, ref)
 	}

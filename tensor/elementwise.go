@@ -337,6 +337,66 @@ func Axpy(dst []float32, a float32, x []float32) {
 	}
 }
 
+// WSStats are the float64 sums over one gradient row g and the matching
+// row w of standardised weights that bound the norm of the row's
+// weight-standardisation image without forming it (nn's stored rule).
+type WSStats struct {
+	SumSq  float64 // Σ g²
+	Sum    float64 // Σ g
+	SumAbs float64 // Σ |g|
+	Dot    float64 // Σ g·w
+	DotAbs float64 // Σ |g·w|
+}
+
+// WSRowStats returns the WSStats of g and w. Every term is exact in float64
+// (a product of two float32 values fits one); the terms are added in 16
+// chains each, by a fixed tree, so any rounding is within the γ⁶⁴ bound of a
+// sum of len(g) terms in any order.
+func WSRowStats(g, w []float32) WSStats {
+	checkLen("WSRowStats", len(g), len(w))
+	if haveCKernels && len(g) >= cKernelMin {
+		return wsRowStatsC(g, w)
+	}
+	return wsRowStatsGo(g, w)
+}
+
+func wsRowStatsGo(g, w []float32) WSStats {
+	var a, b, c, d, e [chains]float64
+	n := len(g)
+	i := 0
+	for ; i+chains <= n; i += chains {
+		gc, wc := g[i:i+chains], w[i:i+chains]
+		for j := range chains {
+			v := float64(gc[j])
+			p := float64(v * float64(wc[j]))
+			a[j] += float64(v * v)
+			b[j] += v
+			c[j] += math.Abs(v)
+			d[j] += p
+			e[j] += math.Abs(p)
+		}
+	}
+	for ; i < n; i++ {
+		v := float64(g[i])
+		p := float64(v * float64(w[i]))
+		a[0] += float64(v * v)
+		b[0] += v
+		c[0] += math.Abs(v)
+		d[0] += p
+		e[0] += math.Abs(p)
+	}
+	for s := chains / 2; s >= 1; s /= 2 {
+		for j := 0; j < s; j++ {
+			a[j] += a[j+s]
+			b[j] += b[j+s]
+			c[j] += c[j+s]
+			d[j] += d[j+s]
+			e[j] += e[j+s]
+		}
+	}
+	return WSStats{SumSq: a[0], Sum: b[0], SumAbs: c[0], Dot: d[0], DotAbs: e[0]}
+}
+
 // WSRow sets dst (add: adds to dst) to the weight-standardisation Jacobian
 // applied to the gradient row g of the standardised weights w:
 // (g − mean(g) − w·(g·w)/n)·inv, n = len(g), computed in float64 with the

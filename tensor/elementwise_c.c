@@ -195,6 +195,41 @@ CLONES void dp_ws_row(float *dst, const float *g, const float *w, long n, double
 		for (long k = 0; k < n; k++) dst[k] = (float)(((double)g[k] - mean - (double)w[k] * proj) * inv);
 }
 
+// dp_ws_row_stats returns Σg², Σg, Σ|g|, Σg·w and Σ|g·w| over one row in
+// float64 (every term exact: a float32 product fits a float64), in 16 chains
+// each added by a fixed tree, as wsRowStatsGo.
+CLONES dp_ws_stats dp_ws_row_stats(const float *g, const float *w, long n) {
+	typedef double dvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	typedef long long lvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	const lvec magnitude = (lvec){0} + 0x7fffffffffffffffLL;
+	dvec sq = {0}, sum = {0}, sabs = {0}, dot = {0}, dabs = {0};
+	long i = 0;
+	for (; i + CHAINS <= n; i += CHAINS) {
+		dvec gv = __builtin_convertvector(load(g + i), dvec);
+		dvec pv = gv * __builtin_convertvector(load(w + i), dvec);
+		sq += gv * gv;
+		sum += gv;
+		sabs += (dvec)((lvec)gv & magnitude);
+		dot += pv;
+		dabs += (dvec)((lvec)pv & magnitude);
+	}
+	double a[CHAINS], b[CHAINS], c[CHAINS], d[CHAINS], e[CHAINS];
+	memcpy(a, &sq, sizeof a);
+	memcpy(b, &sum, sizeof b);
+	memcpy(c, &sabs, sizeof c);
+	memcpy(d, &dot, sizeof d);
+	memcpy(e, &dabs, sizeof e);
+	for (; i < n; i++) {
+		double gv = (double)g[i], pv = gv * (double)w[i];
+		a[0] += gv * gv;
+		b[0] += gv;
+		c[0] += gv < 0 ? -gv : gv;
+		d[0] += pv;
+		e[0] += pv < 0 ? -pv : pv;
+	}
+	return (dp_ws_stats){chain_total64(a), chain_total64(b), chain_total64(c), chain_total64(d), chain_total64(e)};
+}
+
 // tanh as elementwise.go's Tanh computes it, in float64 with the same
 // operations in the same order. 2^k is built from the bits of kf + (1.5·2⁵²
 // + 1023), whose low mantissa bits hold k + 1023 (|k| ≤ 29), shifted into

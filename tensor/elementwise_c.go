@@ -54,6 +54,11 @@ func axpyC(dst []float32, a float32, x []float32) {
 	C.dp_axpy(fp(dst), C.float(a), fp(x), C.long(len(dst)))
 }
 
+func wsRowStatsC(g, w []float32) WSStats {
+	r := C.dp_ws_row_stats(fp(g), fp(w), C.long(len(g)))
+	return WSStats{SumSq: float64(r.sq), Sum: float64(r.sum), SumAbs: float64(r.abs), Dot: float64(r.dot), DotAbs: float64(r.dotabs)}
+}
+
 func wsRowC(dst, g, w []float32, inv float64, add bool) {
 	a := C.int(0)
 	if add {

@@ -14,3 +14,5 @@ void dp_axpy(float *dst, float a, const float *x, long n);
 void dp_tanh(float *dst, const float *x, long n);
 void dp_tanh_backward(float *dst, const float *dy, const float *y, long n);
 void dp_ws_row(float *dst, const float *g, const float *w, long n, double inv, int add);
+typedef struct { double sq, sum, abs, dot, dotabs; } dp_ws_stats;
+dp_ws_stats dp_ws_row_stats(const float *g, const float *w, long n);

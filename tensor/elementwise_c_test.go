@@ -124,6 +124,19 @@ func TestElementwiseCMatchesGo(t *testing.T) {
 			requireSameBits(t, fmt.Sprintf("WSRow(add=%v) over %d", add, k), d1, d2)
 		}
 	}
+	// WSRowStats: the same five sums from the C and Go loops (mixed signs
+	// and magnitudes, so that every sum rounds and the |·| sums differ).
+	for _, k := range []int{1, 15, 16, 17, 255, 256, 257, 300, 1152, n} {
+		got, want := WSRowStats(fa[:k], fg[:k]), wsRowStatsGo(fa[:k], fg[:k])
+		for _, q := range []struct {
+			what      string
+			got, want float64
+		}{{"Σg²", got.SumSq, want.SumSq}, {"Σg", got.Sum, want.Sum}, {"Σ|g|", got.SumAbs, want.SumAbs}, {"Σg·w", got.Dot, want.Dot}, {"Σ|g·w|", got.DotAbs, want.DotAbs}} {
+			if math.Float64bits(q.got) != math.Float64bits(q.want) {
+				t.Fatalf("WSRowStats %s over %d elements: %v, Go loop %v", q.what, k, q.got, q.want)
+			}
+		}
+	}
 	run("Axpy", func(d []float32, lo, hi int) { copy(d, c[lo:hi]); Axpy(d, 0.37, a[lo:hi]) })
 	// In place: dst aliasing an input.
 	inPlace := func(name string, f func(dst, x []float32, lo int)) {
@@ -159,6 +172,51 @@ func TestSumSquaresWithinGamma(t *testing.T) {
 		for _, got := range []float64{SumSquares(x), sumSquaresGo(x)} {
 			if math.Abs(got-e) > gamma*e {
 				t.Fatalf("n = %d: sum of squares %v, exact %v: error above γ⁶⁴_n", n, got, e)
+			}
+		}
+	}
+}
+
+// TestWSRowStatsWithinGamma: each of WSRowStats' sums is within γ⁶⁴_n of
+// the exact sum (math/big) of its terms times the sum of their magnitudes,
+// the error the stored rule's WS norm bound (nn.storedWSSq) assumes for any
+// order of the additions; the magnitude sums are within γ⁶⁴_n of theirs.
+func TestWSRowStatsWithinGamma(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 15))
+	u := math.Ldexp(1, -53)
+	for _, n := range []int{1, 17, 1152, 4096, 100000} {
+		g, w := make([]float32, n), make([]float32, n)
+		for i := range g {
+			g[i] = float32(r.NormFloat64() * math.Exp(3*r.NormFloat64()))
+			w[i] = float32(r.NormFloat64())
+		}
+		var sq, sum, sabs, dot, dabs big.Float
+		for _, z := range []*big.Float{&sq, &sum, &sabs, &dot, &dabs} {
+			z.SetPrec(2000)
+		}
+		for i := range g {
+			gv := new(big.Float).SetPrec(2000).SetFloat64(float64(g[i]))
+			pv := new(big.Float).SetPrec(2000).SetFloat64(float64(w[i]))
+			pv.Mul(pv, gv)
+			sum.Add(&sum, gv)
+			sabs.Add(&sabs, new(big.Float).Abs(gv))
+			dot.Add(&dot, pv)
+			dabs.Add(&dabs, new(big.Float).Abs(pv))
+			sq.Add(&sq, gv.Mul(gv, gv))
+		}
+		f := func(z *big.Float) float64 { v, _ := z.Float64(); return v }
+		gamma := float64(n) * u / (1 - float64(n)*u)
+		for _, got := range []WSStats{WSRowStats(g, w), wsRowStatsGo(g, w)} {
+			for _, q := range []struct {
+				what           string
+				got, want, mag float64
+			}{
+				{"Σg²", got.SumSq, f(&sq), f(&sq)}, {"Σg", got.Sum, f(&sum), f(&sabs)}, {"Σ|g|", got.SumAbs, f(&sabs), f(&sabs)},
+				{"Σg·w", got.Dot, f(&dot), f(&dabs)}, {"Σ|g·w|", got.DotAbs, f(&dabs), f(&dabs)},
+			} {
+				if math.Abs(q.got-q.want) > gamma*q.mag {
+					t.Fatalf("n = %d: %s = %v, exact %v: error above γ⁶⁴_n·%v", n, q.what, q.got, q.want, q.mag)
+				}
 			}
 		}
 	}
