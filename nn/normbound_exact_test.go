@@ -43,11 +43,13 @@ import (
 // TestConvNormsZeroTolWideGram with the pure-Go kernels only (OpenBLAS's
 // dot products round less than gramInner's evaluation term covers, on
 // every input tried); storedSq returning its plain sum fails the random,
-// cancelling and WS-aligned tests. Not caught: terms dominated by others on
+// cancelling and WS-aligned tests; storedWSSq returning its estimate fails
+// the WS-aligned test. Not caught: terms dominated by others on
 // every input found (gramInner's e_A·e_G term, covered by the doubling of
 // e; the WS application term of materialize64, covered by its gradient
 // error term; wsCorrection's σ, κ, λ and final-rounding slacks, covered by
-// the ρ radius of the float32 forward output) and the final few-ulp
+// the ρ radius of the float32 forward output; storedWSSq's σ and ρ radii,
+// float64-level, covered by the correction's worst-sign cross term) and the final few-ulp
 // roundings (up64, normUpper).
 
 const fixShift = 30 // test inputs are integer multiples of 2⁻³⁰
