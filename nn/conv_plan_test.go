@@ -213,9 +213,10 @@ func TestConvWinogradWhereAllowed(t *testing.T) {
 	if err != nil || p == nil {
 		t.Skipf("no convolution kernels (%s): %v", tensor.ConvKernels, err)
 	}
-	if !strings.Contains(p.Impl(), "wino") {
-		t.Skipf("no Winograd kernels on this CPU (%s)", p.Impl())
-	}
+	// Without Winograd kernels on this CPU (no avx512_core) the plans'
+	// keys still say what each layer allows; only which kernel runs is
+	// left unchecked.
+	haveWino := strings.Contains(p.Impl(), "wino")
 	products := []tensor.WinogradOps{tensor.WinogradForward, tensor.WinogradBackwardData, tensor.WinogradBackwardWeights}
 	for _, ws := range []bool{false, true} {
 		for _, rule := range []nn.NormRule{nn.RuleGhost, nn.RuleMaterializeStored} {
@@ -246,7 +247,7 @@ func TestConvWinogradWhereAllowed(t *testing.T) {
 					}
 					for i, op := range strings.Split(impl, " / ") {
 						got, want := strings.Contains(op, "wino"), s.WinogradOps()&products[i] != 0
-						if got != want {
+						if haveWino && got != want || !haveWino && got {
 							t.Errorf("%+v: product %d runs %q, want Winograd %v", s, i, op, want)
 						}
 						if got {
@@ -254,7 +255,7 @@ func TestConvWinogradWhereAllowed(t *testing.T) {
 						}
 					}
 				}
-				if wino == 0 {
+				if haveWino && wino == 0 {
 					t.Error("no product ran Winograd: the test no longer covers it")
 				}
 				// The ghost rule's clipped sum has plans of its own, direct.
