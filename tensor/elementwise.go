@@ -412,28 +412,10 @@ func WSRow(dst, g, w []float32, inv float64, add bool) {
 }
 
 func wsRowGo(dst, g, w []float32, inv float64, add bool) {
-	var a, b [chains]float64
+	// Σg and Σg·w: the chains and tree of WSRowStats.
+	st := wsRowStatsGo(g, w)
 	n := len(g)
-	i := 0
-	for ; i+chains <= n; i += chains {
-		gc, wc := g[i:i+chains], w[i:i+chains]
-		for j := range chains {
-			v := float64(gc[j])
-			a[j] += v
-			b[j] += float64(v * float64(wc[j]))
-		}
-	}
-	for ; i < n; i++ {
-		a[0] += float64(g[i])
-		b[0] += float64(float64(g[i]) * float64(w[i]))
-	}
-	for s := chains / 2; s >= 1; s /= 2 {
-		for j := 0; j < s; j++ {
-			a[j] += a[j+s]
-			b[j] += b[j+s]
-		}
-	}
-	mean, proj := a[0]/float64(n), b[0]/float64(n)
+	mean, proj := st.Sum/float64(n), st.Dot/float64(n)
 	for k, v := range g {
 		r := float32((float64(v) - mean - float64(float64(w[k])*proj)) * inv)
 		if add {
