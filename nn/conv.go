@@ -71,6 +71,7 @@ type Conv2d struct {
 	wEff         []float32      // Ŵ (alias of W.Value without WS)
 	wsInvStd     []float32      // 1/s_o
 	wsRow        []wsRowStats
+	wsZScale     []float64     // γ³²_d·‖ŵ_o‖: the forward GEMM's error per unit ‖a_s‖ (wsCorrection)
 	scratch      []convScratch // one per worker
 	rule         NormRule      // of the last PerExample backward
 	group        int
@@ -96,6 +97,7 @@ type convScratch struct {
 	gramA, gramG, pgr  []float64 // kT×kT Grams; the pixel Gram
 	colsum, colabs     []float64 // per column: Σ_r a_rs, Σ_r |a_rs|
 	vec                []float64 // gramInner's scratch (2·kT)
+	wsSums             []tensor.WSGhostSums
 }
 
 // Chunks: a chunk is a run of consecutive batch rows (examples, or

@@ -33,6 +33,8 @@ func (c *Conv2d) standardize() {
 		c.wsRow = make([]wsRowStats, c.Cout)
 	}
 	c.wsRow = c.wsRow[:c.Cout]
+	c.wsZScale = ensure64(c.wsZScale, c.Cout)
+	gz := gamma(d, unit32)
 	for o := 0; o < c.Cout; o++ {
 		row := c.W.Value[o*d : (o+1)*d]
 		var mu, v float64
@@ -56,6 +58,7 @@ func (c *Conv2d) standardize() {
 			st.abs += math.Abs(float64(w))
 		}
 		c.wsRow[o] = st
+		c.wsZScale[o] = gz * normUpper(st.sq, d)
 	}
 }
 
@@ -114,49 +117,33 @@ func (c *Conv2d) wsCorrection(sc *convScratch, j int, dyc []float32, ldy, k, t i
 	p, d := c.Cout, c.d()
 	n := float64(d)
 	kt := k * t
-	alpha := sc.vec[:kt] // ‖a_s‖ upper bounds, left by gramInner
-	colsum, colabs := sc.colsum[:kt], sc.colabs[:kt]
-	gz := gamma(d, unit32)
 	gk := gamma(kt+2, unit64)
 	gw := gamma(d+1, unit64)
-	zAbs := float64(d) * tiny32
+	in := tensor.WSGhostInput{
+		DY: dyc, LDY: ldy,
+		Z: c.y.Data[j*k*p*t : (j+1)*k*p*t], ZSeg: p * t,
+		P: p, K: k, T: t,
+		ColSum: sc.colsum[:kt], ColAbs: sc.colabs[:kt],
+		Alpha: sc.vec[:kt], // ‖a_s‖ upper bounds, left by gramInner
+		Scale: c.wsZScale,  // γ³²_d·‖ŵ_o‖ (standardize)
+		ZAbs:  float64(d) * tiny32,
+	}
+	if c.B != nil {
+		in.Bias = c.B.Value
+		in.CY, in.CZ = unit32/(1-unit32), unit64
+	}
+	if cap(sc.wsSums) < p {
+		sc.wsSums = make([]tensor.WSGhostSums, p)
+	}
+	sums := sc.wsSums[:p]
+	tensor.WSGhostRowSums(sums, in)
 	var loAbs float64
-	for o := 0; o < p; o++ {
-		st := c.wsRow[o]
-		wn := normUpper(st.sq, d)
-		var bias float64
-		if c.B != nil {
-			bias = float64(c.B.Value[o])
-		}
-		var sg, sgAbs, esg, rho, rhoAbs, erho float64
-		for a := 0; a < k; a++ {
-			r := j*k + a
-			z := c.y.Data[(r*p+o)*t : (r*p+o+1)*t]
-			for q, v := range dyc[o*ldy+a*t : o*ldy+(a+1)*t] {
-				s := a*t + q
-				g := float64(v)
-				ag := math.Abs(g)
-				cs := g * colsum[s]
-				sg += cs
-				sgAbs += math.Abs(cs)
-				esg += ag * colabs[s]
-				y := float64(z[q])
-				zz := y - bias
-				gz2 := g * zz
-				rho += gz2
-				rhoAbs += math.Abs(gz2)
-				ez := gz*wn*alpha[s] + zAbs
-				if c.B != nil {
-					ez += unit32/(1-unit32)*math.Abs(y) + unit64*math.Abs(zz)
-				}
-				erho += ag * ez
-			}
-		}
-		eSig := 2 * (eA*esg + gk*sgAbs)
-		eRho := 2 * (erho + gk*rhoAbs)
+	for o, sm := range sums {
+		eSig := 2 * (eA*sm.SigErr + gk*sm.SigAbs)
+		eRho := 2 * (sm.RhoErr + gk*sm.RhoAbs)
 		inv := float64(c.wsInvStd[o])
 		inv2 := inv * inv
-		cEst, cLo := st.correction(n, gw, sg, eSig, rho, eRho)
+		cEst, cLo := c.wsRow[o].correction(n, gw, sm.Sig, eSig, sm.Rho, eRho)
 		est += inv2 * cEst
 		v := inv2 * cLo
 		if v >= 0 {

@@ -425,3 +425,120 @@ func wsRowGo(dst, g, w []float32, inv float64, add bool) {
 		}
 	}
 }
+
+// WSGhostSums are the float64 sums over one output channel o of one
+// example's output gradients g_os (its k·t positions s) that nn's ghost
+// rule under weight standardisation needs for σ_o = Σ_s g_os·colsum_s and
+// ρ_o = Σ_s g_os·(z_os − b_o), with the magnitude sums of their error
+// bounds.
+type WSGhostSums struct {
+	Sig    float64 // Σ g·colsum
+	SigAbs float64 // Σ |g·colsum|
+	SigErr float64 // Σ |g|·colabs
+	Rho    float64 // Σ g·(z − b)
+	RhoAbs float64 // Σ |g·(z − b)|
+	RhoErr float64 // Σ |g|·e_z, e_z = scale·alpha + zAbs [+ cy·|z| + cz·|z − b|]
+}
+
+// WSGhostInput is one example's data for WSGhostRowSums: p output rows of k
+// segments of t positions each. Row o's segment a reads DY[o·LDY + a·t:][:t]
+// and Z[a·ZSeg + o·t:][:t] (the layer's output, bias included); position s
+// = a·t + q of the example reads ColSum[s], ColAbs[s] and Alpha[s] (kt
+// values each). Scale[o] multiplies Alpha in row o's e_z; Bias (nil: no
+// bias, b = 0 and no bias terms in e_z) holds b_o; ZAbs, CY and CZ are the
+// constants of e_z.
+type WSGhostInput struct {
+	DY             []float32
+	LDY            int
+	Z              []float32
+	ZSeg           int
+	P, K, T        int
+	ColSum, ColAbs []float64
+	Alpha, Scale   []float64
+	Bias           []float32
+	ZAbs, CY, CZ   float64
+}
+
+// WSGhostRowSums sets dst[o] to row o's WSGhostSums for o < in.P. Each sum
+// is taken per segment in 16 float64 chains (chain j takes positions j,
+// j+16, …; the tail goes to chain 0) added by a fixed tree, the segments'
+// totals added in order; every product rounds once. The sums are within
+// the γ⁶⁴ bound of a sum of k·t terms in any order; the vectorised C
+// version gives the same bits.
+func WSGhostRowSums(dst []WSGhostSums, in WSGhostInput) {
+	p, k, t := in.P, in.K, in.T
+	if p < 0 || k < 0 || t < 0 || len(dst) < p {
+		shapePanic("WSGhostRowSums", "dst has %d rows, want p=%d (k=%d, t=%d non-negative)", len(dst), p, k, t)
+	}
+	if p == 0 || k == 0 || t == 0 {
+		clear(dst[:p])
+		return
+	}
+	kt := k * t
+	if len(in.DY) < (p-1)*in.LDY+kt || in.LDY < kt || len(in.Z) < (k-1)*in.ZSeg+p*t || in.ZSeg < p*t ||
+		len(in.ColSum) < kt || len(in.ColAbs) < kt || len(in.Alpha) < kt || len(in.Scale) < p ||
+		(in.Bias != nil && len(in.Bias) < p) {
+		shapePanic("WSGhostRowSums", "inputs too short for p=%d, k=%d, t=%d (ldy=%d, zseg=%d)", p, k, t, in.LDY, in.ZSeg)
+	}
+	if haveCKernels && p*kt >= cKernelMin {
+		wsGhostRowSumsC(dst, &in)
+		return
+	}
+	wsGhostRowSumsGo(dst, &in)
+}
+
+func wsGhostRowSumsGo(dst []WSGhostSums, in *WSGhostInput) {
+	t := in.T
+	for o := 0; o < in.P; o++ {
+		var b float64
+		if in.Bias != nil {
+			b = float64(in.Bias[o])
+		}
+		sc := in.Scale[o]
+		var tot WSGhostSums
+		for a := 0; a < in.K; a++ {
+			g := in.DY[o*in.LDY+a*t : o*in.LDY+(a+1)*t]
+			z := in.Z[a*in.ZSeg+o*t : a*in.ZSeg+(o+1)*t]
+			cs, ca, al := in.ColSum[a*t:(a+1)*t], in.ColAbs[a*t:(a+1)*t], in.Alpha[a*t:(a+1)*t]
+			var c [6][chains]float64
+			full := t - t%chains
+			for q := range t {
+				j := q % chains
+				if q >= full {
+					j = 0
+				}
+				gv := float64(g[q])
+				ag := math.Abs(gv)
+				s := float64(gv * cs[q])
+				c[0][j] += s
+				c[1][j] += math.Abs(s)
+				c[2][j] += float64(ag * ca[q])
+				y := float64(z[q])
+				zd := y - b
+				r := float64(gv * zd)
+				c[3][j] += r
+				c[4][j] += math.Abs(r)
+				ez := float64(sc*al[q]) + in.ZAbs
+				if in.Bias != nil {
+					ez += float64(in.CY * math.Abs(y))
+					ez += float64(in.CZ * math.Abs(zd))
+				}
+				c[5][j] += float64(ag * ez)
+			}
+			for s := chains / 2; s >= 1; s /= 2 {
+				for i := range c {
+					for j := 0; j < s; j++ {
+						c[i][j] += c[i][j+s]
+					}
+				}
+			}
+			tot.Sig += c[0][0]
+			tot.SigAbs += c[1][0]
+			tot.SigErr += c[2][0]
+			tot.Rho += c[3][0]
+			tot.RhoAbs += c[4][0]
+			tot.RhoErr += c[5][0]
+		}
+		dst[o] = tot
+	}
+}

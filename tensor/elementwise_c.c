@@ -230,6 +230,78 @@ CLONES dp_ws_stats dp_ws_row_stats(const float *g, const float *w, long n) {
 	return (dp_ws_stats){chain_total64(a), chain_total64(b), chain_total64(c), chain_total64(d), chain_total64(e)};
 }
 
+// dp_ws_ghost_sums sets dst[6·o …] to row o's six WSGhostSums (Sig,
+// SigAbs, SigErr, Rho, RhoAbs, RhoErr) for o < p, as wsGhostRowSumsGo: per
+// segment 16 float64 chains (the tail to chain 0) added by a fixed tree, the
+// segments' totals added in order, every product rounded once. bias may be
+// NULL (no bias: b = 0 and no bias terms in e_z).
+CLONES void dp_ws_ghost_sums(double *dst, const float *dy, long ldy, const float *z, long zseg, long p, long k, long t,
+                             const double *colsum, const double *colabs, const double *alpha, const double *scale,
+                             const float *bias, double zabs, double cy, double cz) {
+	typedef double dvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	typedef long long lvec __attribute__((vector_size(CHAINS * sizeof(double))));
+	const lvec magnitude = (lvec){0} + 0x7fffffffffffffffLL;
+#define ABSV(v) ((dvec)((lvec)(v) & magnitude))
+	for (long o = 0; o < p; o++) {
+		double b = bias ? (double)bias[o] : 0, sc = scale[o];
+		double tot[6] = {0, 0, 0, 0, 0, 0};
+		for (long a = 0; a < k; a++) {
+			const float *g = dy + o * ldy + a * t, *zr = z + a * zseg + o * t;
+			const double *cs = colsum + a * t, *ca = colabs + a * t, *al = alpha + a * t;
+			dvec v0 = {0}, v1 = {0}, v2 = {0}, v3 = {0}, v4 = {0}, v5 = {0};
+			long q = 0;
+			for (; q + CHAINS <= t; q += CHAINS) {
+				dvec gv = __builtin_convertvector(load(g + q), dvec), csv, cav, alv;
+				memcpy(&csv, cs + q, sizeof csv);
+				memcpy(&cav, ca + q, sizeof cav);
+				memcpy(&alv, al + q, sizeof alv);
+				dvec ag = ABSV(gv);
+				dvec sv = gv * csv;
+				v0 += sv;
+				v1 += ABSV(sv);
+				v2 += ag * cav;
+				dvec y = __builtin_convertvector(load(zr + q), dvec);
+				dvec zd = y - b;
+				dvec r = gv * zd;
+				v3 += r;
+				v4 += ABSV(r);
+				dvec ez = sc * alv + zabs;
+				if (bias) {
+					ez += cy * ABSV(y);
+					ez += cz * ABSV(zd);
+				}
+				v5 += ag * ez;
+			}
+			double c[6][CHAINS];
+			memcpy(c[0], &v0, sizeof c[0]);
+			memcpy(c[1], &v1, sizeof c[1]);
+			memcpy(c[2], &v2, sizeof c[2]);
+			memcpy(c[3], &v3, sizeof c[3]);
+			memcpy(c[4], &v4, sizeof c[4]);
+			memcpy(c[5], &v5, sizeof c[5]);
+			for (; q < t; q++) {
+				double gv = (double)g[q], ag = __builtin_fabs(gv);
+				double sv = gv * cs[q];
+				c[0][0] += sv;
+				c[1][0] += __builtin_fabs(sv);
+				c[2][0] += ag * ca[q];
+				double y = (double)zr[q], zd = y - b, r = gv * zd;
+				c[3][0] += r;
+				c[4][0] += __builtin_fabs(r);
+				double ez = sc * al[q] + zabs;
+				if (bias) {
+					ez += cy * __builtin_fabs(y);
+					ez += cz * __builtin_fabs(zd);
+				}
+				c[5][0] += ag * ez;
+			}
+			for (int i = 0; i < 6; i++) tot[i] += chain_total64(c[i]);
+		}
+		memcpy(dst + 6 * o, tot, sizeof tot);
+	}
+#undef ABSV
+}
+
 // tanh as elementwise.go's Tanh computes it, in float64 with the same
 // operations in the same order. 2^k is built from the bits of kf + (1.5·2⁵²
 // + 1023), whose low mantissa bits hold k + 1023 (|k| ≤ 29), shifted into

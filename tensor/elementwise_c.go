@@ -66,3 +66,16 @@ func wsRowC(dst, g, w []float32, inv float64, add bool) {
 	}
 	C.dp_ws_row(fp(dst), fp(g), fp(w), C.long(len(dst)), C.double(inv), a)
 }
+
+func dp64(s []float64) *C.double { return (*C.double)(unsafe.Pointer(&s[0])) }
+
+func wsGhostRowSumsC(dst []WSGhostSums, in *WSGhostInput) {
+	var bias *C.float
+	if in.Bias != nil {
+		bias = fp(in.Bias)
+	}
+	// WSGhostSums is six float64 fields: the layout of double[6].
+	C.dp_ws_ghost_sums((*C.double)(unsafe.Pointer(&dst[0])), fp(in.DY), C.long(in.LDY), fp(in.Z), C.long(in.ZSeg),
+		C.long(in.P), C.long(in.K), C.long(in.T), dp64(in.ColSum), dp64(in.ColAbs), dp64(in.Alpha), dp64(in.Scale),
+		bias, C.double(in.ZAbs), C.double(in.CY), C.double(in.CZ))
+}

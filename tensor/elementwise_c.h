@@ -16,3 +16,6 @@ void dp_tanh_backward(float *dst, const float *dy, const float *y, long n);
 void dp_ws_row(float *dst, const float *g, const float *w, long n, double inv, int add);
 typedef struct { double sq, sum, abs, dot, dotabs; } dp_ws_stats;
 dp_ws_stats dp_ws_row_stats(const float *g, const float *w, long n);
+void dp_ws_ghost_sums(double *dst, const float *dy, long ldy, const float *z, long zseg, long p, long k, long t,
+                      const double *colsum, const double *colabs, const double *alpha, const double *scale,
+                      const float *bias, double zabs, double cy, double cz);

@@ -137,6 +137,31 @@ func TestElementwiseCMatchesGo(t *testing.T) {
 			}
 		}
 	}
+	// WSGhostRowSums: the same six sums per row from the C and Go loops, on
+	// data with special values, every tail length and several segments.
+	for _, sh := range []struct{ p, k, t int }{{1, 1, 256}, {3, 1, 100}, {16, 1, 64}, {5, 2, 33}, {4, 3, 256}, {2, 1, 1024}, {300, 1, 1}} {
+		for _, bias := range []bool{false, true} {
+			for _, special := range []bool{false, true} {
+				in := wsGhostCase(r, sh.p, sh.k, sh.t, bias, special)
+				got, want := make([]WSGhostSums, sh.p), make([]WSGhostSums, sh.p)
+				WSGhostRowSums(got, in)
+				wsGhostRowSumsGo(want, &in)
+				for o := range got {
+					g, w := got[o], want[o]
+					gv := [6]float64{g.Sig, g.SigAbs, g.SigErr, g.Rho, g.RhoAbs, g.RhoErr}
+					wv := [6]float64{w.Sig, w.SigAbs, w.SigErr, w.Rho, w.RhoAbs, w.RhoErr}
+					for i := range gv {
+						if gv[i] != gv[i] && wv[i] != wv[i] {
+							continue
+						}
+						if math.Float64bits(gv[i]) != math.Float64bits(wv[i]) {
+							t.Fatalf("WSGhostRowSums p=%d k=%d t=%d bias=%v special=%v row %d sum %d: %v, Go loop %v", sh.p, sh.k, sh.t, bias, special, o, i, gv[i], wv[i])
+						}
+					}
+				}
+			}
+		}
+	}
 	run("Axpy", func(d []float32, lo, hi int) { copy(d, c[lo:hi]); Axpy(d, 0.37, a[lo:hi]) })
 	// In place: dst aliasing an input.
 	inPlace := func(name string, f func(dst, x []float32, lo int)) {

@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -248,5 +249,129 @@ func BenchmarkElementwise(b *testing.B) {
 				k.f()
 			}
 		})
+	}
+}
+
+// wsGhostCase is random input for WSGhostRowSums with padded strides.
+func wsGhostCase(r *rand.Rand, p, k, t int, bias bool, special bool) WSGhostInput {
+	kt := k * t
+	in := WSGhostInput{LDY: kt + 3, ZSeg: p*t + 5, P: p, K: k, T: t, ZAbs: 3e-40, CY: 6e-8, CZ: 1.1e-16}
+	f32 := func(n int) []float32 {
+		if special {
+			return specialSlice(r, n)
+		}
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(r.NormFloat64() * math.Exp(2*r.NormFloat64()))
+		}
+		return s
+	}
+	in.DY = f32((p-1)*in.LDY + kt)
+	in.Z = f32((k-1)*in.ZSeg + p*t)
+	f64 := func(n int, pos bool) []float64 {
+		s := make([]float64, n)
+		for i := range s {
+			s[i] = r.NormFloat64() * math.Exp(r.NormFloat64())
+			if pos {
+				s[i] = math.Abs(s[i])
+			}
+		}
+		return s
+	}
+	in.ColSum, in.ColAbs, in.Alpha, in.Scale = f64(kt, false), f64(kt, true), f64(kt, true), f64(p, true)
+	if bias {
+		in.Bias = f32(p)
+	}
+	return in
+}
+
+// TestWSGhostRowSumsWithinGamma: each of WSGhostRowSums' six sums is within
+// γ⁶⁴_{kt} times the magnitude sum of its terms of the exact sum (math/big)
+// of those terms, each term rounded once as the doc says (the error
+// wsCorrection's bound assumes, for any order of the additions).
+func TestWSGhostRowSumsWithinGamma(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 17))
+	u := math.Ldexp(1, -53)
+	for _, c := range []struct{ p, k, t int }{{1, 1, 1}, {3, 1, 7}, {5, 2, 16}, {4, 3, 33}, {17, 1, 64}, {2, 1, 1024}} {
+		for _, bias := range []bool{false, true} {
+			in := wsGhostCase(r, c.p, c.k, c.t, bias, false)
+			got := make([]WSGhostSums, c.p)
+			WSGhostRowSums(got, in)
+			goLoop := make([]WSGhostSums, c.p)
+			wsGhostRowSumsGo(goLoop, &in)
+			n := c.k * c.t
+			gamma := float64(n) * u / (1 - float64(n)*u)
+			for o := 0; o < c.p; o++ {
+				var b float64
+				if bias {
+					b = float64(in.Bias[o])
+				}
+				var sums, mags [6]big.Float
+				for i := range sums {
+					sums[i].SetPrec(2000)
+					mags[i].SetPrec(2000)
+				}
+				for a := 0; a < c.k; a++ {
+					for q := 0; q < c.t; q++ {
+						s := a*c.t + q
+						g := float64(in.DY[o*in.LDY+s])
+						y := float64(in.Z[a*in.ZSeg+o*c.t+q])
+						zd := y - b
+						ez := in.Scale[o]*in.Alpha[s] + in.ZAbs
+						if bias {
+							ez += in.CY * math.Abs(y)
+							ez += in.CZ * math.Abs(zd)
+						}
+						terms := [6]float64{g * in.ColSum[s], math.Abs(g * in.ColSum[s]), math.Abs(g) * in.ColAbs[s],
+							g * zd, math.Abs(g * zd), math.Abs(g) * ez}
+						for i, v := range terms {
+							sums[i].Add(&sums[i], new(big.Float).SetFloat64(v))
+							mags[i].Add(&mags[i], new(big.Float).SetFloat64(math.Abs(v)))
+						}
+					}
+				}
+				for _, res := range []WSGhostSums{got[o], goLoop[o]} {
+					vals := [6]float64{res.Sig, res.SigAbs, res.SigErr, res.Rho, res.RhoAbs, res.RhoErr}
+					for i, v := range vals {
+						want, _ := sums[i].Float64()
+						mag, _ := mags[i].Float64()
+						if math.Abs(v-want) > gamma*mag {
+							t.Fatalf("p=%d k=%d t=%d bias=%v row %d sum %d: %v, exact %v: error above γ⁶⁴_%d·%v", c.p, c.k, c.t, bias, o, i, v, want, n, mag)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestWSGhostRowSumsShapePanics(t *testing.T) {
+	in := wsGhostCase(rand.New(rand.NewPCG(1, 2)), 3, 2, 8, true, false)
+	for name, f := range map[string]func(){
+		"short dst": func() { WSGhostRowSums(make([]WSGhostSums, 2), in) },
+		"short z": func() {
+			bad := in
+			bad.Z = bad.Z[:len(bad.Z)-1]
+			WSGhostRowSums(make([]WSGhostSums, 3), bad)
+		},
+		"ldy below kt": func() {
+			bad := in
+			bad.LDY = 15
+			WSGhostRowSums(make([]WSGhostSums, 3), bad)
+		},
+		"short bias": func() {
+			bad := in
+			bad.Bias = bad.Bias[:2]
+			WSGhostRowSums(make([]WSGhostSums, 3), bad)
+		},
+	} {
+		func() {
+			defer func() {
+				if _, ok := recover().(*ShapeError); !ok {
+					t.Fatalf("%s: no *ShapeError panic", name)
+				}
+			}()
+			f()
+		}()
 	}
 }
