@@ -75,8 +75,11 @@ type Conv2d struct {
 	scratch      []convScratch // one per worker
 	rule         NormRule      // of the last PerExample backward
 	group        int
-	stored       []float32 // materialize-stored: m × Cout·d
-	bgrad        []float32 // per-example bias gradients: m × Cout
+	stored       []float32            // materialize-stored: m × storedLen (storedLen: Cout·d, or the blocked layout's Len)
+	storedPlan   *tensor.ConvPlan     // non-nil: stored arrays in this plan's row-blocked layout (storedBlk)
+	storedBlk    tensor.BlockedLayout // the layout of storedPlan's weight gradients
+	wsBlk        []float32            // Ŵ in storedBlk's layout (WS with storedPlan)
+	bgrad        []float32            // per-example bias gradients: m × Cout
 	sq           []float64
 	rows         []int // batch rows of the chunks (identity, or the active rows)
 	pix          pixelMap
@@ -98,6 +101,7 @@ type convScratch struct {
 	colsum, colabs     []float64 // per column: Σ_r a_rs, Σ_r |a_rs|
 	vec                []float64 // gramInner's scratch (2·kT)
 	wsSums             []tensor.WSGhostSums
+	wsStats            []tensor.WSStats
 }
 
 // Chunks: a chunk is a run of consecutive batch rows (examples, or

@@ -18,7 +18,7 @@ import (
 // across chunks), so their assignment to workers does not matter.
 func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, t, nch int, chunk func(ch int) []int, h, w int, needDX bool) {
 	b := c.x.Shape[0]
-	p, d := c.Cout, c.d()
+	p := c.Cout
 	m := b / k
 	c.dy, c.group = dy, k
 	c.rule = c.chooseRule(m, k, t, ctx.MaterializeBudget)
@@ -31,16 +31,30 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 	bTrain := c.B != nil && !c.B.Frozen
 	c.sq = growF64(c.sq, m)
 	c.bgrad = tensor.EnsureSlice(c.bgrad, m*p)
-	if c.rule == RuleMaterializeStored && wTrain {
-		c.stored = tensor.EnsureSlice(c.stored, m*p*d)
-	}
 	pixel := wTrain && c.rule == RuleGhost && c.usePixelGram(h, w, k, t)
 	if pixel {
 		c.pix.build(c, h, w, k)
 	}
 	// The stored rule forms ∇W_j with the kernels' backward-weights on the
 	// example's k rows when the layer has plans: no patch matrix needed.
+	// Where the kernel's own layout of ∇W_j is row-blocked, the kept arrays
+	// stay in it (no reorder per example): their norms are per-row sums
+	// over lanes, and the clipped sum is reordered once.
 	storedPlanned := wTrain && c.rule == RuleMaterializeStored && c.planFor(k) != nil
+	c.storedPlan = nil
+	if storedPlanned {
+		pl := c.planFor(k)
+		if l, ok := pl.WeightGradLayout(); ok {
+			c.storedPlan, c.storedBlk = pl, l
+			if c.WS {
+				c.wsBlk = tensor.EnsureSlice(c.wsBlk, l.Len)
+				pl.BlockWeightGrad(c.wsBlk, c.wEff)
+			}
+		}
+	}
+	if c.rule == RuleMaterializeStored && wTrain {
+		c.stored = tensor.EnsureSlice(c.stored, m*c.storedLen())
+	}
 	needCols := wTrain && !pixel && !storedPlanned
 	kt := k * t
 	nw := par.Workers(nch)
@@ -126,16 +140,19 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 	if c.rule == RuleMaterializeStored {
 		// Σ_j c_j·g_j over the kept arrays, in example order per element;
 		// under WS they are gradients w.r.t. Ŵ, and their sum goes through
-		// the WS Jacobian once.
+		// the WS Jacobian once. Blocked arrays are summed in their layout
+		// and the sum reordered (an exact copy) once.
+		n := c.storedLen()
 		g := c.W.Grad
 		var sum *tensor.SlotBuffers
-		if c.WS {
-			sum = tensor.AcquireSlots(1, p*d)
+		blocked := c.storedPlan != nil
+		if c.WS || blocked {
+			sum = tensor.AcquireSlots(2, n)
 			defer sum.Release()
 			g = sum.Slot(0)
 		}
-		par.For(p*d, 4096, func(lo, hi int) {
-			if c.WS {
+		par.For(n, 4096, func(lo, hi int) {
+			if c.WS || blocked {
 				clear(g[lo:hi])
 			}
 			for j := 0; j < m; j++ {
@@ -143,9 +160,17 @@ func (c *Conv2d) AccumulateClipped(coef []float32) {
 				if cj == 0 {
 					continue
 				}
-				tensor.Axpy(g[lo:hi], cj, c.stored[j*p*d+lo:j*p*d+hi])
+				tensor.Axpy(g[lo:hi], cj, c.stored[j*n+lo:j*n+hi])
 			}
 		})
+		if blocked {
+			plain := sum.Slot(1)[:p*d]
+			c.storedPlan.UnblockWeightGrad(plain, g)
+			g = plain
+			if !c.WS {
+				tensor.Add(c.W.Grad, c.W.Grad, g)
+			}
+		}
 		if c.WS {
 			c.wsBackward(c.W.Grad, g, true)
 		}
@@ -198,20 +223,49 @@ func ensure64(buf []float64, n int) []float64 {
 // gradient of the kept array; the released sum rounds after it).
 func (c *Conv2d) storedSq(sc *convScratch, j int, col []float32, ld int, dyc []float32, ldy, kt int) float64 {
 	p, d := c.Cout, c.d()
-	g := c.stored[j*p*d : (j+1)*p*d]
+	n := c.storedLen()
+	g := c.stored[j*n : (j+1)*n]
 	if col == nil {
 		// Planned: the example's rows [j·k, (j+1)·k) are consecutive.
 		k := c.group
 		plane := c.Cin * c.x.Shape[2] * c.x.Shape[3]
 		t := c.dy.Shape[2] * c.dy.Shape[3]
-		c.plan(k).BackwardWeights(g, c.x.Data[j*k*plane:(j+1)*k*plane], c.dy.Data[j*k*p*t:(j+1)*k*p*t])
+		x, dy := c.x.Data[j*k*plane:(j+1)*k*plane], c.dy.Data[j*k*p*t:(j+1)*k*p*t]
+		if c.storedPlan != nil {
+			c.storedPlan.BackwardWeightsBlocked(g, x, dy)
+		} else {
+			c.plan(k).BackwardWeights(g, x, dy)
+		}
 	} else {
 		tensor.SgemmSerial(false, true, p, d, kt, 1, dyc, ldy, col, ld, 0, g, d)
 	}
 	if c.WS {
-		return c.storedWSSq(g)
+		return c.storedWSSq(sc, g)
 	}
-	return SumSquaresBound(tensor.SumSquares(g), p*d)
+	// Zero padding of a blocked array adds exact zeros.
+	return SumSquaresBound(tensor.SumSquares(g), n)
+}
+
+// storedLen is the length of one example's kept array: p·d, or the
+// blocked layout's (padded) length.
+func (c *Conv2d) storedLen() int {
+	if c.storedPlan != nil {
+		return c.storedBlk.Len
+	}
+	return c.Cout * c.d()
+}
+
+// storedPlain returns example j's kept array in plain p×d order (a copy
+// when it is blocked).
+func (c *Conv2d) storedPlain(j int) []float32 {
+	n := c.storedLen()
+	g := c.stored[j*n : (j+1)*n]
+	if c.storedPlan == nil {
+		return g
+	}
+	out := make([]float32, c.Cout*c.d())
+	c.storedPlan.UnblockWeightGrad(out, g)
+	return out
 }
 
 // ghostSq returns an upper bound of ‖∇W_j‖² by the ghost rule: Gram

@@ -191,20 +191,37 @@ func (st wsRowStats) correction(n, gw, sg, eSig, rho, eRho float64) (est, lo flo
 // γ⁶⁴_d of its magnitude sum (doubled to cover that sum's own rounding).
 // The bound is tight to ~1e-13 relative unless g_o lies almost entirely in
 // span{1, ŵ_o}; it is never below the exact norm.
-func (c *Conv2d) storedWSSq(g []float32) float64 {
+//
+// A blocked array (c.storedPlan) has its rows' sums taken over lanes
+// against Ŵ in the same layout (tensor.WSBlockedRowStats), each row's sum
+// over Chunk/Block ≥ d terms (zero padding adds exact zeros); γ is taken
+// for that many.
+func (c *Conv2d) storedWSSq(sc *convScratch, g []float32) float64 {
 	p, d := c.Cout, c.d()
 	n := float64(d)
-	gd := gamma(d, unit64)
+	if cap(sc.wsStats) < p {
+		sc.wsStats = make([]tensor.WSStats, p)
+	}
+	stats := sc.wsStats[:p]
+	terms := d
+	if c.storedPlan != nil {
+		tensor.WSBlockedRowStats(stats, g, c.wsBlk, c.storedBlk)
+		terms = c.storedBlk.Chunk / c.storedBlk.Block
+	} else {
+		for o := range stats {
+			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], c.wEff[o*d:(o+1)*d])
+		}
+	}
+	gd := gamma(terms, unit64)
 	gw := gamma(d+1, unit64)
 	var total float64
-	for o := 0; o < p; o++ {
-		st := tensor.WSRowStats(g[o*d:(o+1)*d], c.wEff[o*d:(o+1)*d])
+	for o, st := range stats {
 		eSig := 2 * gd * st.SumAbs
 		eRho := 2 * gd * st.DotAbs
 		_, cLo := c.wsRow[o].correction(n, gw, st.Sum, eSig, st.Dot, eRho)
 		// ‖g_o‖² ≤ SumSquaresBound; the difference rounds once, the scaling
 		// by 1/s_o² (exact: the square of a float32) once more.
-		q := up64(max(SumSquaresBound(st.SumSq, d)-cLo, 0), 1)
+		q := up64(max(SumSquaresBound(st.SumSq, terms)-cLo, 0), 1)
 		inv := float64(c.wsInvStd[o])
 		total += up64(inv*inv*q, 1)
 	}

@@ -284,7 +284,12 @@ func exactStoredSqNorms(t *testing.T, c *Conv2d, m int) []*big.Rat {
 	t.Helper()
 	p, d := c.Cout, c.d()
 	pd := p * d
-	stored := c.stored
+	// The kept arrays in plain order (copies of blocked ones: a reorder is
+	// an exact permutation).
+	stored := make([]float32, 0, m*pd)
+	for j := 0; j < m; j++ {
+		stored = append(stored, c.storedPlain(j)...)
+	}
 	if c.WS {
 		rows := make([][]*big.Int, 0, m*p)
 		for r := 0; r < m*p; r++ {

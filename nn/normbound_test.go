@@ -293,7 +293,7 @@ func TestStoredNormIsExactForStoredGradient(t *testing.T) {
 		p, d := c.Cout, c.d()
 		want := make([]float64, p*d)
 		for j, cj := range coef {
-			for i, v := range c.stored[j*p*d : (j+1)*p*d] {
+			for i, v := range c.storedPlain(j) {
 				want[i] += float64(cj) * float64(v)
 			}
 		}

@@ -153,3 +153,13 @@ func releaseWorkspace(b []byte) {
 	}
 	convWorkspaces.mu.Unlock()
 }
+
+// BlockedLayout is a row-blocked layout of a Rows×D weight array (Rows
+// output channels): rows in blocks of Block, row o in block o/Block at lane
+// o mod Block; each block is one contiguous run of Chunk floats in which
+// element e belongs to lane e mod Block (its other indices, zero-padded,
+// in an order of the kernel's choosing); Len = Chunk·⌈Rows/Block⌉ floats in
+// all. A per-row sum over such an array is a per-lane sum (WSBlockedRowStats).
+type BlockedLayout struct {
+	Rows, Block, Chunk, Len int
+}

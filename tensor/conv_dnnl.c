@@ -43,6 +43,7 @@ struct dp_conv {
 	// reorders between the user layouts and the chosen ones (NULL: same)
 	dnnl_primitive_t src_in[NOPS], dst_in[NOPS], wei_in[NOPS];
 	dnnl_primitive_t src_out[NOPS], wei_out[NOPS];
+	dnnl_primitive_t wgrad_in; // plain OIHW to the backward-weights layout (dp_conv_wgrad_reorder)
 	size_t ws_bytes;
 };
 
@@ -171,6 +172,7 @@ dp_conv *dp_conv_new(int n, int ci, int h, int w, int co, int co_total, int k, i
 		}
 		if (ws > c->ws_bytes) c->ws_bytes = ws;
 	}
+	CHK(reorder(&c->wgrad_in, &c->user_wei, &c->wei[OP_BWD_WEIGHTS]));
 	dnnl_primitive_attr_destroy(attr);
 	return c;
 fail:
@@ -188,6 +190,7 @@ void dp_conv_free(dp_conv *c) {
 		for (int i = 0; i < 5; i++)
 			if (*rs[i]) dnnl_primitive_destroy(*rs[i]);
 	}
+	if (c->wgrad_in) dnnl_primitive_destroy(c->wgrad_in);
 	free(c);
 }
 
@@ -274,7 +277,10 @@ int dp_conv_same_weights(dp_conv *c, dp_conv *d, int op1, int op2) {
 // dp_conv_run runs op with the user buffers a, b (inputs) and out (output):
 // forward (x, w → y), backward-data (dy, w → dx), backward-weights
 // (x, dy → dw).
-int dp_conv_run(dp_conv *c, int op, const float *a, const float *b, int b_ready, float *out, void *ws, char *err, int errlen) {
+//
+// With keep, backward-weights leaves dw in its own layout
+// (dp_conv_wgrad_layout) instead of reordering it to OIHW.
+int dp_conv_run(dp_conv *c, int op, const float *a, const float *b, int b_ready, float *out, int keep, void *ws, char *err, int errlen) {
 	one_thread();
 	dnnl_stream_t st = NULL;
 	mems ms = {.n = 0};
@@ -301,6 +307,7 @@ int dp_conv_run(dp_conv *c, int op, const float *a, const float *b, int b_ready,
 		da = &c->src[op], db = &c->dst[op], dout = &c->wei[op];
 		ra = c->src_in[op], rb = c->dst_in[op], rout = c->wei_out[op];
 		aa = DNNL_ARG_SRC, ab = DNNL_ARG_DIFF_DST, aout = DNNL_ARG_DIFF_WEIGHTS;
+		if (keep) rout = NULL, uout = dout;
 		break;
 	}
 	CHK(dnnl_stream_create(&st, engine, dnnl_stream_default_flags));
@@ -322,6 +329,60 @@ int dp_conv_run(dp_conv *c, int op, const float *a, const float *b, int b_ready,
 	}
 	CHK(dnnl_primitive_execute(c->prim[op], st, nargs, args));
 	if (rout) CHK(run_reorder(st, rout, mo, uo));
+	CHK(dnnl_stream_wait(st));
+	release(&ms);
+	dnnl_stream_destroy(st);
+	return 0;
+fail:
+	release(&ms);
+	if (st) dnnl_stream_destroy(st);
+	return -1;
+}
+
+// dp_conv_wgrad_layout reports whether backward-weights' own layout of dw
+// is row-blocked: output channels in blocks of *block (the innermost index,
+// lane o mod block), each block one contiguous run of *chunk floats (the
+// block's weights, zero-padded), *total floats in all. It returns 0 (and
+// sets nothing) for any other layout.
+int dp_conv_wgrad_layout(dp_conv *c, long *block, long *chunk, long *total) {
+	const dnnl_memory_desc_t *md = &c->wei[OP_BWD_WEIGHTS];
+	if (md->format_kind != dnnl_blocked || md->ndims != 4 || md->offset0 != 0) return 0;
+	const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+	int nb = b->inner_nblks;
+	if (nb < 1 || b->inner_idxs[nb - 1] != 0) return 0;
+	for (int i = 0; i < nb - 1; i++)
+		if (b->inner_idxs[i] == 0) return 0;
+	for (int d = 0; d < 4; d++)
+		if (md->padded_offsets[d] != 0) return 0;
+	long blk = b->inner_blks[nb - 1];
+	long n = (long)(dnnl_memory_desc_get_size(md) / sizeof(float));
+	long s0 = b->strides[0];
+	if (blk < 1 || md->padded_dims[0] % blk != 0 || s0 * (md->padded_dims[0] / blk) != n) return 0;
+	for (int d = 1; d < 4; d++)
+		if (b->strides[d] > s0) return 0;
+	*block = blk, *chunk = s0, *total = n;
+	return 1;
+}
+
+// dp_conv_wgrad_reorder copies weights between plain OIHW and
+// backward-weights' own layout: to_plain 1 from that layout to OIHW, 0 the
+// other way (padding set to zero).
+int dp_conv_wgrad_reorder(dp_conv *c, int to_plain, const float *src, float *dst, char *err, int errlen) {
+	one_thread();
+	dnnl_stream_t st = NULL;
+	mems ms = {.n = 0};
+	dnnl_memory_t ms_, md_;
+	const dnnl_memory_desc_t *blk = &c->wei[OP_BWD_WEIGHTS];
+	dnnl_primitive_t r = c->wei_out[OP_BWD_WEIGHTS];
+	if (!to_plain) r = c->wgrad_in;
+	if (!r) {
+		memcpy(dst, src, dnnl_memory_desc_get_size(&c->user_wei));
+		return 0;
+	}
+	CHK(dnnl_stream_create(&st, engine, dnnl_stream_default_flags));
+	CHK(mk(&ms, &ms_, to_plain ? blk : &c->user_wei, (void *)src));
+	CHK(mk(&ms, &md_, to_plain ? &c->user_wei : blk, dst));
+	CHK(run_reorder(st, r, ms_, md_));
 	CHK(dnnl_stream_wait(st));
 	release(&ms);
 	dnnl_stream_destroy(st);

@@ -39,9 +39,11 @@ func init() {
 // the inputs (not on other goroutines or the thread count). A plan may be
 // used by several goroutines at once.
 type ConvPlan struct {
-	s  ConvShape
-	c  *C.dp_conv
-	ws int // workspace bytes per call
+	s       ConvShape
+	c       *C.dp_conv
+	ws      int // workspace bytes per call
+	wgrad   BlockedLayout
+	blocked bool // backward-weights' own layout of dw is row-blocked (wgrad)
 }
 
 type preparedWeights struct {
@@ -69,6 +71,10 @@ func NewConvPlan(s ConvShape) (*ConvPlan, error) {
 		return nil, fmt.Errorf("oneDNN convolution %+v: %s", s, C.GoString(&buf[0]))
 	}
 	p := &ConvPlan{s: s, c: c, ws: int(C.dp_conv_ws_bytes(c))}
+	var blk, chunk, total C.long
+	if C.dp_conv_wgrad_layout(c, &blk, &chunk, &total) != 0 {
+		p.wgrad, p.blocked = BlockedLayout{Rows: s.Cout, Block: int(blk), Chunk: int(chunk), Len: int(total)}, true
+	}
 	runtime.AddCleanup(p, func(c *C.dp_conv) { C.dp_conv_free(c) }, c)
 	return p, nil
 }
@@ -142,13 +148,21 @@ func (p *ConvPlan) weights(cw *ConvWeights, op int) (unsafe.Pointer, bool) {
 }
 
 func (p *ConvPlan) run(op int, a unsafe.Pointer, b unsafe.Pointer, bReady bool, out unsafe.Pointer) {
+	p.runKeep(op, a, b, bReady, out, false)
+}
+
+func (p *ConvPlan) runKeep(op int, a unsafe.Pointer, b unsafe.Pointer, bReady bool, out unsafe.Pointer, keep bool) {
 	ws := acquireWorkspace(p.ws)
 	var buf [errLen]C.char
 	ready := C.int(0)
 	if bReady {
 		ready = 1
 	}
-	rc := C.dp_conv_run(p.c, C.int(op), (*C.float)(a), (*C.float)(b), ready, (*C.float)(out), unsafe.Pointer(&ws[0]), &buf[0], errLen)
+	k := C.int(0)
+	if keep {
+		k = 1
+	}
+	rc := C.dp_conv_run(p.c, C.int(op), (*C.float)(a), (*C.float)(b), ready, (*C.float)(out), k, unsafe.Pointer(&ws[0]), &buf[0], errLen)
 	releaseWorkspace(ws)
 	runtime.KeepAlive(p)
 	if rc != 0 {
@@ -186,4 +200,55 @@ func (p *ConvPlan) BackwardWeights(dw, x, dy []float32) {
 	checkConvLen("BackwardWeights", "dw", len(dw), nw)
 	checkConvLen("BackwardWeights", "dy", len(dy), ny)
 	p.run(opBackwardWeights, unsafe.Pointer(&x[0]), unsafe.Pointer(&dy[0]), false, unsafe.Pointer(&dw[0]))
+}
+
+// WeightGradLayout returns the layout in which oneDNN's backward-weights
+// kernel produces dw, when it is row-blocked (see BlockedLayout); ok is
+// false for any other layout (BackwardWeightsBlocked then cannot be used).
+func (p *ConvPlan) WeightGradLayout() (l BlockedLayout, ok bool) { return p.wgrad, p.blocked }
+
+// BackwardWeightsBlocked is BackwardWeights with dw (WeightGradLayout().Len
+// floats) left in the kernel's own row-blocked layout: the same values as
+// BackwardWeights gives, permuted (plus zero padding), without the reorder.
+func (p *ConvPlan) BackwardWeightsBlocked(dw, x, dy []float32) {
+	if !p.blocked {
+		shapePanic("ConvPlan.BackwardWeightsBlocked", "the plan's weight-gradient layout is not row-blocked")
+	}
+	nx, _, ny := p.sizes()
+	checkConvLen("BackwardWeightsBlocked", "x", len(x), nx)
+	checkConvLen("BackwardWeightsBlocked", "dw", len(dw), p.wgrad.Len)
+	checkConvLen("BackwardWeightsBlocked", "dy", len(dy), ny)
+	p.runKeep(opBackwardWeights, unsafe.Pointer(&x[0]), unsafe.Pointer(&dy[0]), false, unsafe.Pointer(&dw[0]), true)
+}
+
+// BlockWeightGrad copies plain OIHW weights w into dst in the layout of
+// WeightGradLayout (padding zero); UnblockWeightGrad copies back. Both are
+// exact copies.
+func (p *ConvPlan) BlockWeightGrad(dst, w []float32) { p.wgradReorder(dst, w, false) }
+
+// UnblockWeightGrad copies src, in the layout of WeightGradLayout, to dst
+// in plain OIHW.
+func (p *ConvPlan) UnblockWeightGrad(dst, src []float32) { p.wgradReorder(dst, src, true) }
+
+func (p *ConvPlan) wgradReorder(dst, src []float32, toPlain bool) {
+	if !p.blocked {
+		shapePanic("ConvPlan.wgradReorder", "the plan's weight-gradient layout is not row-blocked")
+	}
+	_, nw, _ := p.sizes()
+	nd, ns := p.wgrad.Len, nw
+	if toPlain {
+		nd, ns = nw, p.wgrad.Len
+	}
+	checkConvLen("wgradReorder", "dst", len(dst), nd)
+	checkConvLen("wgradReorder", "src", len(src), ns)
+	var buf [errLen]C.char
+	t := C.int(0)
+	if toPlain {
+		t = 1
+	}
+	rc := C.dp_conv_wgrad_reorder(p.c, t, (*C.float)(unsafe.Pointer(&src[0])), (*C.float)(unsafe.Pointer(&dst[0])), &buf[0], errLen)
+	runtime.KeepAlive(p)
+	if rc != 0 {
+		panic("tensor: oneDNN weight-gradient reorder: " + C.GoString(&buf[0]))
+	}
 }

@@ -22,3 +22,10 @@ func (p *ConvPlan) BackwardData(dx, dy []float32, w *ConvWeights) {
 	panic("tensor: no convolution kernels")
 }
 func (p *ConvPlan) BackwardWeights(dw, x, dy []float32) { panic("tensor: no convolution kernels") }
+
+func (p *ConvPlan) WeightGradLayout() (BlockedLayout, bool) { return BlockedLayout{}, false }
+func (p *ConvPlan) BackwardWeightsBlocked(dw, x, dy []float32) {
+	panic("tensor: no convolution kernels")
+}
+func (p *ConvPlan) BlockWeightGrad(dst, w []float32)     { panic("tensor: no convolution kernels") }
+func (p *ConvPlan) UnblockWeightGrad(dst, src []float32) { panic("tensor: no convolution kernels") }

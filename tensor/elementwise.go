@@ -542,3 +542,46 @@ func wsGhostRowSumsGo(dst []WSGhostSums, in *WSGhostInput) {
 		dst[o] = tot
 	}
 }
+
+// WSBlockedRowStats sets dst[o], for each row o < l.Rows, to the WSStats of
+// row o of g and of w, two weight arrays in the row-blocked layout l
+// (ConvPlan.WeightGradLayout): a row's terms are its lane's, added in
+// order of position within the block, one chain per row (so each sum is
+// within γ⁶⁴_{l.Chunk/l.Block} of its magnitude sum; zero padding adds
+// exact zeros). The vectorised C version gives the same bits.
+func WSBlockedRowStats(dst []WSStats, g, w []float32, l BlockedLayout) {
+	nb := (l.Rows + l.Block - 1) / max(l.Block, 1)
+	if l.Rows < 1 || l.Block < 1 || l.Chunk < l.Block || l.Chunk%l.Block != 0 || l.Len != nb*l.Chunk {
+		shapePanic("WSBlockedRowStats", "invalid layout %+v", l)
+	}
+	if len(dst) < l.Rows || len(g) < l.Len || len(w) < l.Len {
+		shapePanic("WSBlockedRowStats", "dst %d rows, g %d and w %d floats; want %d rows and %d floats", len(dst), len(g), len(w), l.Rows, l.Len)
+	}
+	if haveCKernels && (l.Block == 16 || l.Block == 8) {
+		wsBlockedRowStatsC(dst, g, w, l)
+		return
+	}
+	wsBlockedRowStatsGo(dst, g, w, l)
+}
+
+func wsBlockedRowStatsGo(dst []WSStats, g, w []float32, l BlockedLayout) {
+	b := l.Block
+	acc := make([]WSStats, b)
+	for ob := 0; ob*b < l.Rows; ob++ {
+		clear(acc)
+		gb, wb := g[ob*l.Chunk:(ob+1)*l.Chunk], w[ob*l.Chunk:(ob+1)*l.Chunk]
+		for e := 0; e < l.Chunk; e += b {
+			for lane := range b {
+				v := float64(gb[e+lane])
+				pv := float64(v * float64(wb[e+lane]))
+				a := &acc[lane]
+				a.SumSq += float64(v * v)
+				a.Sum += v
+				a.SumAbs += math.Abs(v)
+				a.Dot += pv
+				a.DotAbs += math.Abs(pv)
+			}
+		}
+		copy(dst[ob*b:min(l.Rows, (ob+1)*b)], acc)
+	}
+}

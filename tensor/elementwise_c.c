@@ -302,6 +302,41 @@ CLONES void dp_ws_ghost_sums(double *dst, const float *dy, long ldy, const float
 #undef ABSV
 }
 
+// dp_ws_blocked_stats<B>: WSBlockedRowStats for lanes of B rows, as
+// wsBlockedRowStatsGo (one chain per row: its lane, in order).
+#define WS_BLOCKED_STATS(B)                                                                                      \
+	static void ws_blocked_stats_##B(dp_ws_stats *dst, const float *g, const float *w, long rows, long chunk) {  \
+		typedef double dv __attribute__((vector_size(B * sizeof(double))));                                  \
+		typedef float fv __attribute__((vector_size(B * sizeof(float))));                                   \
+		typedef long long lv __attribute__((vector_size(B * sizeof(double))));                              \
+		const lv magnitude = (lv){0} + 0x7fffffffffffffffLL;                                                   \
+		for (long ob = 0; ob * B < rows; ob++) {                                                              \
+			const float *gb = g + ob * chunk, *wb = w + ob * chunk;                                            \
+			dv sq = {0}, sum = {0}, sabs = {0}, dot = {0}, dabs = {0};                                        \
+			for (long e = 0; e < chunk; e += B) {                                                             \
+				fv gf, wf;                                                                                     \
+				memcpy(&gf, gb + e, sizeof gf);                                                                \
+				memcpy(&wf, wb + e, sizeof wf);                                                                \
+				dv gv = __builtin_convertvector(gf, dv);                                                       \
+				dv pv = gv * __builtin_convertvector(wf, dv);                                                  \
+				sq += gv * gv;                                                                                 \
+				sum += gv;                                                                                     \
+				sabs += (dv)((lv)gv & magnitude);                                                              \
+				dot += pv;                                                                                     \
+				dabs += (dv)((lv)pv & magnitude);                                                              \
+			}                                                                                                  \
+			for (long l = 0; l < B && ob * B + l < rows; l++)                                                 \
+				dst[ob * B + l] = (dp_ws_stats){sq[l], sum[l], sabs[l], dot[l], dabs[l]};                      \
+		}                                                                                                      \
+	}
+CLONES WS_BLOCKED_STATS(16)
+CLONES WS_BLOCKED_STATS(8)
+
+void dp_ws_blocked_stats(dp_ws_stats *dst, const float *g, const float *w, long rows, long block, long chunk) {
+	if (block == 16) ws_blocked_stats_16(dst, g, w, rows, chunk);
+	else ws_blocked_stats_8(dst, g, w, rows, chunk);
+}
+
 // tanh as elementwise.go's Tanh computes it, in float64 with the same
 // operations in the same order. 2^k is built from the bits of kf + (1.5·2⁵²
 // + 1023), whose low mantissa bits hold k + 1023 (|k| ≤ 29), shifted into

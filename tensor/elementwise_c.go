@@ -79,3 +79,8 @@ func wsGhostRowSumsC(dst []WSGhostSums, in *WSGhostInput) {
 		C.long(in.P), C.long(in.K), C.long(in.T), dp64(in.ColSum), dp64(in.ColAbs), dp64(in.Alpha), dp64(in.Scale),
 		bias, C.double(in.ZAbs), C.double(in.CY), C.double(in.CZ))
 }
+
+func wsBlockedRowStatsC(dst []WSStats, g, w []float32, l BlockedLayout) {
+	// WSStats is five float64 fields: the layout of dp_ws_stats.
+	C.dp_ws_blocked_stats((*C.dp_ws_stats)(unsafe.Pointer(&dst[0])), fp(g), fp(w), C.long(l.Rows), C.long(l.Block), C.long(l.Chunk))
+}

@@ -19,3 +19,4 @@ dp_ws_stats dp_ws_row_stats(const float *g, const float *w, long n);
 void dp_ws_ghost_sums(double *dst, const float *dy, long ldy, const float *z, long zseg, long p, long k, long t,
                       const double *colsum, const double *colabs, const double *alpha, const double *scale,
                       const float *bias, double zabs, double cy, double cz);
+void dp_ws_blocked_stats(dp_ws_stats *dst, const float *g, const float *w, long rows, long block, long chunk);

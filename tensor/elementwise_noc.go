@@ -24,8 +24,11 @@ func centeredDotsC(dy, x []float32, m float32) (sdy, sdyx float64) { panic("tens
 func sumSquaresC(x []float32) float64             { panic("tensor: no C kernels") }
 func axpyC(dst []float32, a float32, x []float32) { panic("tensor: no C kernels") }
 
-func wsRowC(dst, g, w []float32, inv float64, add bool)   { panic("tensor: no C kernels") }
-func wsRowStatsC(g, w []float32) WSStats                  { panic("tensor: no C kernels") }
+func wsRowC(dst, g, w []float32, inv float64, add bool) { panic("tensor: no C kernels") }
+func wsRowStatsC(g, w []float32) WSStats                { panic("tensor: no C kernels") }
+func wsBlockedRowStatsC(dst []WSStats, g, w []float32, l BlockedLayout) {
+	panic("tensor: no C kernels")
+}
 func wsGhostRowSumsC(dst []WSGhostSums, in *WSGhostInput) { panic("tensor: no C kernels") }
 
 func gram64C(dst []float64, ldd int, x []float32, rows, n, ldx int, scale []float32) bool {
