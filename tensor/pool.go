@@ -13,6 +13,11 @@ import "math"
 // With cgo on amd64 it runs a vectorised C kernel (pool_c.c) that scans
 // the window's offsets for a row of outputs at once, with the same
 // integer keys and the same order, so it gives the Go loop's results.
+// Where windows overlap and are strided (k > stride > 1) a second C
+// kernel takes each row's horizontal maxima from the row split into its
+// stride phases, then combines rows, ties to the earlier column and then
+// the earlier row (the same first maximum in row-major order); a plane
+// with a NaN goes to the first kernel.
 func MaxPoolPlane(out []float32, arg []int32, in []float32, h, w, k, stride, pad int) {
 	if h < 1 || w < 1 || k < 1 || stride < 1 || pad < 0 || h*w > math.MaxInt32 || len(in) < h*w {
 		shapePanic("MaxPoolPlane", "plane %d×%d (%d values), window %d stride %d pad %d", h, w, len(in), k, stride, pad)

@@ -8,6 +8,17 @@
 // maximum is a NaN, take the per-window scan of pool.go. Both visit a
 // window's elements in the same order with the same keys, so they give
 // the same index.
+//
+// dp_maxpool_plane_rows is for strided windows that overlap (k > s > 1,
+// ResNet's 3×3 stride-2 pool), where the scan above reads each input k
+// times through strided loads. It splits each input row once into its s
+// phases (columns x ≡ p mod s, contiguous, NaN beyond the plane), takes
+// every row's horizontal window maxima from them with unit-stride loads,
+// then combines the k rows of each output row. Ties go to the earlier
+// column within a row and to the earlier row across rows: the first
+// maximum in row-major order, the definition's. It compares floats, which
+// order like the keys when there is no NaN; a plane with a NaN is handed
+// to dp_maxpool_plane.
 
 #include <stdint.h>
 #include <string.h>
@@ -95,5 +106,92 @@ CLONES void dp_maxpool_plane(float *out, int *arg, const float *in, long h, long
 			if (!(f == f && in[b] == in[b])) b = argmax_float(in, w, y0, y1, ox * s - pad, ox * s - pad + k);
 			orow[ox] = in[b], arow[ox] = b;
 		}
+	}
+}
+
+// dp_maxpool_rows_phase is the length of one phase row of
+// dp_maxpool_plane_rows: room for every column it writes (lead + (w−1)/s)
+// and every one it reads (lead + ⌊(k−1−pad)/s⌋ + ow − 1), lead of them on
+// the left for the padding.
+long dp_maxpool_rows_phase(long w, long ow, long k, long s, long pad) {
+	long lead = (pad + s - 1) / s + 1;
+	long wr = lead + (w - 1) / s, rd = lead + (k - 1 - pad) / s + ow - 1;
+	return (wr > rd ? wr : rd) + 2;
+}
+
+// dp_maxpool_rows_scratch is the number of 4-byte values
+// dp_maxpool_plane_rows needs: the h×ow horizontal maxima and their
+// indices, s phase rows, and one row of ow running maxima.
+long dp_maxpool_rows_scratch(long h, long w, long ow, long k, long s, long pad) {
+	return 2 * h * ow + s * dp_maxpool_rows_phase(w, ow, k, s, pad) + ow;
+}
+
+CLONES void dp_maxpool_plane_rows(float *restrict out, int *restrict arg, const float *restrict in, long h, long w, long oh, long ow, long k, long s, long pad, int *restrict scratch) {
+	long pw = dp_maxpool_rows_phase(w, ow, k, s, pad);
+	long lead = (pad + s - 1) / s + 1; // phase p's entry m holds column (m − lead)·s + p
+	float *restrict hk = (float *)scratch;        // h×ow horizontal maxima
+	int *restrict hi = scratch + h * ow;          // and their indices in the plane (−1: none)
+	float *restrict ph = (float *)scratch + 2 * h * ow; // s phase rows of pw
+	float *restrict bk = ph + s * pw;             // ow running maxima of an output row
+	const float nan = __builtin_nanf("");
+	for (long m = 0; m < s * pw; m++) ph[m] = nan;
+	long full = w / s; // phase entries lead … lead+full−1 are filled in every phase
+	for (long iy = 0; iy < h; iy++) {
+		const float *restrict row = in + iy * w;
+		int bad = 0;
+		if (s == 2) {
+			float *restrict e = ph + lead, *restrict o = ph + pw + lead;
+			for (long j = 0; j < full; j++) {
+				float a = row[2 * j], b = row[2 * j + 1];
+				e[j] = a, o[j] = b, bad |= (a != a) | (b != b);
+			}
+		} else {
+			for (long j = 0; j < full; j++)
+				for (long p = 0; p < s; p++) {
+					float a = row[j * s + p];
+					ph[p * pw + lead + j] = a, bad |= a != a;
+				}
+		}
+		for (long x = full * s; x < w; x++) ph[(x % s) * pw + lead + x / s] = row[x], bad |= row[x] != row[x];
+		if (bad) {
+			dp_maxpool_plane(out, arg, in, h, w, oh, ow, k, s, pad, scratch, scratch + ow);
+			return;
+		}
+		float *restrict k0 = hk + iy * ow;
+		int *restrict i0 = hi + iy * ow;
+		for (long q = 0; q < ow; q++) k0[q] = -__builtin_inff(), i0[q] = -1;
+		for (long kj = 0; kj < k; kj++) {
+			long off = kj - pad;              // window column of output q: q·s + off
+			long p = ((off % s) + s) % s, d = (off - p) / s; // = (q + d)·s + p
+			const float *restrict src = ph + p * pw + lead + d;
+			int base = (int)(iy * w + d * s + p);
+			for (long q = 0; q < ow; q++) {
+				float v = src[q]; // NaN: outside the plane
+				int m = (v > k0[q]) | ((i0[q] < 0) & (v == v));
+				k0[q] = m ? v : k0[q];
+				i0[q] = m ? base + (int)(q * s) : i0[q];
+			}
+		}
+	}
+	for (long oy = 0; oy < oh; oy++) {
+		long y0 = oy * s - pad, y1 = y0 + k < h ? y0 + k : h;
+		if (y0 < 0) y0 = 0;
+		int *restrict a = arg + oy * ow;
+		float *restrict o = out + oy * ow;
+		if (y0 >= y1) {
+			for (long q = 0; q < ow; q++) o[q] = -__builtin_inff(), a[q] = -1;
+			continue;
+		}
+		for (long q = 0; q < ow; q++) bk[q] = hk[y0 * ow + q], a[q] = hi[y0 * ow + q];
+		for (long iy = y0 + 1; iy < y1; iy++) {
+			const float *restrict kr = hk + iy * ow;
+			const int *restrict ir = hi + iy * ow;
+			for (long q = 0; q < ow; q++) {
+				int m = kr[q] > bk[q];
+				bk[q] = m ? kr[q] : bk[q];
+				a[q] = m ? ir[q] : a[q];
+			}
+		}
+		for (long q = 0; q < ow; q++) o[q] = a[q] >= 0 ? bk[q] : -__builtin_inff();
 	}
 }

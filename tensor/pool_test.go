@@ -53,23 +53,40 @@ func TestWindowArgmaxMatchesDefinition(t *testing.T) {
 // has one) and the Go loop give the definition's index and value for every
 // output, on planes with special values and on random ones, for windows
 // wider than the padding, windows that fall in the padding, strides above
-// the window, and planes narrower than the window.
+// the window, and planes narrower than the window. The planes: normal
+// values; half special values (NaNs throughout); special values without
+// NaN (ties, signed zeros, infinities: the overlapping strided kernel's
+// float comparisons); normal values with one NaN in the last row (that
+// kernel finds it after the other rows are done and starts over).
 func TestMaxPoolPlaneMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 11))
 	pool := specialFloats()
 	for _, tc := range []struct{ h, w, k, s, pad int }{
 		{112, 112, 3, 2, 1}, {32, 32, 2, 2, 0}, {7, 9, 3, 1, 1}, {5, 5, 3, 3, 2}, {1, 1, 1, 1, 0}, {3, 2, 4, 1, 3},
 		{17, 40, 5, 2, 2}, {8, 8, 2, 3, 1}, {3, 50, 3, 1, 0}, {2, 50, 3, 1, 0}, {6, 6, 6, 1, 0},
+		{56, 56, 3, 2, 1}, {4, 4, 3, 2, 1}, {9, 13, 3, 2, 0}, {7, 7, 4, 3, 2}, {3, 3, 5, 2, 2}, {6, 5, 3, 2, 3}, {11, 12, 5, 3, 4}, {2, 9, 3, 2, 1},
 	} {
-		for _, special := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%dx%d-k%d-s%d-p%d-special=%v", tc.h, tc.w, tc.k, tc.s, tc.pad, special), func(t *testing.T) {
+		var noNaN []float32
+		for _, v := range pool {
+			if v == v {
+				noNaN = append(noNaN, v)
+			}
+		}
+		for _, mode := range []string{"normal", "special", "special-no-nan", "one-nan"} {
+			t.Run(fmt.Sprintf("%dx%d-k%d-s%d-p%d-%s", tc.h, tc.w, tc.k, tc.s, tc.pad, mode), func(t *testing.T) {
 				in := make([]float32, tc.h*tc.w)
 				for i := range in {
-					if special && r.IntN(2) == 0 {
+					switch {
+					case mode == "special" && r.IntN(2) == 0:
 						in[i] = pool[r.IntN(len(pool))]
-					} else {
+					case mode == "special-no-nan" && r.IntN(4) != 0:
+						in[i] = noNaN[r.IntN(len(noNaN))]
+					default:
 						in[i] = float32(r.NormFloat64())
 					}
+				}
+				if mode == "one-nan" {
+					in[(tc.h-1)*tc.w+r.IntN(tc.w)] = float32(math.NaN())
 				}
 				in0 := slices.Clone(in)
 				oh, ow := max(0, ConvOut(tc.h, tc.k, tc.s, tc.pad)), max(0, ConvOut(tc.w, tc.k, tc.s, tc.pad))
