@@ -32,6 +32,10 @@ type BenchOptions struct {
 	Threads    int // 0: GOMAXPROCS
 	// MaterializeBudget for per-example gradients (floats per layer; 0: default).
 	MaterializeBudget int
+	// Noise is the private step's noise source: "" or dpsgd.ModeSecure
+	// (training's default, so the bench times what a run pays) or
+	// dpsgd.ModeSeeded.
+	Noise dpsgd.NoiseMode
 	// Comm, with several ranks, times the data-parallel step: each rank
 	// takes its share (dist.Partition) of the batch, the step ends with the
 	// all-reduce, and examples/s counts the whole batch.
@@ -47,7 +51,8 @@ type BenchResult struct {
 	Threads                  int               `json:"threads"`
 	Ranks                    int               `json:"ranks"`
 	GEMM                     string            `json:"gemm"`
-	Conv                     string            `json:"conv"` // convolution kernels: "onednn" or "im2col"
+	Conv                     string            `json:"conv"`  // convolution kernels: "onednn" or "im2col"
+	Noise                    string            `json:"noise"` // the private step's noise source: "secure" or "seeded"
 	PrivateExamplesPerSec    float64           `json:"private_examples_per_sec"`
 	NonprivateExamplesPerSec float64           `json:"nonprivate_examples_per_sec"`
 	Overhead                 float64           `json:"overhead"`
@@ -83,6 +88,13 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	if o.NumClasses < 2 {
 		return nil, fmt.Errorf("--classes %d: want ≥ 2", o.NumClasses)
 	}
+	if o.Noise == "" {
+		o.Noise = dpsgd.ModeSecure
+	}
+	noise, err := dpsgd.NewNoise(o.Noise, 1)
+	if err != nil {
+		return nil, fmt.Errorf("--noise: %w", err)
+	}
 	mc := nn.ModelConfig{Name: o.Model, NumClasses: o.NumClasses, InputShape: [3]int{o.Channels, o.ImageSize, o.ImageSize}, Stem: o.Stem, Seed: 1}
 	if err := checkModelMemory(mc, &Config{Optimizer: "momentum"}); err != nil {
 		return nil, err
@@ -101,7 +113,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	if o.BatchSize < comm.Size() {
 		return nil, collectiveErrorf("--batch-size %d: want at least one example per rank (%d ranks)", o.BatchSize, comm.Size())
 	}
-	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend, Conv: convKernels()}
+	res := &BenchResult{Model: o.Model, BatchSize: o.BatchSize, ImageSize: o.ImageSize, Stem: o.Stem, Threads: par.Threads(), Ranks: comm.Size(), GEMM: tensor.Backend, Conv: convKernels(), Noise: string(o.Noise)}
 	r := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(o.BatchSize, o.Channels, o.ImageSize, o.ImageSize)
 	for i := range x.Data {
@@ -127,7 +139,7 @@ func Bench(o BenchOptions) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	steppers := [2]stepper{&publicStep{model: m, comm: o.Comm}, &dpsgd.PrivateStep{Model: m, Noise: dpsgd.NewSeededNoise(1), MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
+	steppers := [2]stepper{&publicStep{model: m, comm: o.Comm}, &dpsgd.PrivateStep{Model: m, Noise: noise, MaterializeBudget: o.MaterializeBudget, Comm: o.Comm,
 		Config: dpsgd.PrivacyConfig{ClipNorm: 1, NoiseMultiplier: 1, ExpectedBatchSize: float64(o.BatchSize), SamplingRate: 1, AugMultiplicity: 1}}}
 	step := func(s stepper) (float64, error) {
 		t0 := time.Now()

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"dptrain/dist"
+	"dptrain/dpsgd"
 	"dptrain/train"
 )
 
@@ -26,6 +27,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Threads, "threads", 0, "threads (default all cores)")
 	fs.IntVar(&o.NumClasses, "classes", 10, "number of classes")
 	fs.IntVar(&o.MaterializeBudget, "materialize-budget", 0, "floats per layer for stored per-example gradients (0: default)")
+	noise := fs.String("noise", string(dpsgd.ModeSecure), "private step's noise: secure (training's default) or seeded")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -52,6 +54,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if bad != nil {
 		return bad
 	}
+	mode, err := dpsgd.ParseNoiseMode(*noise)
+	if err != nil {
+		return fmt.Errorf("--noise: %w", err)
+	}
+	o.Noise = mode
 	comm, err := dist.FromEnvironment()
 	if err != nil {
 		return err
@@ -77,7 +84,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if res.Ranks > 1 {
 		fmt.Fprintf(stdout, " × %d ranks", res.Ranks)
 	}
-	fmt.Fprintf(stdout, ", GEMM %s, convolutions %s\n", res.GEMM, res.Conv)
+	fmt.Fprintf(stdout, ", GEMM %s, convolutions %s, %s noise\n", res.GEMM, res.Conv, res.Noise)
 	fmt.Fprintf(stdout, "non-private: %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.NonprivateExamplesPerSec, res.NonprivateStepSecondsMed, res.NonprivatePeakRSSMiB)
 	fmt.Fprintf(stdout, "private:     %8.1f examples/s  (median step %.3f s, peak RSS %.0f MiB)\n", res.PrivateExamplesPerSec, res.PrivateStepSecondsMedian, res.PeakRSSMiB)
 	fmt.Fprintf(stdout, "overhead %.2fx time, %.2fx memory\n", res.Overhead, res.MemoryRatio)

@@ -45,22 +45,34 @@ func TestTrainCLIErrors(t *testing.T) {
 	}
 }
 
+// TestBenchJSON: bench --json prints one object with the rates, and its
+// private step draws the noise training uses by default (secure) unless
+// --noise says otherwise.
 func TestBenchJSON(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run([]string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--batch-size", "8", "--steps", "1", "--json"}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	var m map[string]any
-	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
-		t.Fatalf("not one JSON object: %v\n%s", err, out.String())
-	}
-	for _, k := range []string{"model", "batch_size", "image_size", "private_examples_per_sec", "nonprivate_examples_per_sec", "overhead", "peak_rss_mib"} {
-		if _, ok := m[k]; !ok {
-			t.Errorf("bench --json lacks %q", k)
+	for _, tc := range []struct{ flag, want string }{{"", "secure"}, {"--noise=seeded", "seeded"}, {"--noise=secure", "secure"}} {
+		args := []string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--batch-size", "8", "--steps", "1", "--json"}
+		if tc.flag != "" {
+			args = append(args, tc.flag)
 		}
-	}
-	if m["private_examples_per_sec"].(float64) <= 0 {
-		t.Errorf("private_examples_per_sec %v", m["private_examples_per_sec"])
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("not one JSON object: %v\n%s", err, out.String())
+		}
+		for _, k := range []string{"model", "batch_size", "image_size", "private_examples_per_sec", "nonprivate_examples_per_sec", "overhead", "peak_rss_mib", "noise"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("bench --json lacks %q", k)
+			}
+		}
+		if v, _ := m["private_examples_per_sec"].(float64); v <= 0 {
+			t.Errorf("private_examples_per_sec %v", m["private_examples_per_sec"])
+		}
+		if m["noise"] != tc.want {
+			t.Errorf("%v: noise %v, want %q", args, m["noise"], tc.want)
+		}
 	}
 }
 

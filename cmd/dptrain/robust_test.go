@@ -142,6 +142,7 @@ func TestProbeInputsGiveErrorsNotPanics(t *testing.T) {
 		{"L4 threads", with("--threads=100000", "--out", out()), "threads: 100000"},
 		{"L4 eval extra argument", []string{"eval", "--checkpoint", p.run, "--data", p.mnist, "extra"}, `unexpected argument "extra"`},
 		{"L4 bench classes 0", []string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--classes", "0"}, "--classes 0"},
+		{"bench noise mode", []string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--noise", "pseudo"}, "--noise: want one of seeded, secure"},
 		{"L4 bench steps 0", []string{"bench", "--model", "cnn-mnist", "--image-size", "28", "--steps", "0"}, "--steps 0"},
 		{"L4 demo target epsilon", []string{"demo", "--target-epsilon=-1", "--out", out()}, "--target-epsilon -1"},
 		{"L4 demo epochs NaN", []string{"demo", "--epochs=NaN", "--out", out()}, "--epochs NaN"},
