@@ -259,6 +259,8 @@ type worker struct {
 	pcg rand.PCG
 	rnd *rand.Rand
 	cha rand.ChaCha8
+	// words holds one block of the secure sampler's words (secureFill).
+	words []uint64
 }
 
 var workerSlot = par.NewSlotKey()

@@ -283,24 +283,6 @@ func TestSecureGrid(t *testing.T) {
 	}
 }
 
-func TestUniformOpenRange(t *testing.T) {
-	var w worker
-	w.cha.Seed([32]byte{1})
-	lo, hi := 1.0, 0.0
-	for range 1 << 16 {
-		u := w.uniformOpen()
-		if !(u > 0 && u <= 1) {
-			t.Fatalf("uniformOpen = %v outside (0, 1]", u)
-		}
-		lo, hi = min(lo, u), max(hi, u)
-	}
-	// 65536 draws: the extremes are within 1e-3 of the ends with
-	// probability 1 − 2·(1 − 1e-3)^65536 ≈ 1 − 1e-28.
-	if lo > 1e-3 || hi < 1-1e-3 {
-		t.Errorf("uniformOpen range [%v, %v] too narrow", lo, hi)
-	}
-}
-
 func TestNoiseAllocs(t *testing.T) {
 	d := make([]float32, 4*noiseChunk)
 	for _, src := range []NoiseSource{NewSeededNoise(1), NewSecureNoise()} {

@@ -46,15 +46,27 @@ const secureGridBits = 30
 //
 // What remains is how closely the sampler gives each grid cell of width g
 // (2^-30 std) its Gaussian probability. Z comes from the Box–Muller
-// transform on uniforms with full relative precision (the radius uniform takes a second 64-bit word
-// when it is below 2^-11, so the tails are resolved too) and a 53-bit angle:
-// each grid cell holds on the order of 2^15 or more distinct sampler
-// outputs, in contrast to the few a naive sampler offers at float32 scale.
+// transform on uniforms with full relative precision (the radius uniform
+// takes a second 64-bit word when its first is below 2^53, u < 2^-11, so
+// the tails are resolved too) and a 53-bit angle: each grid cell holds on
+// the order of 2^15 or more distinct sampler outputs, in contrast to the
+// few a naive sampler offers at float32 scale. The logarithm and the sine
+// and cosine of the angle (a fraction of a turn, reduced to [−π/4, π/4]
+// exactly) are the sampler's own (gauss.go: fdlibm's polynomials), within
+// 1 ulp of 256-bit references (TestLogUnitAccuracy, TestSinCosTurnAccuracy),
+// so z is off by a few units of 2^-53·|z|, of order 2^-22·|z| of a grid
+// cell. Words
+// are drawn in blocks of 1,024 pairs (radius words, then angle words; a
+// pair's elements are i and 1,024 + i of its block) and a block is
+// released by one branch-free loop, in C with AVX-512 where the CPU has it
+// (the same bits as the Go loop: TestGaussPairsCMatchesGo), its few pairs
+// with a small radius word afterwards (TestFixFlagged,
+// TestSecurePairsRayleigh).
 //
 // Limitations (documented, not hidden): the bound on the per-cell error is
 // an engineering argument from the sampler's resolution and the accuracy of
-// math.Log/Sqrt/Sincos (about 1 ulp), not an exact sampler with a proof as
-// the discrete Gaussian of Canonne, Kamath & Steinke (2020) would be, and
+// its logarithm, square root and sine/cosine (within 1 ulp), not an exact
+// sampler with a proof as the discrete Gaussian of Canonne, Kamath & Steinke (2020) would be, and
 // the float64 sum x + std·Z is itself rounded before the snap. That is
 // harmless while |x| ≤ 2^22·std: the sum is then below 2^53·g (but for
 // the noise), so its float64 spacing is at most g, the rounded sum lies on
@@ -68,7 +80,8 @@ const secureGridBits = 30
 // N ≤ 2^22·σ. The code is not constant-time (a timing channel would
 // have to observe the generator, which is keyed freshly per chunk). Secure
 // noise is not reproducible: its saved state only records the mode, and a
-// resumed run draws fresh noise. It is about twice as slow as SeededNoise.
+// resumed run draws fresh noise. With the C loop it costs about what
+// SeededNoise does; in Go alone about three times as much.
 type SecureNoise struct {
 	calls uint64
 	keys  []byte
@@ -149,56 +162,37 @@ func (j *secureJob) Run(lo, hi int, pw *par.Worker) {
 	clear(key[:])
 }
 
-// secureFill releases every element of one chunk, consuming Box–Muller
-// pairs from w.cha in order (the same variates whatever T is).
+// secureFill releases every element of one chunk, in blocks of up to
+// gaussBlock pairs: 2·np words drawn from w.cha (np radius words, then np
+// angle words), the block released by gaussPairs (the C loop where there
+// is one) and its few flagged pairs by fixFlagged, which draws their second
+// radius words next. An odd last element takes a pair of its own.
 func secureFill[T float32 | float64](j *secureJob, w *worker, d []T) {
-	i := 0
-	for ; i+1 < len(d); i += 2 {
-		z0, z1 := w.boxMuller()
-		d[i] = T(j.release(float64(d[i]), z0))
-		d[i+1] = T(j.release(float64(d[i+1]), z1))
+	if w.words == nil {
+		w.words = make([]uint64, 2*gaussBlock)
 	}
-	if i < len(d) {
-		z0, _ := w.boxMuller()
-		d[i] = T(j.release(float64(d[i]), z0))
-	}
-}
-
-// release returns y = g·round((x + std·z)/g) in float64.
-func (j *secureJob) release(x, z float64) float64 {
-	return j.snap(x + j.std*z)
-}
-
-// snap returns g·round(v/g), ties to even; the product is exact (g is a
-// power of two), so the result is a multiple of g.
-func (j *secureJob) snap(v float64) float64 {
-	return math.RoundToEven(v*j.invG) * j.g
-}
-
-// boxMuller returns two independent standard normal variates from w.cha.
-func (w *worker) boxMuller() (float64, float64) {
-	u := w.uniformOpen()
-	r := math.Sqrt(-2 * math.Log(u))
-	a := float64(w.cha.Uint64()>>11) * 0x1p-53
-	sin, cos := math.Sincos(2 * math.Pi * a)
-	return r * cos, r * sin
-}
-
-// uniformOpen returns a uniform variate on (0, 1] with a relative
-// precision of 2^-53 down to 2^-117: one 64-bit word m gives m·2^-64 (to
-// nearest float64), and when m < 2^53 a second word supplies the low bits.
-func (w *worker) uniformOpen() float64 {
-	for {
-		m := w.cha.Uint64()
-		if m >= 1<<53 {
-			return float64(m) * 0x1p-64
+	for len(d) >= 2 {
+		np := min(gaussBlock, len(d)/2)
+		words := w.words[:2*np]
+		for i := range words {
+			words[i] = w.cha.Uint64()
 		}
-		u := (float64(m) + float64(w.cha.Uint64())*0x1p-64) * 0x1p-64
-		if u > 0 {
-			return u
+		blk := d[:2*np]
+		if gaussPairs(blk, words, j.std, j.g, j.invG) > 0 {
+			fixFlagged(blk, words, &w.cha, j.std, j.g, j.invG)
 		}
+		d = d[2*np:]
 	}
+	if len(d) == 1 {
+		z0, _ := gaussPair(radiusUniform(&w.cha), w.cha.Uint64())
+		d[0] = T(releaseOne(float64(d[0]), z0, j.std, j.g, j.invG))
+	}
+	clear(w.words)
 }
+
+// snap returns g·round(v/g), ties to even: the release of v with no noise
+// (releaseOne with z = 0), the snapping that every release applies.
+func (j *secureJob) snap(v float64) float64 { return releaseOne(v, 0, j.std, j.g, j.invG) }
 
 const secureMagic = "dpsgd.noise.secure.v1\x00"
 
