@@ -106,6 +106,18 @@ static inline TARGET vd release8(vd x, vd z, double std, double g, double invg) 
 	return round_even((x + splat(std) * z) * splat(invg)) * splat(g);
 }
 
+// step8 releases eight pairs (radius words m, angle words a) onto x0 and
+// x1, keeping the lanes whose radius word is below 2^53; it returns those
+// lanes' mask.
+static inline TARGET vl step8(vu m, vu a, vd *x0, vd *x1, double std, double g, double invg) {
+	vd z0, z1;
+	pair8(m, a, &z0, &z1);
+	vl fl = (vl)(m < usplat(1ull << 53));
+	*x0 = sel(fl, *x0, release8(*x0, z0, std, g, invg));
+	*x1 = sel(fl, *x1, release8(*x1, z1, std, g, invg));
+	return fl;
+}
+
 int dp_gauss_supported(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
 
 // The kernels release pairs [0, count) of a block of np pairs (count a
@@ -113,22 +125,17 @@ int dp_gauss_supported(void) { return __builtin_cpu_supports("avx512f") && __bui
 // (angle), added to d[i] and d[np+i]; pairs whose radius word is below 2^53
 // keep d and are counted (gauss.go's fixFlagged releases them).
 TARGET long dp_gauss_pairs_f64(double *d, const uint64_t *words, long np, long count, double std, double g, double invg) {
-	vu one_word = usplat(1ull << 53);
 	vl flagged = {0};
 	for (long i = 0; i + 8 <= count; i += 8) {
 		vu m, a;
-		vd x0, x1, z0, z1;
+		vd x0, x1;
 		memcpy(&m, words + i, 64);
 		memcpy(&a, words + np + i, 64);
 		memcpy(&x0, d + i, 64);
 		memcpy(&x1, d + np + i, 64);
-		pair8(m, a, &z0, &z1);
-		vl fl = (vl)(m < one_word);
-		x0 = sel(fl, x0, release8(x0, z0, std, g, invg));
-		x1 = sel(fl, x1, release8(x1, z1, std, g, invg));
+		flagged -= step8(m, a, &x0, &x1, std, g, invg);
 		memcpy(d + i, &x0, 64);
 		memcpy(d + np + i, &x1, 64);
-		flagged -= fl;
 	}
 	long n = 0;
 	for (int l = 0; l < 8; l++) n += flagged[l];
@@ -137,27 +144,21 @@ TARGET long dp_gauss_pairs_f64(double *d, const uint64_t *words, long np, long c
 
 TARGET long dp_gauss_pairs_f32(float *d, const uint64_t *words, long np, long count, double std, double g, double invg) {
 	typedef float vf __attribute__((vector_size(32)));
-	vu one_word = usplat(1ull << 53);
 	vl flagged = {0};
 	for (long i = 0; i + 8 <= count; i += 8) {
 		vu m, a;
 		vf f0, f1;
-		vd z0, z1;
 		memcpy(&m, words + i, 64);
 		memcpy(&a, words + np + i, 64);
 		memcpy(&f0, d + i, 32);
 		memcpy(&f1, d + np + i, 32);
 		vd x0 = __builtin_convertvector(f0, vd), x1 = __builtin_convertvector(f1, vd);
-		pair8(m, a, &z0, &z1);
-		vl fl = (vl)(m < one_word);
 		// float32 → float64 → float32 is exact: a flagged pair comes back unchanged.
-		x0 = sel(fl, x0, release8(x0, z0, std, g, invg));
-		x1 = sel(fl, x1, release8(x1, z1, std, g, invg));
+		flagged -= step8(m, a, &x0, &x1, std, g, invg);
 		f0 = __builtin_convertvector(x0, vf);
 		f1 = __builtin_convertvector(x1, vf);
 		memcpy(d + i, &f0, 32);
 		memcpy(d + np + i, &f1, 32);
-		flagged -= fl;
 	}
 	long n = 0;
 	for (int l = 0; l < 8; l++) n += flagged[l];
