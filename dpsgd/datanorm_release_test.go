@@ -24,6 +24,10 @@ const (
 	a1S = 0x1p-19
 )
 
+// snap returns g·round(v/g), ties to even: the snapping every secure
+// release applies (releaseOne with z = 0).
+func (j *secureJob) snap(v float64) float64 { return releaseOne(v, 0, j.std, j.g, j.invG) }
+
 // a1Release is the release arithmetic as a function of the sum M and the
 // noise value t.
 type a1Release func(j *secureJob, M, t float64) float32

@@ -55,9 +55,8 @@ const secureGridBits = 30
 // exactly) are the sampler's own (gauss.go: fdlibm's polynomials), within
 // 1 ulp of 256-bit references (TestLogUnitAccuracy, TestSinCosTurnAccuracy),
 // so z is off by a few units of 2^-53·|z|, of order 2^-22·|z| of a grid
-// cell. Words
-// are drawn in blocks of 1,024 pairs (radius words, then angle words; a
-// pair's elements are i and 1,024 + i of its block) and a block is
+// cell. Words are drawn in blocks of 1,024 pairs (radius words, then angle
+// words; a pair's elements are i and 1,024 + i of its block) and a block is
 // released by one branch-free loop, in C with AVX-512 where the CPU has it
 // (the same bits as the Go loop: TestGaussPairsCMatchesGo), its few pairs
 // with a small radius word afterwards (TestFixFlagged,
@@ -66,8 +65,8 @@ const secureGridBits = 30
 // Limitations (documented, not hidden): the bound on the per-cell error is
 // an engineering argument from the sampler's resolution and the accuracy of
 // its logarithm, square root and sine/cosine (within 1 ulp), not an exact
-// sampler with a proof as the discrete Gaussian of Canonne, Kamath & Steinke (2020) would be, and
-// the float64 sum x + std·Z is itself rounded before the snap. That is
+// sampler with a proof as the discrete Gaussian of Canonne, Kamath &
+// Steinke (2020) would be, and the float64 sum x + std·Z is itself rounded before the snap. That is
 // harmless while |x| ≤ 2^22·std: the sum is then below 2^53·g (but for
 // the noise), so its float64 spacing is at most g, the rounded sum lies on
 // a grid that g is a multiple of, and the snap gives the cell of the exact sum except within one
@@ -189,10 +188,6 @@ func secureFill[T float32 | float64](j *secureJob, w *worker, d []T) {
 	}
 	clear(w.words)
 }
-
-// snap returns g·round(v/g), ties to even: the release of v with no noise
-// (releaseOne with z = 0), the snapping that every release applies.
-func (j *secureJob) snap(v float64) float64 { return releaseOne(v, 0, j.std, j.g, j.invG) }
 
 const secureMagic = "dpsgd.noise.secure.v1\x00"
 
