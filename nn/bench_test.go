@@ -218,8 +218,8 @@ func timeLayers(ls []Layer, prefix string) []*timedLayer {
 
 // BenchmarkLayerTimes breaks a training step (forward, backward; private:
 // per-example norms, then the clipped sum) down by layer: with -v it logs
-// each layer's forward and backward milliseconds per step and the totals by
-// kind of layer (conv, groupnorm, activation, …), and reports the share of
+// each layer's forward and backward milliseconds per step (private: and its
+// share of the clipped sum, "clip") and the totals by kind of layer (conv, groupnorm, activation, …), and reports the share of
 // convolutions as a metric.
 func BenchmarkLayerTimes(b *testing.B) {
 	for _, tc := range []struct {
@@ -245,15 +245,21 @@ func BenchmarkLayerTimes(b *testing.B) {
 				}
 				var loss SoftmaxCrossEntropy
 				var clip time.Duration
+				clipOf := map[Layer]time.Duration{} // each layer's share of the clipped sum
 				step := func() {
 					loss.Forward(m.Forward(x, true), labels)
 					dy := loss.Backward([]float32{1})
 					m.ZeroGrad()
 					if private {
 						m.BackwardPerExample(dy, PerExampleOptions{})
-						t0 := time.Now()
-						m.AccumulateClipped(coef)
-						clip += time.Since(t0)
+						// Model.AccumulateClipped, one layer at a time.
+						for _, l := range m.ctx.Layers {
+							t0 := time.Now()
+							l.AccumulateClipped(coef)
+							d := time.Since(t0)
+							clip += d
+							clipOf[l] += d
+						}
 					} else {
 						m.Backward(dy)
 					}
@@ -263,6 +269,7 @@ func BenchmarkLayerTimes(b *testing.B) {
 					t.fwd, t.bwd = 0, 0
 				}
 				clip = 0
+				clear(clipOf)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					step()
@@ -278,7 +285,11 @@ func BenchmarkLayerTimes(b *testing.B) {
 						kind = "residual-add"
 					}
 					kinds[kind] += f + bw
-					lines = append(lines, fmt.Sprintf("%-16s %-40.40s fwd %8.2f ms  bwd %8.2f ms", t.path, t.Describe(), per(f), per(bw)))
+					line := fmt.Sprintf("%-16s %-40.40s fwd %8.2f ms  bwd %8.2f ms", t.path, t.Describe(), per(f), per(bw))
+					if d, ok := clipOf[t.Layer]; ok {
+						line += fmt.Sprintf("  clip %7.2f ms", per(d))
+					}
+					lines = append(lines, line)
 				}
 				kinds["clipped-sum"] = clip
 				var accounted time.Duration
