@@ -75,11 +75,12 @@ type Conv2d struct {
 	scratch      []convScratch // one per worker
 	rule         NormRule      // of the last PerExample backward
 	group        int
-	stored       []float32            // materialize-stored: m × storedLen (storedLen: Cout·d, or the blocked layout's Len)
-	storedPlan   *tensor.ConvPlan     // non-nil: stored arrays in this plan's row-blocked layout (storedBlk)
-	storedBlk    tensor.BlockedLayout // the layout of storedPlan's weight gradients
-	wsBlk        []float32            // Ŵ in storedBlk's layout (WS with storedPlan)
-	bgrad        []float32            // per-example bias gradients: m × Cout
+	stored       []float32                  // materialize-stored: m × storedLen (storedLen: Cout·d, or the blocked layout's Len)
+	storedPlan   storedKernel               // non-nil: stored arrays in this kernel's layout (storedBlk)
+	storedBlk    tensor.BlockedLayout       // the layout of storedPlan's weight gradients
+	wsBlk        []float32                  // Ŵ in storedBlk's layout (WS with storedPlan)
+	wino2        *tensor.WinogradWeightGrad // the stored rule's F(2×2, 3×3) kernel of the last shape (storedKernelFor)
+	bgrad        []float32                  // per-example bias gradients: m × Cout
 	sq           []float64
 	rows         []int // batch rows of the chunks (identity, or the active rows)
 	pix          pixelMap

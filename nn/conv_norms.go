@@ -35,21 +35,24 @@ func (c *Conv2d) backwardPerExample(dy *tensor.Tensor, ctx *BackwardContext, k, 
 	if pixel {
 		c.pix.build(c, h, w, k)
 	}
-	// The stored rule forms ∇W_j with the kernels' backward-weights on the
-	// example's k rows when the layer has plans: no patch matrix needed.
-	// Where the kernel's own layout of ∇W_j is row-blocked, the kept arrays
-	// stay in it (no reorder per example): their norms are per-row sums
-	// over lanes, and the clipped sum is reordered once.
-	storedPlanned := wTrain && c.rule == RuleMaterializeStored && c.planFor(k) != nil
+	// The stored rule forms ∇W_j with a backward-weights kernel on the
+	// example's k rows when the layer has one (storedKernelFor, or the
+	// plans'): no patch matrix needed. Where the kernel's own layout of
+	// ∇W_j is row-blocked, the kept arrays stay in it (no reorder per
+	// example): their norms are per-row sums over lanes, and the clipped
+	// sum is reordered once.
 	c.storedPlan = nil
-	if storedPlanned {
-		pl := c.planFor(k)
-		if l, ok := pl.WeightGradLayout(); ok {
-			c.storedPlan, c.storedBlk = pl, l
+	storedPlanned := false
+	if wTrain && c.rule == RuleMaterializeStored {
+		if sk, l := c.storedKernelFor(k, h, w); sk != nil {
+			storedPlanned = true
+			c.storedPlan, c.storedBlk = sk, l
 			if c.WS {
 				c.wsBlk = tensor.EnsureSlice(c.wsBlk, l.Len)
-				pl.BlockWeightGrad(c.wsBlk, c.wEff)
+				sk.BlockWeightGrad(c.wsBlk, c.wEff)
 			}
+		} else {
+			storedPlanned = c.planFor(k) != nil
 		}
 	}
 	if c.rule == RuleMaterializeStored && wTrain {

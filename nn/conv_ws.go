@@ -195,7 +195,9 @@ func (st wsRowStats) correction(n, gw, sg, eSig, rho, eRho float64) (est, lo flo
 // A blocked array (c.storedPlan) has its rows' sums taken over lanes
 // against Ŵ in the same layout (tensor.WSBlockedRowStats), each row's sum
 // over Chunk/Block ≥ d terms (zero padding adds exact zeros); γ is taken
-// for that many.
+// for that many. With Block 1 (the F(2×2, 3×3) kernel's layout: each row
+// its d values, permuted) the rows are summed as plain ones, against Ŵ
+// permuted alike: the same sums in another order.
 func (c *Conv2d) storedWSSq(sc *convScratch, g []float32) float64 {
 	p, d := c.Cout, c.d()
 	n := float64(d)
@@ -204,10 +206,16 @@ func (c *Conv2d) storedWSSq(sc *convScratch, g []float32) float64 {
 	}
 	stats := sc.wsStats[:p]
 	terms := d
-	if c.storedPlan != nil {
+	switch {
+	case c.storedPlan != nil && c.storedBlk.Block == 1:
+		// Rows of d contiguous floats, in the kernel's order within a row.
+		for o := range stats {
+			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], c.wsBlk[o*d:(o+1)*d])
+		}
+	case c.storedPlan != nil:
 		tensor.WSBlockedRowStats(stats, g, c.wsBlk, c.storedBlk)
 		terms = c.storedBlk.Chunk / c.storedBlk.Block
-	} else {
+	default:
 		for o := range stats {
 			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], c.wEff[o*d:(o+1)*d])
 		}

@@ -113,6 +113,16 @@ func BenchmarkConvWinograd(b *testing.B) {
 		{N: 8, Cin: 128, H: 16, W: 16, Cout: 128, K: 3, Stride: 1, Pad: 1},
 		{N: 8, Cin: 256, H: 8, W: 8, Cout: 256, K: 3, Stride: 1, Pad: 1},
 		{N: 2, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+		// cnn-cifar's stored layers: one example per call and a batch chunk.
+		{N: 1, Cin: 3, H: 32, W: 32, Cout: 32, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 32, H: 32, W: 32, Cout: 32, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 32, H: 16, W: 16, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 64, H: 32, W: 32, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 64, H: 8, W: 8, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 128, H: 8, W: 8, Cout: 128, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 32, H: 32, W: 32, Cout: 32, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 64, H: 16, W: 16, Cout: 64, K: 3, Stride: 1, Pad: 1},
+		{N: 16, Cin: 64, H: 16, W: 16, Cout: 64, K: 3, Stride: 1, Pad: 1},
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, s := range shapes {
@@ -126,6 +136,17 @@ func BenchmarkConvWinograd(b *testing.B) {
 		dx := make([]float32, len(x))
 		dw := make([]float32, len(w))
 		flops := 2 * float64(s.N*t*d*s.Cout)
+		if k := NewWinogradWeightGrad(s); k != nil {
+			own := make([]float32, k.Layout().Len)
+			b.Run(fmt.Sprintf("N%d-%dx%dx%d-to%d/backward-weights/f2x2", s.N, s.Cin, s.H, s.W, s.Cout), func(b *testing.B) {
+				k.BackwardWeightsBlocked(own, x, dy)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					k.BackwardWeightsBlocked(own, x, dy)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 		for _, wino := range []WinogradOps{0, WinogradAll} {
 			ws := s
 			ws.Winograd = wino

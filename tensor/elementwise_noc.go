@@ -44,3 +44,9 @@ func gramAVX512() bool { return false }
 func maxPoolPlaneC(out []float32, arg []int32, in []float32, h, w, oh, ow, k, stride, pad int) {
 	panic("tensor: no C kernels")
 }
+
+func wino2Supported() bool                   { return false }
+func wino2BufLen(n, cin, h, w, cout int) int { return 0 }
+func wino2C(dw, x, dy []float32, n, cin, h, w, cout int, buf []float32) {
+	panic("tensor: no C kernels")
+}
