@@ -20,6 +20,7 @@
 // channels) and output gradient, and the 16 sums of one block of input
 // channels (M, [ξ][o][IB]).
 
+#include <immintrin.h>
 #include <string.h>
 #include "wino2_c.h"
 
@@ -95,19 +96,50 @@ __attribute__((target("avx512f"))) static void transform_dy(float *U, const floa
 		}
 }
 
-// to_hwc copies the c×h×w planes of src into dst as rows of c channels,
-// pixel (y, z) at dst[(y + off)·ldr + (z + off)·c], in 16×16 blocks.
-static void to_hwc(float *dst, const float *src, long c, long h, long w, long ldr, long off) {
-	for (long y = 0; y < h; y++)
-		for (long z0 = 0; z0 < w; z0 += 16) {
-			long ze = z0 + 16 < w ? z0 + 16 : w;
+// transpose16 stores the 16×16 block whose row r (16 floats) is at
+// src + r·lds as 16 rows of dst, row z at dst + z·ldd (row z holds column
+// z of the block): unpacks of 32- and 64-bit pairs, then 128-bit lanes.
+__attribute__((target("avx512f"))) static void transpose16(float *dst, long ldd, const float *src, long lds) {
+	__m512 r[16], a[16], b[16];
+	for (int k = 0; k < 16; k++) r[k] = _mm512_loadu_ps(src + k * lds);
+	for (int k = 0; k < 8; k++) {
+		a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+		a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+	}
+	// b[4k+c], 128-bit lane l: rows 4k … 4k+3 of column 4l+c.
+	for (int k = 0; k < 4; k++) {
+		__m512d a0 = _mm512_castps_pd(a[4 * k]), a1 = _mm512_castps_pd(a[4 * k + 1]);
+		__m512d a2 = _mm512_castps_pd(a[4 * k + 2]), a3 = _mm512_castps_pd(a[4 * k + 3]);
+		b[4 * k + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+		b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+		b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+		b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+	}
+	for (int c = 0; c < 4; c++) {
+		__m512 s0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), s1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+		__m512 s2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88), s3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+		_mm512_storeu_ps(dst + (0 + c) * ldd, _mm512_shuffle_f32x4(s0, s2, 0x88));
+		_mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(s0, s2, 0xDD));
+		_mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(s1, s3, 0x88));
+		_mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(s1, s3, 0xDD));
+	}
+}
+
+// to_hwc copies the c×h×w planes of src (c a multiple of 16) into dst as
+// rows of c channels, pixel (y, z) at dst[(y + off)·ldr + (z + off)·c]:
+// 16×16 blocks, the columns past the last full block one by one.
+__attribute__((target("avx512f"))) static void to_hwc(float *dst, const float *src, long c, long h, long w, long ldr, long off) {
+	for (long y = 0; y < h; y++) {
+		long z0 = 0;
+		for (; z0 + 16 <= w; z0 += 16)
 			for (long i0 = 0; i0 < c; i0 += 16)
-				for (long i = i0; i < i0 + 16; i++) {
-					const float *s = src + (i * h + y) * w;
-					float *d = dst + (y + off) * ldr + i;
-					for (long z = z0; z < ze; z++) d[(z + off) * c] = s[z];
-				}
+				transpose16(dst + (y + off) * ldr + (z0 + off) * c + i0, c, src + (i0 * h + y) * w + z0, h * w);
+		for (long i = 0; i < c; i++) {
+			const float *s = src + (i * h + y) * w;
+			float *d = dst + (y + off) * ldr + i;
+			for (long z = z0; z < w; z++) d[(z + off) * c] = s[z];
 		}
+	}
 }
 
 // sums_NV adds, for one ξ and one block of IB = 16·NV input channels, the
