@@ -225,7 +225,7 @@ func BenchmarkLayerTimes(b *testing.B) {
 	for _, tc := range []struct {
 		model              string
 		chans, size, batch int
-	}{{"scatternet-cnn", 1, 28, 512}, {"scatternet-cnn", 3, 32, 512}, {"cnn-cifar", 3, 32, 256}, {"wrn-16-4", 3, 32, 128}, {"resnet18", 3, 32, 128}, {"resnet18", 3, 224, 16}} {
+	}{{"scatternet-cnn", 1, 28, 512}, {"scatternet-cnn", 3, 32, 512}, {"cnn-cifar", 3, 32, 256}, {"wrn-16-4", 3, 32, 128}, {"resnet18", 3, 32, 128}, {"resnet18", 3, 224, 16}, {"resnet18", 3, 224, 32}} {
 		for _, private := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s-%d-b%d-private=%v", tc.model, tc.size, tc.batch, private), func(b *testing.B) {
 				m, err := NewModel(ModelConfig{Name: tc.model, NumClasses: 10, InputShape: [3]int{tc.chans, tc.size, tc.size}, Seed: 1})

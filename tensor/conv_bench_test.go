@@ -113,6 +113,9 @@ func BenchmarkConvWinograd(b *testing.B) {
 		{N: 8, Cin: 128, H: 16, W: 16, Cout: 128, K: 3, Stride: 1, Pad: 1},
 		{N: 8, Cin: 256, H: 8, W: 8, Cout: 256, K: 3, Stride: 1, Pad: 1},
 		{N: 2, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+		{N: 1, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 512, H: 7, W: 7, Cout: 512, K: 3, Stride: 1, Pad: 1},
+		{N: 8, Cin: 256, H: 14, W: 14, Cout: 256, K: 3, Stride: 1, Pad: 1},
 		// cnn-cifar's stored layers: one example per call and a batch chunk.
 		{N: 1, Cin: 3, H: 32, W: 32, Cout: 32, K: 3, Stride: 1, Pad: 1},
 		{N: 1, Cin: 32, H: 32, W: 32, Cout: 32, K: 3, Stride: 1, Pad: 1},
