@@ -48,9 +48,9 @@ func TestWinogradWeightGradMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, s := range []ConvShape{
 		{N: 1, Cin: 16, H: 4, W: 4, Cout: 16},
-		{N: 1, Cin: 16, H: 5, W: 3, Cout: 32}, // odd sizes: partial tiles
-		{N: 2, Cin: 32, H: 7, W: 8, Cout: 48}, // two images summed; 8 rows per tile
-		{N: 1, Cin: 48, H: 1, W: 1, Cout: 16}, // one pixel
+		{N: 1, Cin: 16, H: 5, W: 3, Cout: 32},  // odd sizes: partial tiles
+		{N: 2, Cin: 32, H: 7, W: 8, Cout: 48},  // two images summed; 8 rows per tile
+		{N: 1, Cin: 48, H: 1, W: 1, Cout: 16},  // one pixel
 		{N: 2, Cin: 32, H: 3, W: 21, Cout: 16}, // a 16-column block and five columns after it
 		{N: 1, Cin: 64, H: 9, W: 6, Cout: 32},
 		{N: 3, Cin: 128, H: 4, W: 5, Cout: 16},
