@@ -219,8 +219,9 @@ func timeLayers(ls []Layer, prefix string) []*timedLayer {
 // BenchmarkLayerTimes breaks a training step (forward, backward; private:
 // per-example norms, then the clipped sum) down by layer: with -v it logs
 // each layer's forward and backward milliseconds per step (private: and its
-// share of the clipped sum, "clip") and the totals by kind of layer (conv, groupnorm, activation, …), and reports the share of
-// convolutions as a metric.
+// share of the clipped sum, "clip") and the totals by kind of layer (conv,
+// groupnorm, activation, …), and reports the share of convolutions as a
+// metric.
 func BenchmarkLayerTimes(b *testing.B) {
 	for _, tc := range []struct {
 		model              string

@@ -18,8 +18,8 @@ type storedKernel interface {
 // wino2MaxCols is the most output positions per call (k·H·W, stride 1) at
 // which the stored rule takes the F(2×2, 3×3) kernel: at 16² and below it
 // beat oneDNN's direct and Winograd backward-weights for one example on
-// every channel count measured (BENCHMARKS.md, "Per-example F(2×2, 3×3) weight gradients for the stored rule");
-// at 28² and 32² it tied or lost. A rule on the shape alone, so a run's
+// every channel count measured (BENCHMARKS.md, "Per-example F(2×2, 3×3)
+// weight gradients for the stored rule"); at 28² and 32² it tied or lost. A rule on the shape alone, so a run's
 // bits do not depend on the machine's speed.
 const wino2MaxCols = 400
 

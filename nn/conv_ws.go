@@ -206,18 +206,16 @@ func (c *Conv2d) storedWSSq(sc *convScratch, g []float32) float64 {
 	}
 	stats := sc.wsStats[:p]
 	terms := d
-	switch {
-	case c.storedPlan != nil && c.storedBlk.Block == 1:
-		// Rows of d contiguous floats, in the kernel's order within a row.
-		for o := range stats {
-			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], c.wsBlk[o*d:(o+1)*d])
-		}
-	case c.storedPlan != nil:
+	if c.storedPlan != nil && c.storedBlk.Block > 1 {
 		tensor.WSBlockedRowStats(stats, g, c.wsBlk, c.storedBlk)
 		terms = c.storedBlk.Chunk / c.storedBlk.Block
-	default:
+	} else {
+		w := c.wEff
+		if c.storedPlan != nil {
+			w = c.wsBlk // Block 1: each row's d values in the kernel's order, Ŵ alike
+		}
 		for o := range stats {
-			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], c.wEff[o*d:(o+1)*d])
+			stats[o] = tensor.WSRowStats(g[o*d:(o+1)*d], w[o*d:(o+1)*d])
 		}
 	}
 	gd := gamma(terms, unit64)
